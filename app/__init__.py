@@ -1,0 +1,1 @@
+"""dlserve: the FastAPI service (registry, auth, inference) and the pieces workers share with it."""

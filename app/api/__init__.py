@@ -1,0 +1,1 @@
+"""HTTP routes. Thin: parse, call a service function, commit, shape the answer."""

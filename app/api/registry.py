@@ -1,0 +1,100 @@
+"""Model registry routes: /v1/models/..."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, Response, UploadFile, status
+
+from app.api.deps import AnyKey, SessionDep, SettingsDep, StoreDep, TrainKey
+from app.api.schemas import (
+    AliasIn,
+    AliasOut,
+    ModelOut,
+    ModelSummary,
+    VersionOut,
+    alias_out,
+    model_out,
+    model_summary,
+    version_out,
+)
+from app.errors import Unprocessable
+from app.registry import service
+from app.registry.onnx_inspect import inspect_model
+
+router = APIRouter(prefix="/v1/models", tags=["registry"])
+
+
+@router.post("/{name}/versions", status_code=status.HTTP_201_CREATED, response_model=VersionOut)
+def upload_version(
+    name: str, _: TrainKey, session: SessionDep, store: StoreDep, settings: SettingsDep, response: Response,
+    file: Annotated[UploadFile, File(description="a self-contained .onnx file")],
+    task: Annotated[str, Form(description="classification, detection, captioning, translation, ...")],
+    metadata: Annotated[str | None, Form(description="JSON object: labels, preprocessing, thresholds...")] = None,
+) -> VersionOut:
+    service.check_name(name)
+    service.check_task(task)
+    meta = _parse_metadata(metadata)
+    with store.staged_copy(file.file, settings.max_model_bytes) as (path, sha256, size):
+        signature = inspect_model(path)
+        version = service.register_version(
+            session, store, name=name, task=task, staged_file=path, sha256=sha256, size_bytes=size,
+            signature=signature, metadata=meta,
+        )
+    try:
+        session.commit()
+    except BaseException:
+        store.remove(version.artifact_uri)
+        raise
+    response.headers["Location"] = f"/v1/models/{name}/versions/{version.version}"
+    return version_out(version)
+
+
+def _parse_metadata(text: str | None) -> dict[str, Any]:
+    if text is None or not text.strip():
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise Unprocessable(f"field 'metadata' is not valid JSON: {e}", field="metadata") from e
+    if not isinstance(value, dict):
+        raise Unprocessable("field 'metadata' must be a JSON object", field="metadata")
+    return value
+
+
+@router.get("", response_model=list[ModelSummary])
+def list_models(_: AnyKey, session: SessionDep) -> list[ModelSummary]:
+    return [model_summary(m) for m in service.list_models(session)]
+
+
+@router.get("/{name}", response_model=ModelOut)
+def get_model(name: str, _: AnyKey, session: SessionDep) -> ModelOut:
+    return model_out(service.get_model(session, name))
+
+
+@router.get("/{name}/versions/{version}", response_model=VersionOut)
+def get_version(name: str, version: int, _: AnyKey, session: SessionDep) -> VersionOut:
+    return version_out(service.get_version(session, name, version))
+
+
+@router.delete("/{name}/versions/{version}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_version(name: str, version: int, _: TrainKey, session: SessionDep, store: StoreDep) -> Response:
+    key = service.delete_version(session, name, version)
+    session.commit()
+    store.remove(key)  # after the commit: a failed commit must leave the files the row points to
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.put("/{name}/aliases/{alias}", response_model=AliasOut)
+def set_alias(name: str, alias: str, body: AliasIn, _: TrainKey, session: SessionDep) -> AliasOut:
+    row = service.set_alias(session, name, alias, body.version)
+    session.commit()
+    return alias_out(name, row)
+
+
+@router.delete("/{name}/aliases/{alias}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_alias(name: str, alias: str, _: TrainKey, session: SessionDep) -> Response:
+    service.delete_alias(session, name, alias)
+    session.commit()
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,98 @@
+"""Response shapes of the registry API (they also document it in /docs)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from app.db.tables import ModelAlias, ModelVersion, RegisteredModel
+
+
+class TensorSpec(BaseModel):
+    name: str
+    datatype: str = Field(description="Open Inference Protocol datatype: FP32, INT64, BYTES...")
+    shape: list[int] = Field(description="-1 marks a dynamic dimension")
+
+
+class VersionOut(BaseModel):
+    name: str
+    version: int
+    task: str
+    status: str
+    sha256: str
+    size_bytes: int
+    inputs: list[TensorSpec]
+    outputs: list[TensorSpec]
+    opset: dict[str, int] = {}
+    metadata: dict[str, Any] = {}
+    metrics: dict[str, Any] = {}
+    run_id: str | None = None
+    dataset_id: str | None = None
+    aliases: list[str] = []
+    created_at: datetime
+
+
+class AliasOut(BaseModel):
+    name: str
+    alias: str
+    version: int
+    updated_at: datetime
+
+
+class ModelOut(BaseModel):
+    name: str
+    task: str
+    latest_version: int
+    aliases: dict[str, int] = Field(description="alias -> version number")
+    versions: list[VersionOut] = []
+    created_at: datetime
+    updated_at: datetime
+
+
+class ModelSummary(BaseModel):
+    name: str
+    task: str
+    latest_version: int
+    version_count: int
+    aliases: dict[str, int]
+    created_at: datetime
+    updated_at: datetime
+
+
+class AliasIn(BaseModel):
+    version: int = Field(ge=1)
+
+
+def version_out(v: ModelVersion) -> VersionOut:
+    sig = v.signature or {}
+    return VersionOut(
+        name=v.model.name, version=v.version, task=v.task, status=v.status, sha256=v.sha256,
+        size_bytes=v.size_bytes, inputs=sig.get("inputs", []), outputs=sig.get("outputs", []),
+        opset=sig.get("opset", {}), metadata=v.meta or {}, metrics=v.metrics or {}, run_id=v.run_id,
+        dataset_id=v.dataset_id, aliases=sorted(a.alias for a in v.model.aliases if a.version_id == v.id),
+        created_at=v.created_at,
+    )
+
+
+def _alias_map(m: RegisteredModel) -> dict[str, int]:
+    return {a.alias: a.version.version for a in m.aliases}
+
+
+def model_out(m: RegisteredModel) -> ModelOut:
+    return ModelOut(
+        name=m.name, task=m.task, latest_version=m.latest_version, aliases=_alias_map(m),
+        versions=[version_out(v) for v in m.versions], created_at=m.created_at, updated_at=m.updated_at,
+    )
+
+
+def model_summary(m: RegisteredModel) -> ModelSummary:
+    return ModelSummary(
+        name=m.name, task=m.task, latest_version=m.latest_version, version_count=len(m.versions),
+        aliases=_alias_map(m), created_at=m.created_at, updated_at=m.updated_at,
+    )
+
+
+def alias_out(name: str, a: ModelAlias) -> AliasOut:
+    return AliasOut(name=name, alias=a.alias, version=a.version.version, updated_at=a.updated_at)

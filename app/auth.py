@@ -1,0 +1,98 @@
+"""API keys: `Authorization: Bearer dls_<prefix>_<secret>`, stored as sha256 (keys are 190-bit random
+tokens, so a fast hash is enough; bcrypt would only slow every predict call). Scopes: predict, train,
+admin; admin may do everything."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.db.base import utcnow
+from app.db.tables import ApiKey
+from app.errors import Forbidden, Unauthorized
+
+SCOPES = ("predict", "train", "admin")
+KEY_PREFIX = "dls"
+CACHE_SECONDS = 30.0  # how long a checked key is trusted without the database; also the revocation delay
+
+
+@dataclass(frozen=True)
+class Principal:
+    name: str
+    scopes: frozenset[str]
+    key_id: int | None = None  # None for the DLSERVE_ADMIN_KEY from settings
+
+    def allows(self, scope: str) -> bool:
+        return "admin" in self.scopes or scope in self.scopes
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def parse_scopes(text: str) -> list[str]:
+    scopes = sorted({s.strip() for s in text.split(",") if s.strip()})
+    bad = [s for s in scopes if s not in SCOPES]
+    if bad or not scopes:
+        raise ValueError(f"scopes must be a comma-separated subset of {', '.join(SCOPES)}; got {text!r}")
+    return scopes
+
+
+def create_key(session: Session, scopes: list[str], name: str | None = None) -> tuple[ApiKey, str]:
+    """Adds a key row (the caller commits) and returns it with the plaintext key, shown only this once."""
+    prefix = secrets.token_hex(6)
+    key = f"{KEY_PREFIX}_{prefix}_{secrets.token_urlsafe(24)}"
+    row = ApiKey(prefix=prefix, key_hash=hash_key(key), scopes=",".join(scopes), name=name)
+    session.add(row)
+    session.flush()
+    return row, key
+
+
+class Authenticator:
+    def __init__(self, sessions: sessionmaker[Session], admin_key: str | None):
+        self.sessions = sessions
+        self.admin_key = admin_key
+        self._cache: dict[str, tuple[float, Principal]] = {}
+
+    def authenticate(self, authorization: str | None) -> Principal:
+        if not authorization:
+            raise Unauthorized("this endpoint needs an API key: send 'Authorization: Bearer <key>'")
+        scheme, _, key = authorization.partition(" ")
+        key = key.strip()
+        if scheme.lower() != "bearer" or not key:
+            raise Unauthorized("the Authorization header must be 'Bearer <key>'")
+        if self.admin_key and hmac.compare_digest(key.encode(), self.admin_key.encode()):
+            return Principal("DLSERVE_ADMIN_KEY", frozenset({"admin"}))
+        digest = hash_key(key)
+        hit = self._cache.get(digest)
+        now = time.monotonic()
+        if hit and now - hit[0] < CACHE_SECONDS:
+            return hit[1]
+        principal = self._lookup(key, digest)
+        self._cache[digest] = (now, principal)
+        return principal
+
+    def _lookup(self, key: str, digest: str) -> Principal:
+        parts = key.split("_", 2)
+        if len(parts) != 3 or parts[0] != KEY_PREFIX:
+            raise Unauthorized("the API key is not valid")
+        with self.sessions() as s:
+            row = s.scalar(select(ApiKey).where(ApiKey.prefix == parts[1]))
+            if row is None or row.revoked_at is not None or not hmac.compare_digest(row.key_hash, digest):
+                raise Unauthorized("the API key is not valid or has been revoked")
+            row.last_used_at = utcnow()
+            s.commit()
+            return Principal(row.name or f"key {row.prefix}", frozenset(row.scopes.split(",")), row.id)
+
+
+def require_scope(principal: Principal, scope: str) -> Principal:
+    if not principal.allows(scope):
+        raise Forbidden(f"this API key lacks the '{scope}' scope (it has: {', '.join(sorted(principal.scopes))})",
+                        required_scope=scope)
+    return principal

@@ -1,0 +1,134 @@
+"""`dlserve`: run the service, migrate the database, manage API keys.
+
+`dlserve serve` is what `make run` calls: it migrates, makes sure a local admin key exists, and runs
+uvicorn. The training issue adds the HTTP client commands (train, jobs, models, predict)."""
+
+from __future__ import annotations
+
+import os
+import stat
+from typing import Annotated
+
+import typer
+from sqlalchemy import select
+
+from app.auth import create_key, parse_scopes
+from app.db import migrate
+from app.db.base import utcnow
+from app.db.session import make_engine, make_sessionmaker
+from app.db.tables import ApiKey
+from app.settings import Settings
+
+cli = typer.Typer(help="dlserve: train deep-learning models and serve them with ONNX Runtime.",
+                  no_args_is_help=True)
+db_cli = typer.Typer(help="Database migrations (Alembic).", no_args_is_help=True)
+keys_cli = typer.Typer(help="API keys.", no_args_is_help=True)
+cli.add_typer(db_cli, name="db")
+cli.add_typer(keys_cli, name="keys")
+
+
+def _sessions(settings: Settings):
+    return make_sessionmaker(make_engine(settings.resolved_database_url))
+
+
+@db_cli.command("upgrade")
+def db_upgrade(revision: str = "head") -> None:
+    """Migrate the database to `revision` (default: the newest)."""
+    settings = Settings()
+    migrate.upgrade(settings.resolved_database_url, revision)
+    typer.echo(f"database at {migrate.head_revision() if revision == 'head' else revision}")
+
+
+@db_cli.command("current")
+def db_current() -> None:
+    """Print the database's migration revision and the code's head."""
+    settings = Settings()
+    current = migrate.current_revision(make_engine(settings.resolved_database_url))
+    typer.echo(f"current: {current or 'none'}  head: {migrate.head_revision()}")
+
+
+@keys_cli.command("create")
+def keys_create(
+    scopes: Annotated[str, typer.Option(help="comma-separated: predict,train,admin")] = "predict",
+    name: Annotated[str | None, typer.Option(help="a label to recognise the key by")] = None,
+) -> None:
+    """Create an API key and print it (it is stored hashed and cannot be shown again)."""
+    try:
+        scope_list = parse_scopes(scopes)
+    except ValueError as e:
+        raise typer.BadParameter(str(e), param_hint="--scopes") from e
+    with _sessions(Settings())() as session:
+        _, key = create_key(session, scope_list, name)
+        session.commit()
+    typer.echo(key)
+
+
+@keys_cli.command("list")
+def keys_list() -> None:
+    """List keys (prefix, scopes, name, last use); never the secrets."""
+    with _sessions(Settings())() as session:
+        for k in session.scalars(select(ApiKey).order_by(ApiKey.id)):
+            state = "revoked" if k.revoked_at else "active"
+            typer.echo(f"{k.prefix}\t{k.scopes}\t{state}\t{k.name or ''}\tlast used {k.last_used_at or 'never'}")
+
+
+@keys_cli.command("revoke")
+def keys_revoke(prefix: str) -> None:
+    """Revoke the key with this prefix (the part after 'dls_'); takes effect within 30 s."""
+    with _sessions(Settings())() as session:
+        key = session.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
+        if key is None:
+            raise typer.BadParameter(f"no key with prefix {prefix!r}", param_hint="PREFIX")
+        key.revoked_at = utcnow()
+        session.commit()
+    typer.echo(f"revoked {prefix}")
+
+
+@cli.command("serve")
+def serve(
+    host: str = "127.0.0.1", port: int = 8000,
+    workers: Annotated[int, typer.Option(help="uvicorn worker processes")] = 1,
+    migrate_first: Annotated[bool, typer.Option(
+        "--migrate/--no-migrate", help="upgrade the database first (compose has a migrate service)")] = True,
+) -> None:
+    """Migrate, make sure an admin key exists, and serve the API."""
+    import uvicorn
+
+    settings = Settings()
+    settings.home.mkdir(parents=True, exist_ok=True)
+    if migrate_first:
+        migrate.upgrade(settings.resolved_database_url)
+    _announce_admin_key(settings, host, port)
+    uvicorn.run("app.main:create_app", factory=True, host=host, port=port, workers=workers,
+                log_level="info", proxy_headers=False)
+
+
+def _announce_admin_key(settings: Settings, host: str, port: int) -> None:
+    url = f"http://{host}:{port}"
+    if settings.admin_key:
+        typer.echo("Admin key: $DLSERVE_ADMIN_KEY")
+        typer.echo(f'  curl -H "Authorization: Bearer $DLSERVE_ADMIN_KEY" {url}/v1/models')
+        return
+    path = settings.home / "admin.key"
+    if path.exists():
+        key = path.read_text().strip()
+        typer.echo(f"Admin key (from {path}): {key}")
+    else:
+        with _sessions(settings)() as session:
+            _, key = create_key(session, ["admin"], "local admin (make run)")
+            session.commit()
+        # Written 0600 next to the database: the key is shown once by the API, but a local user
+        # restarting `make run` needs to find it again.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, stat.S_IRUSR | stat.S_IWUSR)
+        with os.fdopen(fd, "w") as f:
+            f.write(key + "\n")
+        typer.echo(f"Created a local admin key (kept in {path}): {key}")
+    typer.echo(f"  curl -H 'Authorization: Bearer {key}' {url}/v1/models")
+
+
+def main() -> None:
+    cli()
+
+
+if __name__ == "__main__":
+    main()

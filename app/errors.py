@@ -1,0 +1,145 @@
+"""Domain exceptions, and the one place they (and every other error) become RFC 9457 problem+json."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger("dlserve")
+
+PROBLEM_JSON = "application/problem+json"
+
+
+class DlserveError(Exception):
+    """An error a client can act on. Subclasses fix the status; the message is the `detail`."""
+
+    status = 400
+    title = "Bad request"
+    slug = "bad-request"
+
+    def __init__(self, detail: str, *, headers: dict[str, str] | None = None, **extra: Any):
+        super().__init__(detail)
+        self.detail = detail
+        self.headers = headers or {}
+        self.extra = extra
+
+
+class Unauthorized(DlserveError):
+    status, title, slug = 401, "Unauthorized", "unauthorized"
+
+    def __init__(self, detail: str, **kw: Any):
+        super().__init__(detail, headers={"WWW-Authenticate": "Bearer"}, **kw)
+
+
+class Forbidden(DlserveError):
+    status, title, slug = 403, "Forbidden", "forbidden"
+
+
+class NotFound(DlserveError):
+    status, title, slug = 404, "Not found", "not-found"
+
+
+class Conflict(DlserveError):
+    status, title, slug = 409, "Conflict", "conflict"
+
+
+class PayloadTooLarge(DlserveError):
+    status, title, slug = 413, "Payload too large", "payload-too-large"
+
+
+class UnsupportedMediaType(DlserveError):
+    status, title, slug = 415, "Unsupported media type", "unsupported-media-type"
+
+
+class Unprocessable(DlserveError):
+    status, title, slug = 422, "Unprocessable content", "unprocessable"
+
+
+class TooManyRequests(DlserveError):
+    status, title, slug = 429, "Too many requests", "too-many-requests"
+
+    def __init__(self, detail: str, retry_after: float = 1, **kw: Any):
+        super().__init__(detail, headers={"Retry-After": str(max(1, round(retry_after)))}, **kw)
+
+
+class ServiceUnavailable(DlserveError):
+    status, title, slug = 503, "Service unavailable", "unavailable"
+
+    def __init__(self, detail: str, retry_after: float = 5, **kw: Any):
+        super().__init__(detail, headers={"Retry-After": str(max(1, round(retry_after)))}, **kw)
+
+
+class GatewayTimeout(DlserveError):
+    status, title, slug = 504, "Deadline exceeded", "deadline-exceeded"
+
+
+_TITLES = {
+    400: "Bad request", 401: "Unauthorized", 403: "Forbidden", 404: "Not found", 405: "Method not allowed",
+    409: "Conflict", 413: "Payload too large", 415: "Unsupported media type", 422: "Unprocessable content",
+    429: "Too many requests", 500: "Internal server error", 503: "Service unavailable", 504: "Deadline exceeded",
+}
+
+
+def request_id(request: Request) -> str:
+    return request.scope.get("state", {}).get("request_id", "")
+
+
+def problem(
+    request: Request, status: int, detail: str, *, slug: str | None = None, title: str | None = None,
+    headers: dict[str, str] | None = None, **extra: Any,
+) -> JSONResponse:
+    body = {
+        "type": f"urn:dlserve:problem:{slug or _TITLES.get(status, 'error').lower().replace(' ', '-')}",
+        "title": title or _TITLES.get(status, "Error"),
+        "status": status,
+        "detail": detail,
+        "instance": request_id(request),
+        **extra,
+    }
+    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
+
+
+def _field(loc: tuple | list) -> str:
+    # ("body", "inputs", 0, "image") -> "body.inputs[0].image"
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    def _domain_problem(request: Request, exc: DlserveError):
+        return problem(request, exc.status, exc.detail, slug=exc.slug, title=exc.title, headers=exc.headers,
+                       **exc.extra)
+
+    @app.exception_handler(DlserveError)
+    async def _domain(request: Request, exc: DlserveError):
+        return _domain_problem(request, exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError):
+        errors = [{"field": _field(e.get("loc", ())), "message": e.get("msg", "")} for e in exc.errors()]
+        detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors) or "the request is not valid"
+        return problem(request, 422, detail, slug="validation", errors=errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException):
+        if isinstance(exc.__cause__, DlserveError):
+            # FastAPI wraps whatever goes wrong while reading the body (here: the size limit) in a 400.
+            return _domain_problem(request, exc.__cause__)
+        detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+        if exc.status_code == 404 and detail == "Not Found":
+            detail = f"no route {request.method} {request.url.path}; see /docs for the API"
+        if exc.status_code == 405:
+            detail = f"{request.method} is not allowed on {request.url.path}"
+        return problem(request, exc.status_code, detail, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception):
+        log.exception("unhandled error on %s %s (request %s)", request.method, request.url.path, request_id(request))
+        return problem(request, 500, "an unexpected error occurred; the request id identifies it in the logs")

@@ -1,0 +1,59 @@
+"""create_app(): the FastAPI service. Run with `uvicorn app.main:create_app --factory` or `dlserve serve`."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
+
+from app.api import health, registry
+from app.auth import Authenticator
+from app.db.session import make_engine, make_sessionmaker
+from app.errors import install_error_handlers
+from app.metrics import HttpMetrics
+from app.middleware import RequestContext
+from app.readiness import artifact_store, database
+from app.registry.store import ArtifactStore
+from app.settings import Settings, get_settings
+
+UPLOAD_ROUTES = (("POST", "/v1/models/", "/versions"), ("POST", "/v1/datasets", ""))
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    engine = make_engine(settings.resolved_database_url)
+    store = ArtifactStore(settings.resolved_artifact_root)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        store.ensure()
+        yield
+        engine.dispose()
+
+    app = FastAPI(
+        title="dlserve", version="0.1.0", lifespan=lifespan,
+        description="Train deep-learning models and serve them with ONNX Runtime.",
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.sessions = make_sessionmaker(engine)
+    app.state.store = store
+    app.state.auth = Authenticator(app.state.sessions, settings.admin_key)
+    app.state.metrics_registry = CollectorRegistry()
+    app.state.readiness_checks = {"database": database(engine), "artifacts": artifact_store(store)}
+
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(registry.router)
+
+    def body_limit(method: str, path: str) -> int:
+        for m, prefix, suffix in UPLOAD_ROUTES:
+            if method == m and path.startswith(prefix) and path.endswith(suffix):
+                return settings.max_upload_bytes
+        return settings.max_request_bytes
+
+    app.add_middleware(RequestContext, body_limit=body_limit, metrics=HttpMetrics(app.state.metrics_registry))
+    logging.getLogger("dlserve").setLevel(logging.INFO)
+    return app

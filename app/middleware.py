@@ -1,0 +1,103 @@
+"""Pure-ASGI middleware (no BaseHTTPMiddleware: it costs throughput on the predict path).
+
+RequestContext gives every request an id (echoed as X-Request-ID), enforces the body size limits
+before and while the body streams in, and records request metrics by route template.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import uuid
+from collections.abc import Callable
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.errors import PROBLEM_JSON, PayloadTooLarge
+from app.metrics import HttpMetrics
+
+_SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+class RequestContext:
+    def __init__(self, app: ASGIApp, *, body_limit: Callable[[str, str], int], metrics: HttpMetrics):
+        self.app = app
+        self.body_limit = body_limit
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        rid = _incoming_id(scope) or uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = rid
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = list(message["headers"]) + [(b"x-request-id", rid.encode())]
+            await send(message)
+
+        limit = self.body_limit(scope["method"], scope["path"])
+        declared = _content_length(scope)
+        try:
+            if declared is not None and declared > limit:
+                await _refuse_too_large(send_with_id, rid, declared, limit)
+                status = 413
+                return
+            await self.app(scope, _counting(receive, limit), send_with_id)
+        finally:
+            route = scope.get("route")
+            self.metrics.observe(scope["method"], getattr(route, "path", "unmatched"), status,
+                                 time.perf_counter() - start)
+
+
+def _counting(receive: Receive, limit: int) -> Receive:
+    seen = 0
+
+    async def wrapped() -> Message:
+        nonlocal seen
+        message = await receive()
+        if message["type"] == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                raise PayloadTooLarge(f"request body is over the limit of {limit} bytes", limit_bytes=limit)
+        return message
+
+    return wrapped
+
+
+def _incoming_id(scope: Scope) -> str | None:
+    for k, v in scope["headers"]:
+        if k == b"x-request-id":
+            value = v.decode("latin-1")
+            return value if _SAFE_ID.match(value) else None
+    return None
+
+
+def _content_length(scope: Scope) -> int | None:
+    for k, v in scope["headers"]:
+        if k == b"content-length":
+            try:
+                return int(v)
+            except ValueError:
+                return None
+    return None
+
+
+async def _refuse_too_large(send: Send, rid: str, declared: int, limit: int) -> None:
+    body = json.dumps({
+        "type": "urn:dlserve:problem:payload-too-large", "title": "Payload too large", "status": 413,
+        "detail": f"request body of {declared} bytes is over the limit of {limit} bytes",
+        "instance": rid, "limit_bytes": limit,
+    }).encode()
+    await send({"type": "http.response.start", "status": 413, "headers": [
+        (b"content-type", PROBLEM_JSON.encode()), (b"content-length", str(len(body)).encode()),
+        (b"connection", b"close"),
+    ]})
+    await send({"type": "http.response.body", "body": body})

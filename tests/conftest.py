@@ -1,0 +1,127 @@
+"""Fixtures. Every database test runs on SQLite, and also on PostgreSQL when DLSERVE_TEST_DATABASE_URL
+is set (.ci/run sets it to the local server). Each backend gets a fresh, migrated database per test
+session; each test starts from empty tables and its own artifact directory."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, make_url, text
+
+from app.db import migrate
+from app.db.tables import Base
+from app.main import create_app
+from app.settings import Settings
+from tests import onnx_models
+
+ADMIN_KEY = "test-admin-key-0123456789"
+PG_URL = os.environ.get("DLSERVE_TEST_DATABASE_URL")
+REDIS_URL = os.environ.get("DLSERVE_TEST_REDIS_URL")
+BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
+
+
+class PostgresDatabases:
+    """Creates throw-away databases on the test server, and drops them afterwards."""
+
+    def __init__(self, url: str):
+        self.admin_url = make_url(url)
+        self.made: list[str] = []
+
+    def create(self) -> str:
+        name = f"dlserve_test_{uuid.uuid4().hex[:12]}"
+        self._admin(f'CREATE DATABASE "{name}"')
+        self.made.append(name)
+        return self.admin_url.set(database=name).render_as_string(hide_password=False)
+
+    def drop_all(self) -> None:
+        for name in self.made:
+            self._admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    def _admin(self, sql: str) -> None:
+        engine = create_engine(self.admin_url, isolation_level="AUTOCOMMIT")
+        with engine.connect() as conn:
+            conn.execute(text(sql))
+        engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def pg_databases() -> Iterator[PostgresDatabases | None]:
+    if not PG_URL:
+        yield None
+        return
+    dbs = PostgresDatabases(PG_URL)
+    yield dbs
+    dbs.drop_all()
+
+
+@pytest.fixture
+def empty_database_url(request, tmp_path, pg_databases) -> str:
+    """A new, un-migrated database on the backend the test is parametrized with."""
+    backend = getattr(request, "param", "sqlite")
+    if backend == "postgresql":
+        return pg_databases.create()
+    return f"sqlite:///{tmp_path / 'empty.db'}"
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def migrated_database_url(request, tmp_path_factory, pg_databases) -> str:
+    if request.param == "postgresql":
+        url = pg_databases.create()
+    else:
+        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'dlserve.db'}"
+    migrate.upgrade(url)
+    return url
+
+
+@pytest.fixture
+def database_url(migrated_database_url) -> str:
+    engine = create_engine(migrated_database_url)
+    with engine.begin() as conn:
+        for table in reversed(Base.metadata.sorted_tables):
+            conn.execute(table.delete())
+    engine.dispose()
+    return migrated_database_url
+
+
+@pytest.fixture
+def settings(tmp_path, database_url) -> Settings:
+    return Settings(home=tmp_path / "home", database_url=database_url, admin_key=ADMIN_KEY,
+                    _env_file=None)
+
+
+@pytest.fixture
+def client(settings) -> Iterator[TestClient]:
+    with TestClient(create_app(settings), raise_server_exceptions=False) as c:
+        c.headers["Authorization"] = f"Bearer {ADMIN_KEY}"
+        yield c
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx() -> bytes:
+    return onnx_models.to_bytes(onnx_models.tiny_classifier())
+
+
+def upload(client: TestClient, name: str, model: bytes, task: str = "classification", **fields) -> dict:
+    r = client.post(f"/v1/models/{name}/versions", files={"file": ("model.onnx", model)}, data={"task": task, **fields})
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+def assert_problem(r, status: int, *needles: str) -> dict:
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+    body = r.json()
+    assert body["status"] == status and body["title"] and body["type"].startswith("urn:dlserve:problem:")
+    assert body["instance"] == r.headers["x-request-id"]
+    for needle in needles:
+        assert needle in body["detail"], body["detail"]
+    return body
+
+
+def root_path() -> Path:
+    return Path(__file__).resolve().parents[1]

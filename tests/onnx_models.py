@@ -1,0 +1,58 @@
+"""Tiny real ONNX models built with onnx.helper, for tests (no torch needed)."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+
+def tiny_classifier(classes: int = 10, seed: int = 0) -> onnx.ModelProto:
+    """input [batch,3,32,32] float -> logits [batch,classes]; the same layout as shared/tools/lib/tiny.onnx."""
+    rng = np.random.default_rng(seed)
+    w = numpy_helper.from_array(rng.standard_normal((3 * 32 * 32, classes)).astype(np.float32) * 0.01, "W")
+    b = numpy_helper.from_array(np.zeros(classes, np.float32), "B")
+    shape = numpy_helper.from_array(np.array([-1, 3 * 32 * 32], np.int64), "S")
+    nodes = [
+        helper.make_node("Reshape", ["input", "S"], ["flat"]),
+        helper.make_node("Gemm", ["flat", "W", "B"], ["logits"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "tiny", [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 3, 32, 32])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", classes])], [w, b, shape],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model
+
+
+def to_bytes(model: onnx.ModelProto) -> bytes:
+    buf = io.BytesIO()
+    onnx.save(model, buf)
+    return buf.getvalue()
+
+
+def with_external_data(model: onnx.ModelProto, folder: Path) -> bytes:
+    """The model saved with its weights in a side file; returns the .onnx bytes (which point at it)."""
+    from onnx.external_data_helper import convert_model_to_external_data
+
+    convert_model_to_external_data(model, all_tensors_to_one_file=True, location="weights.bin", size_threshold=0)
+    path = folder / "external.onnx"
+    onnx.save(model, str(path))
+    return path.read_bytes()
+
+
+def unknown_operator() -> bytes:
+    """Passes onnx.checker (custom domain) but ONNX Runtime has no kernel for it."""
+    node = helper.make_node("Frobnicate", ["x"], ["y"], domain="com.example")
+    graph = helper.make_graph(
+        [node], "custom", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.example", 1)])
+    model.ir_version = 8
+    return to_bytes(model)
