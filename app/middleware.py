@@ -39,8 +39,8 @@ class RequestContext:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message.setdefault("headers", [])
-                message["headers"] = list(message["headers"]) + [(b"x-request-id", rid.encode())]
+                headers = [(_canonical(k), v) for k, v in message.get("headers", [])]
+                message["headers"] = headers + [(b"X-Request-ID", rid.encode())]
             await send(message)
 
         limit = self.body_limit(scope["method"], scope["path"])
@@ -55,6 +55,16 @@ class RequestContext:
             route = scope.get("route")
             self.metrics.observe(scope["method"], getattr(route, "path", "unmatched"), status,
                                  time.perf_counter() - start)
+
+
+def _canonical(name: bytes) -> bytes:
+    # Header names are case-insensitive, but clients that keep headers in a plain dict look up
+    # "Content-Type"; send the conventional form rather than the lowercase ASGI gives us.
+    return _CANONICAL.get(name) or b"-".join(p.capitalize() for p in name.split(b"-"))
+
+
+_CANONICAL = {b"content-type": b"Content-Type", b"content-length": b"Content-Length", b"location": b"Location",
+              b"retry-after": b"Retry-After", b"www-authenticate": b"WWW-Authenticate"}
 
 
 def _counting(receive: Receive, limit: int) -> Receive:
@@ -97,7 +107,7 @@ async def _refuse_too_large(send: Send, rid: str, declared: int, limit: int) -> 
         "instance": rid, "limit_bytes": limit,
     }).encode()
     await send({"type": "http.response.start", "status": 413, "headers": [
-        (b"content-type", PROBLEM_JSON.encode()), (b"content-length", str(len(body)).encode()),
-        (b"connection", b"close"),
+        (b"Content-Type", PROBLEM_JSON.encode()), (b"Content-Length", str(len(body)).encode()),
+        (b"Connection", b"close"),
     ]})
     await send({"type": "http.response.body", "body": body})

@@ -63,3 +63,17 @@ def test_first_start_prints_a_working_admin_key_and_serves_the_registry(server):
     assert httpx.put(f"{base}/v1/models/tiny/aliases/production", json={"version": 1}, headers=h).status_code == 200
     assert httpx.delete(f"{base}/v1/models/tiny/versions/1", headers=h).status_code == 409
     assert "dlserve_http_requests_total" in httpx.get(f"{base}/metrics").text
+
+
+def test_header_names_arrive_in_their_conventional_case(server):
+    """Clients that keep headers in a plain dict look up 'Content-Type', not 'content-type'."""
+    import urllib.error
+    import urllib.request
+
+    base, _, _ = server
+    try:
+        urllib.request.urlopen(f"{base}/v1/models")
+    except urllib.error.HTTPError as e:
+        headers = dict(e.headers)
+    assert "problem+json" in headers.get("Content-Type", "")
+    assert headers.get("WWW-Authenticate") == "Bearer" and headers.get("X-Request-ID")
