@@ -99,8 +99,10 @@ def serve(
     if migrate_first:
         migrate.upgrade(settings.resolved_database_url)
     _announce_admin_key(settings, host, port)
+    # h11, not httptools: httptools lowercases every response header name, and clients that keep
+    # headers in a plain dict then miss "Content-Type" (see app/middleware.py).
     uvicorn.run("app.main:create_app", factory=True, host=host, port=port, workers=workers,
-                log_level="info", proxy_headers=False)
+                log_level="info", proxy_headers=False, http="h11")
 
 
 def _announce_admin_key(settings: Settings, host: str, port: int) -> None:
