@@ -1,16 +1,25 @@
 """Machine-learning code only: one package per task family. Imports nothing of dlserve's app or workers.
 
-FAMILIES is the one place the rest of the system learns which tasks exist. Each family package
-exposes the same small face (see ../shared/DESIGN.md); until a family's package lands its entry is
-None, which still lets the registry accept and serve ONNX models of that task uploaded from outside.
+FAMILIES is the one place the rest of the system learns which tasks exist. A family package
+`models/<task>/` is split by what each side of the system may import:
+
+    serving.py   numpy/Pillow only (the API process never imports torch):
+                 preprocess(item, params, spec) -> {input name: array without batch dim}
+                 collate(items) -> feed dict;  postprocess(outputs, item, params, spec) -> response dict
+    data.py      numpy/Pillow only (the API validates uploads with it): load/validate dataset formats
+    training.py  torch: Config, build, train, evaluate, export_onnx (workers only)
+
+A task whose package has not landed yet (None below) can still hold ONNX models uploaded from
+outside; it is served through the Open Inference Protocol only.
 """
 
 from __future__ import annotations
 
+import importlib
 from types import ModuleType
 
-FAMILIES: dict[str, ModuleType | None] = {
-    "classification": None,
+FAMILIES: dict[str, str | None] = {
+    "classification": "models.classification",
     "detection": None,
     "captioning": None,
     "translation": None,
@@ -19,3 +28,16 @@ FAMILIES: dict[str, ModuleType | None] = {
 }
 
 TASKS: tuple[str, ...] = tuple(FAMILIES)
+
+
+def family_part(task: str, part: str) -> ModuleType | None:
+    """models.<task>.<part> (serving, data or training), or None where the family has no such part yet."""
+    package = FAMILIES.get(task)
+    if package is None:
+        return None
+    try:
+        return importlib.import_module(f"{package}.{part}")
+    except ModuleNotFoundError as e:
+        if e.name == f"{package}.{part}":
+            return None
+        raise
