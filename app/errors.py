@@ -101,6 +101,8 @@ def problem(
         "instance": request_id(request),
         **extra,
     }
+    if request.url.path.startswith("/v2"):
+        body["error"] = detail  # the Open Inference Protocol's error member, which Triton clients read
     return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
 
 

@@ -8,10 +8,12 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
-from app.api import health, registry
+from app.api import health, predict, registry, v2
 from app.auth import Authenticator
 from app.db.session import make_engine, make_sessionmaker
 from app.errors import install_error_handlers
+from app.inference.manager import ModelManager
+from app.inference.metrics import InferenceMetrics
 from app.metrics import HttpMetrics
 from app.middleware import RequestContext
 from app.readiness import artifact_store, database
@@ -29,7 +31,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         store.ensure()
+        await app.state.models.start()  # loads and warms in the background; /readyz waits for it
         yield
+        await app.state.models.stop()
         engine.dispose()
 
     app = FastAPI(
@@ -42,11 +46,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.store = store
     app.state.auth = Authenticator(app.state.sessions, settings.admin_key)
     app.state.metrics_registry = CollectorRegistry()
-    app.state.readiness_checks = {"database": database(engine), "artifacts": artifact_store(store)}
+    app.state.inference_metrics = InferenceMetrics(app.state.metrics_registry)
+    app.state.models = ModelManager(settings, app.state.sessions, store, app.state.inference_metrics)
+    app.state.readiness_checks = {"database": database(engine), "artifacts": artifact_store(store),
+                                  "models": app.state.models.status}
 
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(registry.router)
+    app.include_router(predict.router)
+    app.include_router(v2.router)
 
     def body_limit(method: str, path: str) -> int:
         for m, prefix, suffix in UPLOAD_ROUTES:

@@ -31,12 +31,20 @@ class Settings(BaseSettings):
     inter_op_threads: int = Field(0, ge=0)
     graph_optimization: str = "all"  # disable | basic | extended | all
 
-    # Dynamic batching defaults (a model version may override them)
+    # Model loading
+    preload_aliases: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["production"])  # "*": all
+    alias_poll_interval_s: float = Field(1.0, gt=0)  # how soon every API process follows an alias move
+    load_wait_s: float = Field(10.0, ge=0)  # a request for a version still loading waits this long, then 503
+    model_memory_budget_mb: float = Field(4096, ge=0)  # 0: no budget; LRU versions no alias points at go first
+    max_image_pixels: int = Field(40_000_000, ge=1)  # images claiming more are refused (413) before decoding
+
+    # Dynamic batching defaults (a model version may override them in metadata.batching)
     max_batch_size: int = Field(32, ge=1)
     max_queue_delay_ms: float = Field(2.0, ge=0)
     max_queue_size: int = Field(256, ge=1)
     request_timeout_ms: int = Field(10_000, ge=1)
     max_request_timeout_ms: int = Field(60_000, ge=1)
+    max_inputs_per_request: int = Field(256, ge=1)
 
     # Auth
     admin_key: str | None = None  # accepted as an admin key when set (compose, automation)
@@ -47,12 +55,31 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(2 * 1024 * 1024 * 1024, ge=1024)  # multipart uploads (models, datasets)
     max_model_bytes: int = Field(1024 * 1024 * 1024, ge=1024)
 
-    @field_validator("providers", mode="before")
+    # Datasets: limits on what an uploaded archive may unpack to (zip bombs, millions of tiny files)
+    dataset_max_bytes: int = Field(20 * 1024 ** 3, ge=1024)  # total extracted size
+    dataset_max_files: int = Field(1_000_000, ge=1)
+    dataset_max_ratio: float = Field(200.0, ge=1)  # extracted size / compressed size
+
+    # Training (workers; the API reads the queue and broker settings to publish)
+    device: str = "auto"  # DLSERVE_DEVICE: cuda | cpu | auto (cuda when available)
+    queue: str = "training"
+    train_soft_time_limit_s: int = Field(12 * 3600, ge=1)  # the run fails with a clear error
+    train_time_limit_s: int = Field(12 * 3600 + 300, ge=1)  # the worker process is killed
+    heartbeat_interval_s: float = Field(10.0, gt=0)
+    heartbeat_timeout_s: float = Field(60.0, gt=0)  # a running run silent this long has lost its worker
+    reaper_interval_s: float = Field(30.0, ge=0)  # 0: the API does not look for lost runs (workers still do)
+    max_attempts: int = Field(3, ge=1)  # deliveries of one run before it is marked failed
+    progress_interval_s: float = Field(1.0, gt=0)  # how often a worker writes progress and checks for cancel
+    parity_atol: float = Field(1e-4, ge=0)  # ONNX Runtime vs PyTorch on a held batch
+    parity_rtol: float = Field(1e-3, ge=0)
+    publish_retry_after_s: int = Field(10, ge=1)  # Retry-After when the broker cannot take a job
+
+    @field_validator("providers", "preload_aliases", mode="before")
     @classmethod
-    def _split_providers(cls, v):
+    def _split_commas(cls, v, info):
         if isinstance(v, str):
             v = [p.strip() for p in v.split(",") if p.strip()]
-        return [p.lower() for p in v]
+        return [p.lower() for p in v] if info.field_name == "providers" else v
 
     @field_validator("providers")
     @classmethod
@@ -63,6 +90,13 @@ class Settings(BaseSettings):
         if not v:
             raise ValueError("at least one provider is needed, e.g. 'cpu'")
         return v
+
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, v: str) -> str:
+        if v.lower() not in ("auto", "cpu", "cuda") and not v.lower().startswith("cuda:"):
+            raise ValueError("device must be auto, cpu, cuda or cuda:N")
+        return v.lower()
 
     @field_validator("graph_optimization")
     @classmethod
@@ -86,6 +120,10 @@ class Settings(BaseSettings):
     @property
     def broker_dir(self) -> Path:
         return (self.home / "broker").resolve()
+
+    @property
+    def uses_file_broker(self) -> bool:
+        return self.resolved_broker_url.startswith("filesystem:")
 
 
 @lru_cache

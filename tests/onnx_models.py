@@ -56,3 +56,39 @@ def unknown_operator() -> bytes:
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.example", 1)])
     model.ir_version = 8
     return to_bytes(model)
+
+
+def echo_all_types() -> bytes:
+    """One Identity per V2 datatype the protocol tests round-trip: f32 [-1,2], i64, i32, bool, f16, bytes [-1]."""
+    spec = [("f32", TensorProto.FLOAT, ["batch", 2]), ("i64", TensorProto.INT64, ["batch"]),
+            ("i32", TensorProto.INT32, ["batch"]), ("b", TensorProto.BOOL, ["batch"]),
+            ("f16", TensorProto.FLOAT16, ["batch"]), ("s", TensorProto.STRING, ["batch"])]
+    nodes = [helper.make_node("Identity", [n], [f"{n}_out"]) for n, _, _ in spec]
+    graph = helper.make_graph(
+        nodes, "echo", [helper.make_tensor_value_info(n, t, s) for n, t, s in spec],
+        [helper.make_tensor_value_info(f"{n}_out", t, s) for n, t, s in spec],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return to_bytes(model)
+
+
+def doubler(width: int = 4) -> bytes:
+    """x [batch, width] float -> y = 2x: each caller can check it got its own rows back."""
+    two = numpy_helper.from_array(np.array(2.0, np.float32), "two")
+    graph = helper.make_graph(
+        [helper.make_node("Mul", ["x", "two"], ["y"])], "doubler",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", width])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", width])], [two],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return to_bytes(model)
+
+
+def png(array: np.ndarray) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, "PNG")
+    return buf.getvalue()

@@ -6,9 +6,11 @@ from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
+from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
 from app.auth import Principal, require_scope
+from app.inference.manager import ModelManager
 from app.registry.store import ArtifactStore
 from app.settings import Settings
 
@@ -18,22 +20,29 @@ def _session(request: Request) -> Iterator[Session]:
         yield session
 
 
-def _settings(request: Request) -> Settings:
+async def _settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def _store(request: Request) -> ArtifactStore:
+async def _store(request: Request) -> ArtifactStore:
     return request.app.state.store
 
 
-def _principal(request: Request, authorization: Annotated[str | None, Header()] = None) -> Principal:
-    principal = request.app.state.auth.authenticate(authorization)
+async def _manager(request: Request) -> ModelManager:
+    return request.app.state.models
+
+
+async def _principal(request: Request, authorization: Annotated[str | None, Header()] = None) -> Principal:
+    # async with a cache in front: a key seen lately costs no thread hop and no database round trip,
+    # which matters on the predict path.
+    auth = request.app.state.auth
+    principal = auth.cached(authorization) or await run_in_threadpool(auth.authenticate, authorization)
     request.state.principal = principal
     return principal
 
 
 def _scoped(scope: str):
-    def dependency(principal: Annotated[Principal, Depends(_principal)]) -> Principal:
+    async def dependency(principal: Annotated[Principal, Depends(_principal)]) -> Principal:
         return require_scope(principal, scope)
 
     return dependency
@@ -42,6 +51,7 @@ def _scoped(scope: str):
 SessionDep = Annotated[Session, Depends(_session)]
 SettingsDep = Annotated[Settings, Depends(_settings)]
 StoreDep = Annotated[ArtifactStore, Depends(_store)]
+ManagerDep = Annotated[ModelManager, Depends(_manager)]
 AnyKey = Annotated[Principal, Depends(_principal)]  # any valid key: read-only registry access
 PredictKey = Annotated[Principal, Depends(_scoped("predict"))]
 TrainKey = Annotated[Principal, Depends(_scoped("train"))]

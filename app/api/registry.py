@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Response, UploadFile, status
 
-from app.api.deps import AnyKey, SessionDep, SettingsDep, StoreDep, TrainKey
+from app.api.deps import AnyKey, ManagerDep, SessionDep, SettingsDep, StoreDep, TrainKey
 from app.api.schemas import (
     AliasIn,
     AliasOut,
@@ -79,22 +79,27 @@ def get_version(name: str, version: int, _: AnyKey, session: SessionDep) -> Vers
 
 
 @router.delete("/{name}/versions/{version}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_version(name: str, version: int, _: TrainKey, session: SessionDep, store: StoreDep) -> Response:
+def delete_version(name: str, version: int, _: TrainKey, session: SessionDep, store: StoreDep,
+                   models: ManagerDep) -> Response:
     key = service.delete_version(session, name, version)
     session.commit()
+    models.notify()
     store.remove(key)  # after the commit: a failed commit must leave the files the row points to
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.put("/{name}/aliases/{alias}", response_model=AliasOut)
-def set_alias(name: str, alias: str, body: AliasIn, _: TrainKey, session: SessionDep) -> AliasOut:
+def set_alias(name: str, alias: str, body: AliasIn, _: TrainKey, session: SessionDep,
+              models: ManagerDep) -> AliasOut:
     row = service.set_alias(session, name, alias, body.version)
     session.commit()
+    models.notify()  # this process follows at once; others within alias_poll_interval_s
     return alias_out(name, row)
 
 
 @router.delete("/{name}/aliases/{alias}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_alias(name: str, alias: str, _: TrainKey, session: SessionDep) -> Response:
+def delete_alias(name: str, alias: str, _: TrainKey, session: SessionDep, models: ManagerDep) -> Response:
     service.delete_alias(session, name, alias)
     session.commit()
+    models.notify()
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,132 @@
+"""The task-level API: POST /v1/models/{name}/predict and POST /predict.
+
+One envelope for every family: {"inputs": [input, ...], "parameters": {...}} in,
+{"model", "version", "outputs": [output, ...]} out, in the same order. Images may also come as
+multipart `file` parts. The family's serving module turns inputs into tensors and tensors into
+answers; this module owns the road: lookup, batching, errors, metrics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import Response
+
+from app.api.deps import ManagerDep, PredictKey, SettingsDep
+from app.errors import Unprocessable
+from app.inference import calls
+from app.inference.loaded import LoadedModel
+from models.common.errors import InputError
+
+router = APIRouter(tags=["predict"])
+
+
+@router.post("/v1/models/{name}/predict", summary="Predict with a model (production alias unless told otherwise)")
+async def predict(name: str, request: Request, _: PredictKey, models: ManagerDep, settings: SettingsDep,
+                  version: int | None = None, alias: str | None = None) -> Response:
+    body = await _read_body(request, settings)
+    return await _predict(request, models, settings, name, version, alias, body)
+
+
+@router.post("/predict", summary="Predict, naming the model in the body")
+async def predict_by_body(request: Request, _: PredictKey, models: ManagerDep, settings: SettingsDep) -> Response:
+    body = await _read_body(request, settings)
+    name = body.get("model")
+    if not isinstance(name, str) or not name:
+        raise Unprocessable('field "model" (the model name) is required', field="model")
+    version, alias = body.get("version"), body.get("alias")
+    if version is not None and (not isinstance(version, int) or isinstance(version, bool)):
+        raise Unprocessable('field "version" must be an integer', field="version")
+    if alias is not None and not isinstance(alias, str):
+        raise Unprocessable('field "alias" must be a string', field="alias")
+    return await _predict(request, models, settings, name, version, alias, body)
+
+
+async def _predict(request, models, settings, name, version, alias, body) -> Response:
+    inputs = body["inputs"]
+    until, ms = calls.deadline(settings, body.get("timeout_ms"), "timeout_ms")
+    async with models.use(name, version, alias) as lm:
+        with calls.recorded(request.app.state.inference_metrics, lm, "task"):
+            family, spec = _family(lm)
+            try:
+                params = family.check_params(body.get("parameters") or {})
+            except InputError as e:
+                raise calls.input_problem(e) from None
+            calls.check_capacity(lm, len(inputs))
+            feeds = await run_in_threadpool(_preprocess_all, family, spec, inputs, params)
+            rows = await asyncio.gather(*(calls.submit(lm, f, 1, until, ms) for f in feeds))
+            outputs = [family.postprocess(r, params, spec) for r in rows]
+    return Response(orjson.dumps({"model": name, "version": lm.version, "outputs": outputs},
+                                 option=orjson.OPT_SERIALIZE_NUMPY), media_type="application/json")
+
+
+def _family(lm: LoadedModel):
+    if lm.family is None:
+        raise Unprocessable(f"model {lm.name!r} is a {lm.info.task} model, which has no task-level API yet; "
+                            f"call POST /v2/models/{lm.name}/infer with tensors instead")
+    if lm.spec is None:
+        raise Unprocessable(f"version {lm.version} of {lm.name!r} cannot be served through the task-level API: "
+                            f"{lm.spec_error}; POST /v2/models/{lm.name}/infer takes its tensors directly")
+    return lm.family, lm.spec
+
+
+def _preprocess_all(family, spec, inputs: list[Any], params: dict[str, Any]):
+    try:
+        return [family.preprocess(item, i, params, spec) for i, item in enumerate(inputs)]
+    except InputError as e:
+        raise calls.input_problem(e) from None
+
+
+async def _read_body(request: Request, settings) -> dict[str, Any]:
+    ctype = request.headers.get("content-type", "")
+    if ctype.startswith("multipart/form-data"):
+        return await _read_multipart(request)
+    raw = await request.body()
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as e:
+        raise Unprocessable(f"the body is not valid JSON: {e}") from None
+    if not isinstance(body, dict):
+        raise Unprocessable('the body must be a JSON object: {"inputs": [...]}')
+    _check_inputs(body.get("inputs"), settings)
+    params = body.get("parameters")
+    if params is not None and not isinstance(params, dict):
+        raise Unprocessable('field "parameters" must be an object', field="parameters")
+    return body
+
+
+async def _read_multipart(request: Request) -> dict[str, Any]:
+    form = await request.form()
+    files = [f for f in form.getlist("file") if hasattr(f, "read")]
+    if not files:
+        raise Unprocessable('a multipart request needs one or more "file" parts', field="file")
+    body: dict[str, Any] = {"inputs": [await f.read() for f in files]}
+    for key in ("parameters", "model"):
+        if key in form:
+            body[key] = form[key]
+    if "parameters" in body:
+        try:
+            body["parameters"] = orjson.loads(body["parameters"])
+        except orjson.JSONDecodeError as e:
+            raise Unprocessable(f"field 'parameters' is not valid JSON: {e}", field="parameters") from None
+    for key in ("version", "timeout_ms"):
+        if key in form:
+            try:
+                body[key] = int(form[key])
+            except ValueError:
+                raise Unprocessable(f"field '{key}' must be an integer", field=key) from None
+    if "alias" in form:
+        body["alias"] = form["alias"]
+    return body
+
+
+def _check_inputs(inputs: Any, settings) -> None:
+    if not isinstance(inputs, list) or not inputs:
+        raise Unprocessable('field "inputs" must be a non-empty list', field="inputs")
+    if len(inputs) > settings.max_inputs_per_request:
+        raise Unprocessable(f'field "inputs" has {len(inputs)} items; the limit is {settings.max_inputs_per_request} '
+                            "per request", field="inputs")

@@ -1,0 +1,235 @@
+"""Dynamic batching for one model version.
+
+Requests queue up; one runner takes whatever is queued (up to max_batch rows), waiting at most
+max_delay after the oldest arrival for a fuller batch, and runs it in its own thread so the event
+loop stays free. Under load the queue refills while a batch runs, so batches grow by themselves and
+the delay is rarely waited. Requests whose inputs cannot be stacked (other shapes) run as separate
+groups; if a stacked group fails, its requests are retried one by one so one bad request cannot fail
+its neighbours. A request still queued at its deadline is answered with DeadlineExceeded and never
+run; when the queue is full, submit refuses at once with QueueFull.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+
+log = logging.getLogger("dlserve.inference")
+
+Feeds = dict[str, np.ndarray]
+QUEUED, RUNNING, EXPIRED = 0, 1, 2
+
+
+class QueueFull(Exception):
+    pass
+
+
+class DeadlineExceeded(Exception):
+    pass
+
+
+class BatcherClosed(Exception):
+    pass
+
+
+@dataclass(eq=False)
+class Request:
+    feeds: Feeds
+    rows: int
+    future: asyncio.Future
+    enqueued: float
+    state: int = QUEUED
+    timer: asyncio.TimerHandle | None = field(default=None, repr=False)
+
+
+@dataclass
+class BatchStats:
+    """What the batcher reports about each batch and request (wired to Prometheus by the caller)."""
+
+    on_batch: Callable[[int, float], None] = lambda rows, seconds: None
+    on_queue_time: Callable[[float], None] = lambda seconds: None
+    on_depth: Callable[[int], None] = lambda depth: None
+
+
+class Batcher:
+    def __init__(self, name: str, run: Callable[[Feeds], Feeds], *, max_batch: int, max_delay_s: float,
+                 max_queue: int, batchable: bool = True, stats: BatchStats | None = None):
+        self.name = name
+        self._run = run
+        self.max_batch = max_batch if batchable else 1
+        self.max_delay_s = max_delay_s
+        self.max_queue = max_queue
+        self.batchable = batchable
+        self.stats = stats or BatchStats()
+        self._queue: deque[Request] = deque()
+        self._live = 0  # queued requests not yet expired or taken
+        self._running = False
+        self._closed = False
+        self._wakeup = asyncio.Event()
+        self._full = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"batch-{name}")
+        self._task = asyncio.get_running_loop().create_task(self._loop(), name=f"batcher-{name}")
+
+    @property
+    def depth(self) -> int:
+        return self._live
+
+    async def submit(self, feeds: Feeds, rows: int, deadline: float) -> Feeds:
+        """Queue `rows` rows and wait for exactly those rows of every output. `deadline` is monotonic time."""
+        if self._closed:
+            raise BatcherClosed(self.name)
+        if self._live >= self.max_queue:
+            raise QueueFull(self.name)
+        loop = asyncio.get_running_loop()
+        req = Request(feeds, rows, loop.create_future(), time.monotonic())
+        req.timer = loop.call_later(max(0.0, deadline - req.enqueued), self._expire, req)
+        self._queue.append(req)
+        self._live += 1
+        self._idle.clear()
+        self.stats.on_depth(self._live)
+        self._wakeup.set()
+        if self._queued_rows() >= self.max_batch:
+            self._full.set()
+        try:
+            return await req.future
+        finally:
+            req.timer.cancel()
+
+    def _expire(self, req: Request) -> None:
+        if req.state == QUEUED and not req.future.done():
+            req.state = EXPIRED
+            self._live -= 1
+            self.stats.on_depth(self._live)
+            req.future.set_exception(DeadlineExceeded(self.name))
+
+    def _queued_rows(self) -> int:
+        return sum(r.rows for r in self._queue if r.state == QUEUED)
+
+    async def _loop(self) -> None:
+        while True:
+            while not self._queue:
+                if not self._running:
+                    self._idle.set()
+                self._wakeup.clear()
+                await self._wakeup.wait()
+            if self.max_delay_s > 0 and self._queued_rows() < self.max_batch:
+                wait = self._queue[0].enqueued + self.max_delay_s - time.monotonic()
+                if wait > 0:
+                    self._full.clear()
+                    try:
+                        await asyncio.wait_for(self._full.wait(), wait)
+                    except TimeoutError:
+                        pass
+            batch = self._take()
+            if not batch:
+                continue
+            self._running = True
+            try:
+                results = await asyncio.get_running_loop().run_in_executor(self._executor, self._execute, batch)
+            except Exception as e:  # the executor itself failed (shut down): fail the batch, keep serving
+                results = [e] * len(batch)
+            finally:
+                self._running = False
+            for req, result in zip(batch, results, strict=True):
+                if req.future.done():
+                    continue  # the caller went away
+                if isinstance(result, BaseException):
+                    req.future.set_exception(result)
+                else:
+                    req.future.set_result(result)
+
+    def _take(self) -> list[Request]:
+        batch: list[Request] = []
+        rows = 0
+        now = time.monotonic()
+        while self._queue:
+            req = self._queue[0]
+            if req.state != QUEUED or req.future.done():
+                self._queue.popleft()
+                if req.state == QUEUED:  # cancelled by its caller (client went away)
+                    self._live -= 1
+                continue
+            if batch and rows + req.rows > self.max_batch:
+                break
+            self._queue.popleft()
+            req.state = RUNNING
+            self._live -= 1
+            batch.append(req)
+            rows += req.rows
+            self.stats.on_queue_time(now - req.enqueued)
+        self.stats.on_depth(self._live)
+        return batch
+
+    def _execute(self, batch: list[Request]) -> list[Feeds | Exception]:
+        """Runs in the batcher's thread: stack compatible requests, run, split rows back out."""
+        results: dict[int, Feeds | Exception] = {}
+        for group in _groups(batch) if self.batchable else [[r] for r in batch]:
+            try:
+                for req, out in zip(group, self._run_group(group), strict=True):
+                    results[id(req)] = out
+            except Exception as e:
+                if len(group) == 1:
+                    results[id(group[0])] = e
+                    continue
+                for req in group:  # isolate the request that broke the stacked batch
+                    try:
+                        results[id(req)] = self._run_group([req])[0]
+                    except Exception as single:
+                        results[id(req)] = single
+        return [results[id(r)] for r in batch]
+
+    def _run_group(self, group: list[Request]) -> list[Feeds]:
+        if len(group) == 1:
+            feeds = group[0].feeds
+        else:
+            feeds = {k: np.concatenate([r.feeds[k] for r in group]) for k in group[0].feeds}
+        start = time.perf_counter()
+        outputs = self._run(feeds)
+        total = sum(r.rows for r in group)
+        self.stats.on_batch(total, time.perf_counter() - start)
+        if len(group) == 1:
+            return [outputs]
+        split, offset = [], 0
+        for r in group:
+            split.append({k: (v[offset:offset + r.rows] if v.ndim and v.shape[0] == total else v)
+                          for k, v in outputs.items()})
+            offset += r.rows
+        return split
+
+    async def drain(self, timeout: float = 30.0) -> None:
+        """Wait until nothing is queued or running (used before freeing a replaced version)."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        except TimeoutError:
+            log.warning("batcher %s still busy after %.0fs; closing anyway", self.name, timeout)
+
+    async def close(self) -> None:
+        self._closed = True
+        self._task.cancel()
+        try:
+            await self._task
+        except asyncio.CancelledError:
+            pass
+        for req in self._queue:
+            if not req.future.done():
+                req.future.set_exception(BatcherClosed(self.name))
+        self._queue.clear()
+        self._executor.shutdown(wait=True)
+
+
+def _groups(batch: list[Request]) -> list[list[Request]]:
+    """Requests whose inputs agree in dtype and every dimension but the first, in arrival order."""
+    groups: dict[tuple, list[Request]] = {}
+    for req in batch:
+        key = tuple((k, v.dtype.str, v.shape[1:]) for k, v in sorted(req.feeds.items()))
+        groups.setdefault(key, []).append(req)
+    return list(groups.values())

@@ -1,0 +1,49 @@
+"""Per model-version Prometheus metrics of the serving engine."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from app.inference.batcher import BatchStats
+from app.metrics import LATENCY_BUCKETS
+
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+
+
+class InferenceMetrics:
+    def __init__(self, registry: CollectorRegistry):
+        mv = ["model", "version"]
+        self.requests = Counter("dlserve_inference_requests", "Inference requests by API and status",
+                                mv + ["api", "status"], registry=registry)
+        self.latency = Histogram("dlserve_inference_latency_seconds", "End-to-end inference latency",
+                                 mv + ["api"], buckets=LATENCY_BUCKETS, registry=registry)
+        self.queue_time = Histogram("dlserve_inference_queue_seconds", "Time a request waited for its batch",
+                                    mv, buckets=LATENCY_BUCKETS, registry=registry)
+        self.compute_time = Histogram("dlserve_inference_compute_seconds", "ONNX Runtime time per batch",
+                                      mv, buckets=LATENCY_BUCKETS, registry=registry)
+        self.batch_size = Histogram("dlserve_inference_batch_size", "Rows per executed batch", mv,
+                                    buckets=BATCH_BUCKETS, registry=registry)
+        self.queue_depth = Gauge("dlserve_inference_queue_depth", "Requests waiting for a batch", mv,
+                                 registry=registry)
+        self.loaded = Gauge("dlserve_models_loaded", "Model versions loaded in this process", registry=registry)
+        self.memory = Gauge("dlserve_model_memory_bytes", "Memory taken by a loaded model version (estimate)", mv,
+                            registry=registry)
+
+    def batch_stats(self, model: str, version: int) -> BatchStats:
+        labels = (model, str(version))
+        compute, size = self.compute_time.labels(*labels), self.batch_size.labels(*labels)
+        queue, depth = self.queue_time.labels(*labels), self.queue_depth.labels(*labels)
+
+        def on_batch(rows: int, seconds: float) -> None:
+            size.observe(rows)
+            compute.observe(seconds)
+
+        return BatchStats(on_batch=on_batch, on_queue_time=queue.observe, on_depth=depth.set)
+
+    def forget(self, model: str, version: int) -> None:
+        labels = (model, str(version))
+        for metric in (self.queue_depth, self.memory):
+            try:
+                metric.remove(*labels)
+            except KeyError:
+                pass

@@ -1,0 +1,89 @@
+"""Classification serving (numpy only): image -> normalised tensor; logits -> top-k {label, score}."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from models.common.errors import InputError
+from models.common.images import DEFAULT_MAX_PIXELS, b64decode, decode_image, resize
+
+DEFAULT_TOP_K = 5
+
+
+@dataclass(frozen=True)
+class Spec:
+    input_name: str
+    output_name: str
+    size: tuple[int, int]
+    channels: int
+    mean: np.ndarray  # [C, 1, 1] float32
+    std: np.ndarray
+    labels: tuple[str, ...] | None
+    max_pixels: int = DEFAULT_MAX_PIXELS
+
+
+def make_spec(signature: dict[str, Any], metadata: dict[str, Any], max_pixels: int = DEFAULT_MAX_PIXELS) -> Spec:
+    """What serving needs to know about a version, worked out once when it loads."""
+    inputs, outputs = signature["inputs"], signature["outputs"]
+    if len(inputs) != 1 or len(inputs[0]["shape"]) != 4:
+        raise ValueError("a classification model takes one input [N, C, H, W]; "
+                         f"this one takes {[(i['name'], i['shape']) for i in inputs]}")
+    shape = inputs[0]["shape"]
+    pre = metadata.get("preprocessing") or {}
+    channels = int(pre.get("channels") or (shape[1] if shape[1] > 0 else 3))
+    size = pre.get("size") or [shape[2], shape[3]]
+    if min(size) <= 0:
+        raise ValueError("the model's input has no fixed height and width; give metadata.preprocessing.size")
+    mean = np.asarray(pre.get("mean", [0.0] * channels), np.float32).reshape(-1, 1, 1)
+    std = np.asarray(pre.get("std", [1.0] * channels), np.float32).reshape(-1, 1, 1)
+    out = next((o for o in outputs if o["name"] == "logits"), outputs[0])
+    labels = metadata.get("labels")
+    return Spec(inputs[0]["name"], out["name"], (int(size[0]), int(size[1])), channels, mean, std,
+                tuple(str(x) for x in labels) if labels else None, max_pixels)
+
+
+def decode(item: Any, index: int, spec: Spec) -> np.ndarray:
+    field = f"inputs[{index}].image"
+    if isinstance(item, (bytes, bytearray)):  # a multipart upload
+        data = bytes(item)
+        field = f"inputs[{index}] (file)"
+    elif isinstance(item, dict) and "image" in item:
+        data = b64decode(item["image"], field)
+    else:
+        raise InputError(f"inputs[{index}]", 'expected {"image": "<base64>"}')
+    return decode_image(data, field, "L" if spec.channels == 1 else "RGB", spec.max_pixels)
+
+
+def preprocess(item: Any, index: int, params: dict[str, Any], spec: Spec) -> dict[str, np.ndarray]:
+    """One input -> {input name: float32 [1, C, H, W]}."""
+    img = resize(decode(item, index, spec), spec.size)
+    x = img.astype(np.float32) * (1.0 / 255.0)
+    x = x[None] if x.ndim == 2 else x.transpose(2, 0, 1)
+    x = (x - spec.mean) / spec.std
+    return {spec.input_name: x[None].astype(np.float32, copy=False)}
+
+
+def check_params(params: dict[str, Any]) -> dict[str, Any]:
+    top_k = params.get("top_k", DEFAULT_TOP_K)
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+        raise InputError("parameters.top_k", "must be a positive integer")
+    unknown = set(params) - {"top_k"}
+    if unknown:
+        raise InputError("parameters", f"unknown option(s) {sorted(unknown)}; classification takes top_k")
+    return {"top_k": top_k}
+
+
+def postprocess(outputs: dict[str, np.ndarray], params: dict[str, Any], spec: Spec) -> dict[str, Any]:
+    """One row of outputs -> {"labels": [{"label", "score"}, ...]} best first, scores are softmax."""
+    logits = outputs[spec.output_name].reshape(-1).astype(np.float64)
+    e = np.exp(logits - logits.max())
+    probs = e / e.sum()
+    k = min(params["top_k"], probs.size)
+    top = np.argpartition(-probs, k - 1)[:k]
+    top = top[np.argsort(-probs[top], kind="stable")]
+    names = spec.labels
+    return {"labels": [{"label": names[i] if names and i < len(names) else str(int(i)), "score": float(probs[i])}
+                       for i in top]}

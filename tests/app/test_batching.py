@@ -1,0 +1,123 @@
+"""Dynamic batching as callers see it: their own rows back, 429 at once when full, 504 unrun at the deadline."""
+
+import asyncio
+import threading
+import time
+
+import httpx
+import numpy as np
+import pytest
+
+from app.inference.batcher import Batcher
+from tests import onnx_models
+from tests.conftest import ADMIN_KEY, upload
+from tests.live_server import live_server
+
+H = {"Authorization": f"Bearer {ADMIN_KEY}"}
+
+
+def infer_body(x: np.ndarray, timeout_us: int | None = None) -> dict:
+    body = {"inputs": [{"name": "x", "shape": list(x.shape), "datatype": "FP32", "data": x.reshape(-1).tolist()}]}
+    if timeout_us:
+        body["parameters"] = {"timeout": timeout_us}
+    return body
+
+
+@pytest.fixture
+def doubler(client):
+    upload(client, "dbl", onnx_models.doubler(), task="fraud")
+    client.put("/v1/models/dbl/aliases/production", json={"version": 1})
+
+
+def metric(text: str, name: str) -> float:
+    line = next(line for line in text.splitlines() if line.startswith(name))
+    return float(line.rsplit(" ", 1)[1])
+
+
+def test_concurrent_callers_are_batched_and_get_their_own_rows(settings, doubler):
+    settings.max_queue_delay_ms = 25
+    rng = np.random.default_rng(0)
+    payloads = [rng.standard_normal((int(rng.integers(1, 4)), 4)).astype(np.float32) for _ in range(24)]
+    answers: list = [None] * len(payloads)
+    with live_server(settings) as url:
+        base = f"http://{url}"
+
+        def call(i):
+            r = httpx.post(f"{base}/v2/models/dbl/infer", json=infer_body(payloads[i]), headers=H, timeout=30)
+            answers[i] = r
+
+        threads = [threading.Thread(target=call, args=(i,)) for i in range(len(payloads))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        text = httpx.get(f"{base}/metrics").text
+    for x, r in zip(payloads, answers, strict=True):
+        assert r.status_code == 200, r.text
+        out = r.json()["outputs"][0]
+        assert out["shape"] == list(x.shape)
+        np.testing.assert_allclose(np.array(out["data"]).reshape(x.shape), 2 * x, rtol=1e-6)
+    batches = metric(text, 'dlserve_inference_batch_size_count{model="dbl",version="1"}')
+    rows = metric(text, 'dlserve_inference_batch_size_sum{model="dbl",version="1"}')
+    assert rows == sum(len(x) for x in payloads)
+    assert batches < len(payloads)  # some requests shared a batch
+
+
+def test_full_queue_answers_429_at_once(settings, doubler):
+    settings.max_queue_size = 2
+    settings.max_queue_delay_ms = 1500  # the first requests wait in the queue for a fuller batch
+    x = np.ones((1, 4), np.float32)
+    with live_server(settings) as url:
+        base = f"http://{url}"
+        results = []
+        waiting = [threading.Thread(target=lambda: results.append(
+            httpx.post(f"{base}/v2/models/dbl/infer", json=infer_body(x), headers=H, timeout=30)))
+            for _ in range(2)]
+        for t in waiting:
+            t.start()
+        time.sleep(0.3)
+        start = time.monotonic()
+        r = httpx.post(f"{base}/v2/models/dbl/infer", json=infer_body(x), headers=H)
+        assert time.monotonic() - start < 0.5
+        assert r.status_code == 429 and r.headers["Retry-After"] == "1"
+        assert r.headers["Content-Type"] == "application/problem+json" and "limit" in r.json()["detail"]
+        for t in waiting:
+            t.join()
+    assert [q.status_code for q in results] == [200, 200]  # the queued ones were served, not dropped
+
+
+def test_a_request_still_queued_at_its_deadline_gets_504_and_never_runs(settings, doubler):
+    settings.max_queue_delay_ms = 1500
+    with live_server(settings) as url:
+        base = f"http://{url}"
+        start = time.monotonic()
+        r = httpx.post(f"{base}/v2/models/dbl/infer", json=infer_body(np.ones((1, 4), np.float32), 200_000),
+                       headers=H, timeout=30)
+        elapsed = time.monotonic() - start
+        assert r.status_code == 504, r.text
+        assert "200 ms" in r.json()["detail"]
+        assert 0.15 < elapsed < 1.2
+        time.sleep(1.6)  # past the batching delay: had it stayed queued, it would have run by now
+        text = httpx.get(f"{base}/metrics").text
+    assert metric(text, 'dlserve_inference_batch_size_count{model="dbl",version="1"}') == 0
+    assert 'dlserve_inference_requests_total{api="v2",model="dbl",status="504",version="1"} 1.0' in text
+
+
+def test_one_bad_request_does_not_fail_the_batch_it_was_stacked_into():
+    def run(feeds):
+        if (feeds["x"] < 0).any():
+            raise ValueError("negative input")
+        return {"y": feeds["x"] * 2}
+
+    async def scenario():
+        b = Batcher("t", run, max_batch=8, max_delay_s=0.05, max_queue=8)
+        until = time.monotonic() + 5
+        xs = [np.full((1, 2), v, np.float32) for v in (1, -1, 3)]
+        results = await asyncio.gather(*(b.submit({"x": x}, 1, until) for x in xs), return_exceptions=True)
+        await b.close()
+        return results
+
+    good1, bad, good3 = asyncio.run(scenario())
+    np.testing.assert_array_equal(good1["y"], [[2, 2]])
+    np.testing.assert_array_equal(good3["y"], [[6, 6]])
+    assert isinstance(bad, ValueError)
