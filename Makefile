@@ -6,13 +6,14 @@ SHELL := /bin/bash
 .SHELLFLAGS := -o pipefail -ec
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
-EXTRAS ?= cpu
+# train: PyTorch for the Celery worker that `make run` starts (and for the tests)
+EXTRAS ?= cpu,train
 BIN := $(VENV)/bin
 # pip.conf on our machines lists local mirrors that are often empty; their warnings are noise.
 PIP := $(BIN)/pip install --quiet --disable-pip-version-check
 QUIET := 2>&1 | { grep -v "^WARNING: Location '" || true; }
 
-.PHONY: run test install dev lint clean
+.PHONY: run test install dev lint clean bench bench-serving
 
 run: install
 	$(BIN)/dlserve serve
@@ -35,8 +36,23 @@ $(VENV)/.installed-$(EXTRAS)-dev: $(VENV)/.installed-$(EXTRAS) pyproject.toml
 	$(PIP) -e ".[$(EXTRAS),dev]" $(QUIET)
 	touch $@
 
+# Benchmarks (not part of `make test`): results are written up in BENCHMARKS.md.
+# BentoML, a baseline of the serving benchmark, gets a virtualenv of its own: it pins its own web stack.
+BENTO_VENV ?= .venv-bento
+
+bench: bench-serving
+
+bench-serving: dev $(BENTO_VENV)/.installed
+	mkdir -p var
+	$(BIN)/python benchmarks/serving.py --bento-venv $(BENTO_VENV) --json var/bench-serving.json
+
+$(BENTO_VENV)/.installed:
+	$(PYTHON) -m venv $(BENTO_VENV)
+	$(BENTO_VENV)/bin/pip install --quiet --disable-pip-version-check bentoml onnxruntime pillow numpy $(QUIET)
+	touch $@
+
 lint: dev
 	$(BIN)/ruff check .
 
 clean:
-	rm -rf $(VENV) var .pytest_cache
+	rm -rf $(VENV) $(BENTO_VENV) var .pytest_cache

@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     intra_op_threads: int = Field(0, ge=0)  # 0 lets ONNX Runtime choose
     inter_op_threads: int = Field(0, ge=0)
     graph_optimization: str = "all"  # disable | basic | extended | all
+    # ORT's pool threads busy-wait between runs by default; on a small machine that spinning takes the
+    # CPU the HTTP and image-decoding work beside them needs.
+    ort_spinning: bool = False
 
     # Model loading
     preload_aliases: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["production"])  # "*": all

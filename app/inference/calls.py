@@ -35,7 +35,8 @@ def input_problem(e: InputError) -> DlserveError:
     return cls(str(e), field=e.field)
 
 
-async def submit(lm: LoadedModel, feeds: dict[str, np.ndarray], rows: int, until: float, ms: int) -> dict[str, np.ndarray]:
+async def submit(lm: LoadedModel, feeds: dict[str, np.ndarray], rows: int, until: float,
+                 ms: int) -> dict[str, np.ndarray]:
     try:
         return await lm.batcher.submit(feeds, rows, until)
     except QueueFull:

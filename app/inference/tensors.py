@@ -46,7 +46,8 @@ def split_body(body: bytes, header_length: str | None) -> tuple[dict[str, Any], 
     return request, tail
 
 
-def decode_inputs(request: dict[str, Any], tail: memoryview, signature: dict[str, Any]) -> tuple[dict[str, np.ndarray], int]:
+def decode_inputs(request: dict[str, Any], tail: memoryview,
+                  signature: dict[str, Any]) -> tuple[dict[str, np.ndarray], int]:
     """-> feeds checked against the signature, and the batch size (rows) they share."""
     expected = {s["name"]: s for s in signature["inputs"]}
     feeds: dict[str, np.ndarray] = {}
