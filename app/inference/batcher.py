@@ -6,7 +6,9 @@ loop stays free. Under load the queue refills while a batch runs, so batches gro
 the delay is rarely waited. Requests whose inputs cannot be stacked (other shapes) run as separate
 groups; if a stacked group fails, its requests are retried one by one so one bad request cannot fail
 its neighbours. A request still queued at its deadline is answered with DeadlineExceeded and never
-run; when the queue is full, submit refuses at once with QueueFull.
+run; when the queue is full, submit refuses at once with QueueFull. Inputs named in `pad` (variable
+length text, by the family's rules) are padded to the longest in their group along their axis, so
+sentences of different lengths still share a batch.
 """
 
 from __future__ import annotations
@@ -60,7 +62,8 @@ class BatchStats:
 
 class Batcher:
     def __init__(self, name: str, run: Callable[[Feeds], Feeds], *, max_batch: int, max_delay_s: float,
-                 max_queue: int, batchable: bool = True, stats: BatchStats | None = None):
+                 max_queue: int, batchable: bool = True, stats: BatchStats | None = None,
+                 pad: dict[str, tuple[int, object]] | None = None):
         self.name = name
         self._run = run
         self.max_batch = max_batch if batchable else 1
@@ -68,6 +71,7 @@ class Batcher:
         self.max_queue = max_queue
         self.batchable = batchable
         self.stats = stats or BatchStats()
+        self.pad = pad or {}
         self._queue: deque[Request] = deque()
         self._live = 0  # queued requests not yet expired or taken
         self._running = False
@@ -172,7 +176,7 @@ class Batcher:
     def _execute(self, batch: list[Request]) -> list[Feeds | Exception]:
         """Runs in the batcher's thread: stack compatible requests, run, split rows back out."""
         results: dict[int, Feeds | Exception] = {}
-        for group in _groups(batch) if self.batchable else [[r] for r in batch]:
+        for group in _groups(batch, self.pad) if self.batchable else [[r] for r in batch]:
             try:
                 for req, out in zip(group, self._run_group(group), strict=True):
                     results[id(req)] = out
@@ -191,7 +195,8 @@ class Batcher:
         if len(group) == 1:
             feeds = group[0].feeds
         else:
-            feeds = {k: np.concatenate([r.feeds[k] for r in group]) for k in group[0].feeds}
+            feeds = {k: np.concatenate(_padded([r.feeds[k] for r in group], *self.pad[k]) if k in self.pad
+                                       else [r.feeds[k] for r in group]) for k in group[0].feeds}
         start = time.perf_counter()
         outputs = self._run(feeds)
         total = sum(r.rows for r in group)
@@ -226,10 +231,26 @@ class Batcher:
         self._executor.shutdown(wait=True)
 
 
-def _groups(batch: list[Request]) -> list[list[Request]]:
-    """Requests whose inputs agree in dtype and every dimension but the first, in arrival order."""
+def _groups(batch: list[Request], pad: dict[str, tuple[int, object]]) -> list[list[Request]]:
+    """Requests whose inputs agree in dtype and every dimension but the first (and the padded axis of a
+    padded input), in arrival order."""
     groups: dict[tuple, list[Request]] = {}
     for req in batch:
-        key = tuple((k, v.dtype.str, v.shape[1:]) for k, v in sorted(req.feeds.items()))
+        key = tuple((k, v.dtype.str, v.ndim, tuple(d for i, d in enumerate(v.shape[1:], 1) if k not in pad
+                                                   or i != pad[k][0]))
+                    for k, v in sorted(req.feeds.items()))
         groups.setdefault(key, []).append(req)
     return list(groups.values())
+
+
+def _padded(arrays: list[np.ndarray], axis: int, value: object) -> list[np.ndarray]:
+    longest = max(a.shape[axis] for a in arrays)
+    out = []
+    for a in arrays:
+        if a.shape[axis] == longest:
+            out.append(a)
+            continue
+        widths = [(0, 0)] * a.ndim
+        widths[axis] = (0, longest - a.shape[axis])
+        out.append(np.pad(a, widths, constant_values=value))
+    return out

@@ -206,6 +206,8 @@ class ModelManager:
             max_delay_s=float(meta_batching.get("max_queue_delay_ms", self.settings.max_queue_delay_ms)) / 1000,
             max_queue=self.settings.max_queue_size, batchable=runtime.batchable(info.signature),
             stats=self.metrics.batch_stats(info.name, info.version),
+            pad=lm.family.batch_padding(lm.spec) if lm.spec is not None and hasattr(lm.family, "batch_padding")
+            else None,
         )
         self._models[key] = lm
         self.metrics.loaded.set(len(self._models))

@@ -121,3 +121,25 @@ def test_one_bad_request_does_not_fail_the_batch_it_was_stacked_into():
     np.testing.assert_array_equal(good1["y"], [[2, 2]])
     np.testing.assert_array_equal(good3["y"], [[6, 6]])
     assert isinstance(bad, ValueError)
+
+
+def test_variable_length_inputs_are_padded_into_one_batch():
+    """Sentences of different lengths share a batch when the family names the input and pad value."""
+    seen_shapes = []
+
+    def run(feeds):
+        seen_shapes.append(feeds["tokens"].shape)
+        return {"lengths": (feeds["tokens"] != 0).sum(axis=1), "echo": feeds["tokens"]}
+
+    async def scenario():
+        b = Batcher("t", run, max_batch=8, max_delay_s=0.05, max_queue=8, pad={"tokens": (1, 0)})
+        until = time.monotonic() + 5
+        sentences = [np.array([[5, 6, 7]], np.int64), np.array([[8]], np.int64), np.array([[1, 2, 3, 4, 9]], np.int64)]
+        results = await asyncio.gather(*(b.submit({"tokens": s}, 1, until) for s in sentences))
+        await b.close()
+        return results
+
+    short, shortest, longest = asyncio.run(scenario())
+    assert seen_shapes == [(3, 5)]  # one run, padded to the longest
+    assert [int(r["lengths"][0]) for r in (short, shortest, longest)] == [3, 1, 5]
+    np.testing.assert_array_equal(short["echo"], [[5, 6, 7, 0, 0]])
