@@ -1,19 +1,22 @@
 # dlserve image: the API and the training worker (same image, different command).
 #   CPU (default):  docker build -t dlserve .
 #   CUDA:           docker build --build-arg VARIANT=gpu -t dlserve:gpu .
-# VARIANT=gpu starts from NVIDIA's CUDA + cuDNN runtime image and installs onnxruntime-gpu (and, once
-# training lands, CUDA torch). The project is installed by `make install`, exactly as on a laptop.
+# VARIANT=gpu starts from NVIDIA's CUDA + cuDNN runtime image and installs onnxruntime-gpu and CUDA
+# torch. The project is installed by `make install`, exactly as on a laptop.
 ARG VARIANT=cpu
 
 FROM python:3.11-slim-bookworm AS base-cpu
-ENV EXTRAS=cpu
+# torch==2.13.0 from PyPI is the CUDA build with gigabytes of NVIDIA wheels; PyTorch's CPU index has
+# 2.13.0+cpu, which sorts above it (PEP 440 local version), so pip takes the CPU build.
+ENV EXTRAS=cpu,train \
+    PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu
 # hadolint ignore=DL3008
 RUN apt-get update \
     && apt-get install -y --no-install-recommends make curl \
     && rm -rf /var/lib/apt/lists/*
 
 FROM nvidia/cuda:12.6.3-cudnn-runtime-ubuntu22.04 AS base-gpu
-ENV EXTRAS=gpu DEBIAN_FRONTEND=noninteractive
+ENV EXTRAS=gpu,train DEBIAN_FRONTEND=noninteractive
 # hadolint ignore=DL3008
 RUN apt-get update \
     && apt-get install -y --no-install-recommends python3.11 python3.11-venv make curl \

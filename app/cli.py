@@ -1,17 +1,20 @@
 """`dlserve`: run the service, migrate the database, manage API keys.
 
-`dlserve serve` is what `make run` calls: it migrates, makes sure a local admin key exists, and runs
-uvicorn. The training issue adds the HTTP client commands (train, jobs, models, predict)."""
+`dlserve serve` is what `make run` calls: it migrates, makes sure a local admin key exists, runs
+uvicorn and, on the file-system broker, one training worker beside it. `dlserve worker` runs a
+training worker alone. The HTTP client commands (train, jobs, models, predict) are in app/client_cli.py."""
 
 from __future__ import annotations
 
 import os
+import signal
 import stat
 from typing import Annotated
 
 import typer
 from sqlalchemy import select
 
+from app import client_cli
 from app.auth import create_key, parse_scopes
 from app.db import migrate
 from app.db.base import utcnow
@@ -25,6 +28,7 @@ db_cli = typer.Typer(help="Database migrations (Alembic).", no_args_is_help=True
 keys_cli = typer.Typer(help="API keys.", no_args_is_help=True)
 cli.add_typer(db_cli, name="db")
 cli.add_typer(keys_cli, name="keys")
+client_cli.register(cli)
 
 
 def _sessions(settings: Settings):
@@ -90,19 +94,54 @@ def serve(
     workers: Annotated[int, typer.Option(help="uvicorn worker processes")] = 1,
     migrate_first: Annotated[bool, typer.Option(
         "--migrate/--no-migrate", help="upgrade the database first (compose has a migrate service)")] = True,
+    with_worker: Annotated[bool | None, typer.Option(
+        "--worker/--no-worker", help="run a training worker beside the API (default: on the file-system broker)",
+        show_default=False)] = None,
 ) -> None:
-    """Migrate, make sure an admin key exists, and serve the API."""
+    """Migrate, make sure an admin key exists, and serve the API (and a training worker)."""
     import uvicorn
+
+    from app.jobs.supervisor import WorkerSupervisor
 
     settings = Settings()
     settings.home.mkdir(parents=True, exist_ok=True)
     if migrate_first:
         migrate.upgrade(settings.resolved_database_url)
     _announce_admin_key(settings, host, port)
-    # h11, not httptools: httptools lowercases every response header name, and clients that keep
-    # headers in a plain dict then miss "Content-Type" (see app/middleware.py).
-    uvicorn.run("app.main:create_app", factory=True, host=host, port=port, workers=workers,
-                log_level="info", proxy_headers=False, http="h11")
+    supervisor = WorkerSupervisor() if (settings.uses_file_broker if with_worker is None else with_worker) else None
+    if supervisor is not None:
+        supervisor.start()
+        # uvicorn re-raises the SIGTERM it caught once it has shut down; as an exception (not the
+        # default handler's instant death) it lets the `finally` below stop the worker too.
+        signal.signal(signal.SIGTERM, _exit_on_signal)
+    try:
+        # h11, not httptools: httptools lowercases every response header name, and clients that keep
+        # headers in a plain dict then miss "Content-Type" (see app/middleware.py).
+        uvicorn.run("app.main:create_app", factory=True, host=host, port=port, workers=workers,
+                    log_level="info", proxy_headers=False, http="h11")
+    finally:
+        if supervisor is not None:
+            supervisor.stop()
+
+
+def _exit_on_signal(signum, _frame) -> None:
+    raise SystemExit(128 + signum)
+
+
+@cli.command("worker")
+def worker(
+    concurrency: Annotated[int, typer.Option(help="jobs at once (one per GPU)")] = 1,
+    loglevel: str = "info",
+    pool: Annotated[str, typer.Option(help="prefork (a process per job) or solo (in this process)")] = "prefork",
+) -> None:
+    """Run a training worker: consumes the training queue on the configured broker."""
+    from workers.celery_app import app as celery_app
+    from workers.celery_app import settings
+
+    settings.home.mkdir(parents=True, exist_ok=True)
+    celery_app.worker_main(["worker", "-Q", settings.queue, "--concurrency", str(concurrency), "--pool", pool,
+                            "--loglevel", loglevel, "--hostname", f"dlserve-{os.getpid()}@%h",
+                            "--without-gossip", "--without-mingle", "--without-heartbeat"])
 
 
 def _announce_admin_key(settings: Settings, host: str, port: int) -> None:

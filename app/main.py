@@ -8,12 +8,14 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
-from app.api import health, predict, registry, v2
+from app.api import datasets, health, jobs, predict, registry, v2
 from app.auth import Authenticator
 from app.db.session import make_engine, make_sessionmaker
 from app.errors import install_error_handlers
 from app.inference.manager import ModelManager
 from app.inference.metrics import InferenceMetrics
+from app.jobs.broker import Broker
+from app.jobs.reaper import reaper_loop
 from app.metrics import HttpMetrics
 from app.middleware import RequestContext
 from app.readiness import artifact_store, database
@@ -32,7 +34,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI):
         store.ensure()
         await app.state.models.start()  # loads and warms in the background; /readyz waits for it
+        app.state.broker.ensure()
+        reaper = reaper_loop(settings, app.state.sessions, app.state.broker)
         yield
+        if reaper is not None:
+            reaper.cancel()
         await app.state.models.stop()
         engine.dispose()
 
@@ -47,6 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.auth = Authenticator(app.state.sessions, settings.admin_key)
     app.state.metrics_registry = CollectorRegistry()
     app.state.inference_metrics = InferenceMetrics(app.state.metrics_registry)
+    app.state.broker = Broker(settings)
     app.state.models = ModelManager(settings, app.state.sessions, store, app.state.inference_metrics)
     app.state.readiness_checks = {"database": database(engine), "artifacts": artifact_store(store),
                                   "models": app.state.models.status}
@@ -56,6 +63,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(registry.router)
     app.include_router(predict.router)
     app.include_router(v2.router)
+    app.include_router(datasets.router)
+    app.include_router(jobs.router)
 
     def body_limit(method: str, path: str) -> int:
         for m, prefix, suffix in UPLOAD_ROUTES:

@@ -7,6 +7,7 @@ FAMILIES is the one place the rest of the system learns which tasks exist. A fam
                  preprocess(item, params, spec) -> {input name: array without batch dim}
                  collate(items) -> feed dict;  postprocess(outputs, item, params, spec) -> response dict
     data.py      numpy/Pillow only (the API validates uploads with it): load/validate dataset formats
+    config.py    stdlib only (the API validates job configs with it): the Config dataclass
     training.py  torch: Config, build, train, evaluate, export_onnx (workers only)
 
 A task whose package has not landed yet (None below) can still hold ONNX models uploaded from
@@ -31,7 +32,7 @@ TASKS: tuple[str, ...] = tuple(FAMILIES)
 
 
 def family_part(task: str, part: str) -> ModuleType | None:
-    """models.<task>.<part> (serving, data or training), or None where the family has no such part yet."""
+    """models.<task>.<part> (serving, data, config or training), or None where the family has no such part yet."""
     package = FAMILIES.get(task)
     if package is None:
         return None

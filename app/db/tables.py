@@ -60,7 +60,9 @@ class TrainingRun(Base):
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     task: Mapped[str] = mapped_column(String(32))
-    dataset_id: Mapped[str] = mapped_column(ForeignKey("datasets.id", ondelete="RESTRICT"), index=True)
+    # SET NULL: a dataset can be deleted once no queued or running run needs it (the API checks);
+    # finished runs keep their history and lose only the link.
+    dataset_id: Mapped[str | None] = mapped_column(ForeignKey("datasets.id", ondelete="SET NULL"), index=True)
     params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     status: Mapped[str] = mapped_column(String(16), default="queued")
     progress: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # epoch, step, total, eta_s
@@ -76,7 +78,7 @@ class TrainingRun(Base):
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
-    dataset: Mapped[Dataset] = relationship()
+    dataset: Mapped[Dataset | None] = relationship()
 
 
 class RunMetric(Base):

@@ -52,7 +52,8 @@ def test_infer_matches_onnxruntime(triton, tiny_onnx, binary_in, binary_out):
     x = np.random.default_rng(0).standard_normal((3, 3, 32, 32)).astype(np.float32)
     inp = th.InferInput("input", list(x.shape), "FP32")
     inp.set_data_from_numpy(x, binary_data=binary_in)
-    result = triton.infer("tiny", [inp], headers=_fresh(), outputs=[th.InferRequestedOutput("logits", binary_data=binary_out)])
+    wanted = [th.InferRequestedOutput("logits", binary_data=binary_out)]
+    result = triton.infer("tiny", [inp], headers=_fresh(), outputs=wanted)
     want = ort.InferenceSession(tiny_onnx).run(None, {"input": x})[0]
     np.testing.assert_allclose(result.as_numpy("logits"), want, rtol=1e-5, atol=1e-6)
     assert result.get_response()["model_version"] == "1"

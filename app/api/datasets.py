@@ -1,0 +1,84 @@
+"""Dataset routes: /v1/datasets..."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, Query, Response, UploadFile, status
+from pydantic import BaseModel
+
+from app.api.deps import SessionDep, SettingsDep, StoreDep, TrainKey
+from app.datasets import service
+from app.db.tables import Dataset
+
+router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
+
+
+class DatasetOut(BaseModel):
+    id: str
+    name: str
+    task: str
+    format: str
+    sha256: str
+    size_bytes: int
+    stats: dict[str, Any]
+    created_at: datetime
+
+
+class DatasetPage(BaseModel):
+    items: list[DatasetOut]
+    total: int
+    limit: int
+    offset: int
+
+
+def dataset_out(d: Dataset) -> DatasetOut:
+    return DatasetOut(id=d.id, name=d.name, task=d.task, format=d.format, sha256=d.sha256, size_bytes=d.size_bytes,
+                      stats=d.stats or {}, created_at=d.created_at)
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=DatasetOut,
+             responses={200: {"model": DatasetOut, "description": "these bytes were uploaded before"}})
+def upload_dataset(
+    _: TrainKey, session: SessionDep, store: StoreDep, settings: SettingsDep, response: Response,
+    file: Annotated[UploadFile, File(description="zip/tar/tar.gz archive or single file, per the task's formats")],
+    task: Annotated[str, Form(description="classification, detection, ...")],
+    format: Annotated[str | None, Form(description="e.g. imagefolder or npz; guessed from the file name if absent")]
+    = None,
+    name: Annotated[str | None, Form(description="a label; defaults to the file name")] = None,
+) -> DatasetOut:
+    upload = service.check_upload(task, format, name, file.filename or "")
+    with store.staged_copy(file.file, settings.max_upload_bytes) as (path, sha256, size):
+        row, created = service.find_by_sha(session, sha256, upload), False
+        if row is None:
+            session.rollback()  # end the read: unpacking and validating below can take a while
+            stats = service.materialise(store, settings, upload, path, sha256)
+            row, created = service.add(session, upload, sha256, size, stats)
+            session.commit()
+    response.headers["Location"] = f"/v1/datasets/{row.id}"
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    return dataset_out(row)
+
+
+@router.get("", response_model=DatasetPage)
+def list_datasets(
+    _: TrainKey, session: SessionDep, task: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50, offset: Annotated[int, Query(ge=0)] = 0,
+) -> DatasetPage:
+    rows, total = service.list_page(session, task, limit, offset)
+    return DatasetPage(items=[dataset_out(d) for d in rows], total=total, limit=limit, offset=offset)
+
+
+@router.get("/{dataset_id}", response_model=DatasetOut)
+def get_dataset(dataset_id: str, _: TrainKey, session: SessionDep) -> DatasetOut:
+    return dataset_out(service.get(session, dataset_id))
+
+
+@router.delete("/{dataset_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_dataset(dataset_id: str, _: TrainKey, session: SessionDep, store: StoreDep) -> Response:
+    key = service.delete(session, dataset_id)
+    session.commit()
+    store.remove(key)  # after the commit: a failed commit must leave the files the row points to
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

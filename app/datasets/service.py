@@ -1,0 +1,162 @@
+"""Datasets: content-addressed uploads, unpacked safely and validated by the family's loader.
+
+    <artifact root>/datasets/<sha256>/files/...   an archive format, unpacked
+    <artifact root>/datasets/<sha256>/data.<fmt>  a single-file format, as uploaded
+
+Files are built in staging and appear under their final name by one rename. The same bytes are one
+dataset: a second upload finds the first. Functions flush but never commit (the route does); the
+slow part (unpacking, validating) touches no database, so it holds no lock while it runs.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from app.datasets.archive import Limits, extract
+from app.db.tables import Dataset, TrainingRun
+from app.errors import Conflict, NotFound, Unprocessable
+from app.registry.service import check_task
+from app.registry.store import ArtifactStore
+from app.settings import Settings
+from models import family_part
+
+ACTIVE = ("queued", "running")
+
+
+@dataclass
+class Upload:
+    task: str
+    format: str
+    name: str
+    family: ModuleType
+
+
+def check_upload(task: str, fmt: str | None, name: str | None, filename: str) -> Upload:
+    check_task(task)
+    family = family_part(task, "data")
+    if family is None:
+        raise Unprocessable(f"task {task!r} has no dataset formats yet", field="task")
+    fmt = fmt or family.guess_format(filename or "")
+    if fmt is None:
+        raise Unprocessable(f"field 'format' is needed (cannot tell it from {filename!r}); "
+                            f"{task} takes {', '.join(family.FORMATS)}", field="format")
+    if fmt not in family.FORMATS:
+        choices = "; ".join(f"{k}: {v}" for k, v in family.FORMATS.items())
+        raise Unprocessable(f"field 'format': {fmt!r} is not a {task} format; choose one of {choices}", field="format")
+    name = (name or _stem(filename) or "dataset").strip()
+    if len(name) > 200:
+        raise Unprocessable("field 'name' is longer than 200 characters", field="name")
+    return Upload(task, fmt, name, family)
+
+
+def _stem(filename: str) -> str:
+    base = os.path.basename((filename or "").replace("\\", "/"))
+    return re.sub(r"(\.tar)?\.[A-Za-z0-9]+$", "", base)
+
+
+def find_by_sha(session: Session, sha256: str, upload: Upload) -> Dataset | None:
+    row = session.scalar(select(Dataset).where(Dataset.sha256 == sha256))
+    if row is not None and (row.task, row.format) != (upload.task, upload.format):
+        raise Conflict(f"these bytes are already dataset {row.id} ({row.task}, {row.format}); "
+                       "the same file cannot be another task's or format's dataset", dataset_id=row.id)
+    return row
+
+
+def materialise(store: ArtifactStore, settings: Settings, upload: Upload, staged: Path, sha256: str) -> dict[str, Any]:
+    """Unpacks (archive formats), validates and moves the files to datasets/<sha256>; returns the stats."""
+    key = f"datasets/{sha256}"
+    build = store.staging_dir / f"dataset-{uuid.uuid4().hex}"
+    build.mkdir(parents=True)
+    try:
+        if upload.format in upload.family.ARCHIVE_FORMATS:
+            limits = Limits(settings.dataset_max_bytes, settings.dataset_max_files, settings.dataset_max_ratio)
+            extract(staged, build / "files", limits)
+        else:
+            os.replace(staged, build / f"data.{upload.format}")  # staged_copy tolerates it gone
+        stats = _validate(upload, data_path(build, upload.format, upload.family), settings)
+        final = store.path(key)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        # A folder already there holds these very bytes (same hash), left by an earlier upload whose
+        # commit failed or that another request is committing now: keep it, it is complete.
+        if not final.exists():
+            os.replace(build, final)
+    finally:
+        shutil.rmtree(build, ignore_errors=True)
+    return stats
+
+
+def _validate(upload: Upload, path: Path, settings: Settings) -> dict[str, Any]:
+    try:
+        return upload.family.validate(path, upload.format, max_bytes=settings.dataset_max_bytes)
+    except ValueError as e:  # the family's DatasetError
+        entry = getattr(e, "entry", None)
+        extra = {"entry": entry} if entry else {}
+        raise Unprocessable(f"field 'file' is not a valid {upload.format} dataset: {e}", field="file", **extra) from e
+
+
+def data_path(folder: Path, fmt: str, family: ModuleType) -> Path:
+    return folder / "files" if fmt in family.ARCHIVE_FORMATS else folder / f"data.{fmt}"
+
+
+def dataset_path(store: ArtifactStore, dataset: Dataset) -> Path:
+    """Where the family's loader reads this dataset."""
+    return data_path(store.path(dataset.uri), dataset.format, family_part(dataset.task, "data"))
+
+
+def add(session: Session, upload: Upload, sha256: str, size: int, stats: dict[str, Any]) -> tuple[Dataset, bool]:
+    """Records the dataset; (row, created). A concurrent upload of the same bytes may win: then its row."""
+    row = Dataset(name=upload.name, task=upload.task, format=upload.format, sha256=sha256, size_bytes=size,
+                  uri=f"datasets/{sha256}", stats=stats)
+    try:
+        with session.begin_nested():
+            session.add(row)
+    except IntegrityError:
+        return find_by_sha(session, sha256, upload), False
+    return row, True
+
+
+def get(session: Session, dataset_id: str, *, for_update: bool = False) -> Dataset:
+    stmt = select(Dataset).where(Dataset.id == dataset_id)
+    row = session.scalar(stmt.with_for_update() if for_update else stmt)
+    if row is None:
+        raise NotFound(f"no dataset with id {dataset_id!r}")
+    return row
+
+
+def list_page(session: Session, task: str | None, limit: int, offset: int) -> tuple[list[Dataset], int]:
+    stmt = select(Dataset)
+    if task:
+        stmt = stmt.where(Dataset.task == task)
+    total = session.scalar(select(func.count()).select_from(stmt.subquery()))
+    rows = session.scalars(stmt.order_by(Dataset.created_at.desc(), Dataset.id).limit(limit).offset(offset))
+    return list(rows), total
+
+
+def active_runs(session: Session, dataset_id: str) -> list[str]:
+    return list(session.scalars(select(TrainingRun.id).where(
+        TrainingRun.dataset_id == dataset_id, TrainingRun.status.in_(ACTIVE))))
+
+
+def delete(session: Session, dataset_id: str) -> str:
+    """Deletes the row (409 while a queued or running run uses it); returns the key whose files the
+    caller removes after its commit."""
+    row = get(session, dataset_id, for_update=True)
+    runs = active_runs(session, dataset_id)
+    if runs:
+        raise Conflict(f"dataset {dataset_id} is used by {len(runs)} queued or running job(s) ({', '.join(runs)}); "
+                       "cancel them or wait for them to finish", jobs=runs)
+    key = row.uri
+    session.delete(row)
+    session.flush()
+    return key

@@ -1,0 +1,56 @@
+"""A job's `config` checked against its family's Config dataclass: unknown keys and bad values become a
+422 that names the key. The dataclass stays stdlib-only; pydantic does the type checking here."""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from functools import lru_cache
+from typing import Any
+
+from pydantic import ConfigDict, ValidationError, create_model
+
+from app.errors import Unprocessable
+from models import family_part
+
+
+def config_class(task: str) -> type | None:
+    module = family_part(task, "config")
+    return getattr(module, "Config", None)
+
+
+@lru_cache
+def _model(cls: type):
+    hints = typing.get_type_hints(cls)
+    fields = {}
+    for f in dataclasses.fields(cls):
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        fields[f.name] = (hints[f.name], default)
+    return create_model(f"{cls.__name__}Check", __config__=ConfigDict(extra="forbid", strict=False), **fields)
+
+
+def validate_config(task: str, raw: dict[str, Any]) -> dict[str, Any]:
+    """The full config (defaults filled in) as a JSON-able dict, or Unprocessable naming the key."""
+    cls = config_class(task)
+    if cls is None:
+        raise Unprocessable(f"task {task!r} cannot be trained yet: its family has no training code", field="task")
+    try:
+        values = _model(cls).model_validate(raw).model_dump()
+    except ValidationError as e:
+        problems = []
+        for err in e.errors():
+            key = ".".join(str(p) for p in err["loc"])
+            if err["type"] == "extra_forbidden":
+                known = ", ".join(f.name for f in dataclasses.fields(cls))
+                problems.append(f"config.{key}: unknown key for {task}; known keys: {known}")
+            else:
+                problems.append(f"config.{key}: {err['msg']} (got {err.get('input')!r})")
+        raise Unprocessable("; ".join(problems), field=f"config.{'.'.join(str(p) for p in e.errors()[0]['loc'])}",
+                            errors=problems) from e
+    try:
+        cls(**values)  # the family's own range checks (__post_init__)
+    except (ValueError, TypeError) as e:
+        key = str(e).split(" ", 1)[0]
+        field = f"config.{key}" if key in values else "config"
+        raise Unprocessable(f"{field}: {e}", field=field) from e
+    return values

@@ -1,0 +1,218 @@
+"""Image classification with PyTorch (workers and tests only; the API never imports this).
+
+    load_dataset(path, fmt, cfg) -> Prepared      train/val splits, labels, normalisation
+    build(cfg, data) -> nn.Module                 a small LeNet-style CNN
+    train(cfg, data, device, report, checkpoint=None, resume=None) -> (module, metrics)
+    evaluate(module, data, device) -> {"accuracy", "loss"}
+    export_onnx(module, path, data)               input "input" [N,C,H,W] -> "logits" [N,K], opset 17
+    example_inputs(data, n) / version_metadata(cfg, data)   for the parity check and the registry
+
+`report(step, metrics)` is called after every optimiser step ({"epoch": fractional, "loss", "lr"}) and
+after each epoch's validation ({"epoch", "val_loss", "val_accuracy"}). `checkpoint(state)` gets a
+plain dict after each epoch; `resume=` that dict continues the run where it stopped, bit for bit.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from models.classification import data as datasets
+from models.classification.config import Config
+from models.classification.data import ImageSet, Loaded
+
+Report = Callable[[int, dict[str, float]], None]
+OPSET = 17
+
+
+@dataclass
+class Prepared:
+    labels: list[str]
+    train: ImageSet
+    val: ImageSet
+    size: tuple[int, int]
+    channels: int
+    mean: list[float]
+    std: list[float]
+
+
+def load_dataset(path: Path, fmt: str, cfg: Config) -> Prepared:
+    size = (cfg.image_size, cfg.image_size) if cfg.image_size else None
+    return prepare(cfg, datasets.load(path, fmt, size, cfg.channels))
+
+
+def prepare(cfg: Config, loaded: Loaded) -> Prepared:
+    """Splits off validation (seeded, so a resumed run sees the same split) and measures mean/std."""
+    if loaded.test is not None:
+        train, val = loaded.train, loaded.test
+    else:
+        n = len(loaded.train.y)
+        if n < 2:
+            raise ValueError(f"the dataset has {n} image; at least 2 are needed to hold one out for validation")
+        order = np.random.default_rng(cfg.seed).permutation(n)
+        n_val = min(n - 1, max(1, round(n * cfg.val_fraction)))
+        pick = lambda idx: ImageSet(loaded.train.x[idx], loaded.train.y[idx])  # noqa: E731
+        train, val = pick(np.sort(order[n_val:])), pick(np.sort(order[:n_val]))
+    pixels = train.x.reshape(-1, train.x.shape[-1]).astype(np.float64) / 255.0
+    mean, std = pixels.mean(axis=0), np.maximum(pixels.std(axis=0), 1e-3)
+    return Prepared(loaded.labels, train, val, tuple(train.x.shape[1:3]), train.x.shape[3],
+                    [float(m) for m in mean], [float(s) for s in std])
+
+
+class LeNet(nn.Module):
+    def __init__(self, channels: int, classes: int, size: tuple[int, int], width: int = 32):
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, width, 5, padding=2)
+        self.conv2 = nn.Conv2d(width, 2 * width, 5, padding=2)
+        self.fc1 = nn.Linear(2 * width * (size[0] // 4) * (size[1] // 4), 128)
+        self.fc2 = nn.Linear(128, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: [N, C, H, W], normalised
+        x = F.max_pool2d(F.relu(self.conv1(x)), 2)  # [N, w, H/2, W/2]
+        x = F.max_pool2d(F.relu(self.conv2(x)), 2)  # [N, 2w, H/4, W/4]
+        x = F.relu(self.fc1(torch.flatten(x, 1)))  # [N, 128]
+        return self.fc2(x)  # [N, K] logits
+
+
+def build(cfg: Config, data: Prepared) -> nn.Module:
+    if min(data.size) < 4:
+        raise ValueError(f"images of {data.size[0]}x{data.size[1]} are too small for {cfg.arch}; set image_size")
+    return LeNet(data.channels, len(data.labels), data.size, cfg.width)
+
+
+def steps_per_epoch(cfg: Config, data: Prepared) -> int:
+    return math.ceil(len(data.train.y) / cfg.batch_size)
+
+
+def total_steps(cfg: Config, data: Prepared) -> int:
+    return cfg.epochs * steps_per_epoch(cfg, data)
+
+
+class _Normalise:
+    """uint8 [N, H, W, C] -> float [N, C, H, W] scaled to [0, 1] then (x - mean) / std, as serving does."""
+
+    def __init__(self, data: Prepared, device: torch.device):
+        self.mean = torch.tensor(data.mean, device=device).view(1, -1, 1, 1)
+        self.std = torch.tensor(data.std, device=device).view(1, -1, 1, 1)
+
+    def __call__(self, x_uint8: torch.Tensor) -> torch.Tensor:
+        return (x_uint8.permute(0, 3, 1, 2).float() / 255.0 - self.mean) / self.std
+
+
+def _optimizer(cfg: Config, params) -> torch.optim.Optimizer:
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
+    return cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def _scheduler(cfg: Config, opt: torch.optim.Optimizer, total: int) -> torch.optim.lr_scheduler.LRScheduler:
+    if cfg.scheduler == "cosine":
+        return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
+    return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+
+
+def train(
+    cfg: Config, data: Prepared, device: torch.device | str, report: Report,
+    checkpoint: Callable[[dict[str, Any]], None] | None = None, resume: dict[str, Any] | None = None,
+) -> tuple[nn.Module, dict[str, float]]:
+    device = torch.device(device)
+    torch.manual_seed(cfg.seed)
+    model = build(cfg, data).to(device)
+    opt = _optimizer(cfg, model.parameters())
+    sched = _scheduler(cfg, opt, max(1, total_steps(cfg, data)))
+    shuffle = torch.Generator().manual_seed(cfg.seed)  # on the CPU, so its state is device-independent
+    epoch, step = 0, 0
+    if resume is not None:
+        model.load_state_dict(resume["model"])
+        opt.load_state_dict(resume["optimizer"])
+        sched.load_state_dict(resume["scheduler"])
+        epoch, step = resume["epoch"], resume["step"]
+        shuffle.set_state(resume["rng"]["shuffle"])
+        torch.set_rng_state(resume["rng"]["torch"])
+        if device.type == "cuda" and "cuda" in resume["rng"]:
+            torch.cuda.set_rng_state_all(resume["rng"]["cuda"])
+
+    x = torch.from_numpy(data.train.x).to(device)  # uint8 [N, H, W, C], normalised per batch
+    y = torch.from_numpy(data.train.y).to(device)
+    normalise, n, bs = _Normalise(data, device), len(y), cfg.batch_size
+    spe = steps_per_epoch(cfg, data)
+    metrics: dict[str, float] = {}
+    while epoch < cfg.epochs:
+        model.train()
+        order = torch.randperm(n, generator=shuffle).to(device)
+        total_loss = torch.zeros((), device=device)
+        for i in range(spe):
+            idx = order[i * bs:(i + 1) * bs]
+            loss = F.cross_entropy(model(normalise(x[idx])), y[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            step += 1
+            total_loss += loss.detach()
+            report(step, {"epoch": epoch + (i + 1) / spe, "loss": loss.item(), "lr": sched.get_last_lr()[0]})
+        epoch += 1
+        val = evaluate(model, data, device)
+        metrics = {"train_loss": float(total_loss) / spe, "val_loss": val["loss"], "val_accuracy": val["accuracy"]}
+        report(step, {"epoch": float(epoch), "val_loss": val["loss"], "val_accuracy": val["accuracy"]})
+        if checkpoint is not None:
+            rng = {"shuffle": shuffle.get_state(), "torch": torch.get_rng_state()}
+            if device.type == "cuda":
+                rng["cuda"] = torch.cuda.get_rng_state_all()
+            checkpoint({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                        "epoch": epoch, "step": step, "rng": rng, "metrics": metrics, "config": asdict(cfg)})
+    if not metrics and resume is not None:
+        metrics = dict(resume.get("metrics", {}))  # resumed after the last epoch's checkpoint
+    return model, metrics
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, data: Prepared, device: torch.device | str, batch_size: int = 512) -> dict[str, float]:
+    """Accuracy and mean cross-entropy on the validation split."""
+    device = torch.device(device)
+    was_training = model.training
+    model.eval()
+    normalise = _Normalise(data, device)
+    correct, loss_sum, n = 0, 0.0, len(data.val.y)
+    for i in range(0, n, batch_size):
+        xb = normalise(torch.from_numpy(data.val.x[i:i + batch_size]).to(device))
+        yb = torch.from_numpy(data.val.y[i:i + batch_size]).to(device)
+        logits = model(xb)
+        loss_sum += F.cross_entropy(logits, yb, reduction="sum").item()
+        correct += int((logits.argmax(1) == yb).sum())
+    model.train(was_training)
+    return {"accuracy": correct / n, "loss": loss_sum / n}
+
+
+def example_inputs(data: Prepared, n: int = 32) -> dict[str, np.ndarray]:
+    """A held batch from the validation split, as the ONNX model takes it (float32 [n, C, H, W])."""
+    x = data.val.x[:n].astype(np.float32).transpose(0, 3, 1, 2) / 255.0
+    mean = np.asarray(data.mean, np.float32).reshape(1, -1, 1, 1)
+    std = np.asarray(data.std, np.float32).reshape(1, -1, 1, 1)
+    return {"input": ((x - mean) / std).astype(np.float32)}
+
+
+def export_onnx(model: nn.Module, path: Path, data: Prepared) -> None:
+    """Writes one self-contained .onnx file with a dynamic batch axis."""
+    model = model.to("cpu").eval()
+    dummy = torch.zeros(1, data.channels, *data.size)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter announces its own deprecation
+        torch.onnx.export(model, (dummy,), str(path), input_names=["input"], output_names=["logits"],
+                          dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}}, opset_version=OPSET,
+                          dynamo=False)
+
+
+def version_metadata(cfg: Config, data: Prepared) -> dict[str, Any]:
+    return {"labels": list(data.labels), "preprocessing": {
+        "size": list(data.size), "channels": data.channels, "mean": data.mean, "std": data.std}}

@@ -1,0 +1,224 @@
+"""One training run, start to finish: claim it, train with progress and per-epoch checkpoints (resuming
+from the last one when the job is delivered again), evaluate, export ONNX, check ONNX Runtime against
+PyTorch, register the version and move the alias. Imports torch: only workers and tests load this."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+import uuid
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from celery.exceptions import SoftTimeLimitExceeded
+from sqlalchemy import select
+
+from app.datasets.service import dataset_path
+from app.db.session import make_engine, make_sessionmaker
+from app.db.tables import Dataset, TrainingRun
+from app.errors import DlserveError
+from app.jobs.service import finish
+from app.registry import service as registry
+from app.registry.onnx_inspect import inspect_model
+from app.registry.store import ArtifactStore
+from app.settings import Settings
+from models import family_part
+from workers.lease import (
+    Cancelled,
+    Claimed,
+    Heartbeat,
+    LeaseLost,
+    Reporter,
+    claim,
+    forget_metrics_after,
+    release,
+    worker_id,
+)
+
+log = logging.getLogger("dlserve.worker")
+PARITY_BATCH = 32
+
+
+class ParityError(RuntimeError):
+    pass
+
+
+def pick_device(setting: str) -> torch.device:
+    """DLSERVE_DEVICE: auto (cuda when available), cpu, cuda or cuda:N. Called inside the task only, so
+    the worker's parent process never initialises CUDA before forking."""
+    if setting == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if setting.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"DLSERVE_DEVICE={setting} but this worker sees no CUDA device; use cpu or auto")
+    return torch.device(setting)
+
+
+def run_training(run_id: str, settings: Settings) -> str:
+    """Returns what became of the run: succeeded, failed, cancelled, or skipped (nothing to do here)."""
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        return _Run(run_id, settings, make_sessionmaker(engine)).execute()
+    finally:
+        engine.dispose()
+
+
+class _Run:
+    def __init__(self, run_id: str, settings: Settings, sessions):
+        self.run_id, self.settings, self.sessions = run_id, settings, sessions
+        self.me = worker_id()
+        self.store = ArtifactStore(settings.resolved_artifact_root)
+        self.checkpoint_file = self.store.path(f"runs/{run_id}/checkpoints") / "last.pt"
+
+    def execute(self) -> str:
+        job = claim(self.sessions, self.run_id, self.me, self.settings)
+        if job is None:
+            return "skipped"
+        log.info("job %s: attempt %d in %s", job.id, job.attempts, self.me)
+        try:
+            with Heartbeat(self.sessions, job.id, self.me, self.settings.heartbeat_interval_s):
+                self._train_and_register(job)
+            return "succeeded"
+        except Cancelled:
+            release(self.sessions, job.id, self.me, "cancelled")
+            return "cancelled"
+        except LeaseLost as e:
+            log.warning("%s; stopping without touching it", e)
+            return "skipped"
+        except SoftTimeLimitExceeded:
+            release(self.sessions, job.id, self.me, "failed", "the run took longer than the time limit "
+                    f"(DLSERVE_TRAIN_SOFT_TIME_LIMIT_S={self.settings.train_soft_time_limit_s})")
+            return "failed"
+        except Exception as e:
+            log.exception("job %s failed", job.id)
+            detail = e.detail if isinstance(e, DlserveError) else f"{type(e).__name__}: {e}"
+            release(self.sessions, job.id, self.me, "failed", detail)
+            return "failed"
+
+    def _train_and_register(self, job: Claimed) -> None:
+        training = family_part(job.task, "training")
+        cfg = family_part(job.task, "config").Config(**job.params)
+        device = pick_device(self.settings.device)
+        data, dataset = self._load(job, training, cfg)
+
+        resume = self._load_checkpoint(device)
+        start_step = resume["step"] if resume else 0
+        forget_metrics_after(self.sessions, job.id, start_step)
+        extra = {"device": str(device)}
+        if resume:
+            extra["resumed_from"] = {"epoch": resume["epoch"], "step": resume["step"]}
+            log.info("job %s: resuming after epoch %d (step %d)", job.id, resume["epoch"], resume["step"])
+        report = Reporter(self.sessions, job.id, self.me, total=training.total_steps(cfg, data), epochs=cfg.epochs,
+                          batch_size=cfg.batch_size, interval_s=self.settings.progress_interval_s,
+                          start_step=start_step, extra=extra)
+        report.flush()
+        started = time.monotonic()
+        model, train_metrics = training.train(cfg, data, device, report, checkpoint=self._save_checkpoint,
+                                              resume=resume)
+        train_seconds = time.monotonic() - started
+        report.flush("evaluating")
+
+        final = training.evaluate(model, data, device)
+        samples = (report.step - start_step) * cfg.batch_size
+        metrics = {**train_metrics, **{f"val_{k}": v for k, v in final.items()},
+                   "train_seconds": round(train_seconds, 3),
+                   "train_samples_per_s": round(samples / train_seconds, 1) if train_seconds > 0 else None}
+        report.latest.update({k: v for k, v in metrics.items() if v is not None})
+        report.flush("exporting")
+
+        staged = self.store.staging_dir / f"run-{job.id}-{uuid.uuid4().hex}.onnx"
+        self.store.ensure()
+        try:
+            training.export_onnx(model, staged, data)
+            signature = inspect_model(staged)
+            parity = self._parity(model, staged, training.example_inputs(data, PARITY_BATCH))
+            report.flush("registering")
+            metadata = {**training.version_metadata(cfg, data), "parity": parity, "config": asdict(cfg),
+                        "dataset": {"id": dataset["id"], "name": dataset["name"], "sha256": dataset["sha256"]}}
+            self._register(job, staged, signature, metadata, metrics, report)
+        finally:
+            staged.unlink(missing_ok=True)
+
+    def _load(self, job: Claimed, training, cfg) -> tuple[Any, dict[str, str]]:
+        with self.sessions() as session:
+            dataset = session.get(Dataset, job.dataset_id) if job.dataset_id else None
+            if dataset is None:
+                raise RuntimeError("the job's dataset was deleted before the job could start")
+            info = {"id": dataset.id, "name": dataset.name, "sha256": dataset.sha256}
+            path, fmt = dataset_path(self.store, dataset), dataset.format
+        return training.load_dataset(path, fmt, cfg), info
+
+    # -- checkpoints: plain dicts, written to a temporary file and renamed, so a kill mid-write
+    # leaves the previous checkpoint intact.
+    def _save_checkpoint(self, state: dict[str, Any]) -> None:
+        self.checkpoint_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.checkpoint_file.with_suffix(f".{os.getpid()}.tmp")
+        torch.save(state, tmp)
+        os.replace(tmp, self.checkpoint_file)
+
+    def _load_checkpoint(self, device: torch.device) -> dict[str, Any] | None:
+        if not self.checkpoint_file.exists():
+            return None
+        try:
+            return torch.load(self.checkpoint_file, map_location=device, weights_only=True)
+        except Exception:
+            log.exception("job %s: checkpoint %s is unreadable; starting over", self.run_id, self.checkpoint_file)
+            return None
+
+    def _parity(self, model: torch.nn.Module, onnx_file: Path, feeds: dict[str, np.ndarray]) -> dict[str, Any]:
+        """ONNX Runtime's outputs against PyTorch's on a held batch; beyond the tolerance the run fails."""
+        import onnxruntime as ort
+
+        session = ort.InferenceSession(str(onnx_file), providers=["CPUExecutionProvider"])
+        got = session.run(None, feeds)[0]
+        model = model.to("cpu").eval()
+        with torch.no_grad():
+            want = model(*[torch.from_numpy(v) for v in feeds.values()]).numpy()
+        atol, rtol = self.settings.parity_atol, self.settings.parity_rtol
+        diff = float(np.max(np.abs(got - want))) if got.size else 0.0
+        parity = {"max_abs_diff": diff, "atol": atol, "rtol": rtol, "batch": int(got.shape[0]),
+                  "runtime": f"onnxruntime {ort.__version__} CPUExecutionProvider"}
+        if got.shape != want.shape or not np.allclose(got, want, atol=atol, rtol=rtol):
+            raise ParityError(f"ONNX Runtime and PyTorch disagree on a held batch of {parity['batch']}: "
+                              f"max |difference| {diff:.3g} is beyond atol {atol:g} + rtol {rtol:g}")
+        return parity
+
+    def _register(self, job: Claimed, staged: Path, signature: dict[str, Any], metadata: dict[str, Any],
+                  metrics: dict[str, Any], report: Reporter) -> None:
+        sha256, size = _digest(staged)
+        with self.sessions() as session:
+            run = session.scalar(select(TrainingRun).where(TrainingRun.id == job.id).with_for_update())
+            if run is None or run.worker != self.me or run.status != "running":
+                raise LeaseLost(f"job {job.id} is no longer held by {self.me}")
+            if run.cancel_requested:
+                raise Cancelled(f"job {job.id} was cancelled")
+            version = registry.register_version(
+                session, self.store, name=job.register_as, task=job.task, staged_file=staged, sha256=sha256,
+                size_bytes=size, signature=signature, metadata=metadata, metrics=metrics, run_id=job.id,
+                dataset_id=job.dataset_id)
+            try:
+                if job.alias:
+                    registry.set_alias(session, job.register_as, job.alias, version.version)
+                run.progress = {**report.progress("done"), "eta_s": 0}
+                final = {k: v for k, v in metrics.items() if v is not None}
+                run.latest_metrics = {**(run.latest_metrics or {}), **final}
+                finish(run, "succeeded")
+                session.commit()
+            except BaseException:
+                session.rollback()
+                self.store.remove(version.artifact_uri)
+                raise
+        log.info("job %s: registered %s version %d", job.id, job.register_as, version.version)
+
+
+def _digest(path: Path) -> tuple[str, int]:
+    h, size = hashlib.sha256(), 0
+    with open(path, "rb") as f:
+        while chunk := f.read(1024 * 1024):
+            h.update(chunk)
+            size += len(chunk)
+    return h.hexdigest(), size
