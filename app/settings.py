@@ -48,6 +48,7 @@ class Settings(BaseSettings):
     request_timeout_ms: int = Field(10_000, ge=1)
     max_request_timeout_ms: int = Field(60_000, ge=1)
     max_inputs_per_request: int = Field(256, ge=1)
+    inline_preprocess_bytes: int = Field(64 * 1024, ge=0)  # smaller bodies are decoded on the event loop
 
     # Auth
     admin_key: str | None = None  # accepted as an admin key when set (compose, automation)

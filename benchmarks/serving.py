@@ -108,7 +108,8 @@ def row(name: str, r: loadgen.Result, extra: str = "") -> dict:
 def bench_dlserve(model: Path, pngs: list[bytes], work: Path, args) -> dict:
     port = 8301
     base = f"http://127.0.0.1:{port}"
-    proc = start([str(ROOT / ".venv/bin/dlserve"), "serve", "--port", str(port)],
+    # --no-worker: the training worker `make run` adds is not part of what is measured here
+    proc = start([str(ROOT / ".venv/bin/dlserve"), "serve", "--port", str(port), "--no-worker"],
                  {"DLSERVE_HOME": str(work / "dlserve"), "DLSERVE_ADMIN_KEY": KEY}, work / "dlserve.log")
     out: dict = {"runs": []}
     try:

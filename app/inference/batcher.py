@@ -75,6 +75,7 @@ class Batcher:
         self._queue: deque[Request] = deque()
         self._live = 0  # queued requests not yet expired or taken
         self._running = False
+        self._last_done = 0.0
         self._closed = False
         self._wakeup = asyncio.Event()
         self._full = asyncio.Event()
@@ -126,7 +127,10 @@ class Batcher:
                 self._wakeup.clear()
                 await self._wakeup.wait()
             if self.max_delay_s > 0 and self._queued_rows() < self.max_batch:
-                wait = self._queue[0].enqueued + self.max_delay_s - time.monotonic()
+                # Counted from the later of the oldest arrival and the end of the last batch: under load
+                # the queued requests all arrived during that batch, and a short wait for the callers it
+                # just answered to come back makes the next batch fuller.
+                wait = max(self._queue[0].enqueued, self._last_done) + self.max_delay_s - time.monotonic()
                 if wait > 0:
                     self._full.clear()
                     try:
@@ -143,6 +147,7 @@ class Batcher:
                 results = [e] * len(batch)
             finally:
                 self._running = False
+                self._last_done = time.monotonic()
             for req, result in zip(batch, results, strict=True):
                 if req.future.done():
                     continue  # the caller went away

@@ -172,6 +172,10 @@ class ModelManager:
 
     async def default_version(self, name: str) -> VersionInfo:
         """The version a V2 request without a version means: the production alias, else the latest."""
+        if name not in self._unloaded:  # hot path: the aliased version is loaded, no database round trip
+            lm = self._models.get((name, self._aliases.get((name, service.DEFAULT_ALIAS), -1)))
+            if lm is not None:
+                return lm.info
         return await asyncio.to_thread(self._read_version, name, None, None, True)
 
     async def all_versions(self) -> list[tuple[str, int]]:

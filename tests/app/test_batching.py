@@ -143,3 +143,31 @@ def test_variable_length_inputs_are_padded_into_one_batch():
     assert seen_shapes == [(3, 5)]  # one run, padded to the longest
     assert [int(r["lengths"][0]) for r in (short, shortest, longest)] == [3, 1, 5]
     np.testing.assert_array_equal(short["echo"], [[5, 6, 7, 0, 0]])
+
+
+def test_callers_returning_within_the_delay_after_a_batch_share_the_next_one():
+    """Two waves of callers: the second queues while the first one's batch runs. Counting the delay
+    only from the oldest arrival would run the second wave alone the moment the runner frees up, and
+    the waves would alternate in half-size batches for ever; counting it from the end of the last
+    batch too lets the callers just answered join, and batches fill up."""
+    sizes = []
+
+    def run(feeds):
+        sizes.append(len(feeds["x"]))
+        time.sleep(0.05)
+        return {"y": feeds["x"]}
+
+    async def caller(b, start, k):
+        await asyncio.sleep(start)
+        for _ in range(3):
+            await b.submit({"x": np.zeros((1, 1), np.float32)}, 1, time.monotonic() + 5)
+            await asyncio.sleep(0.001 * k)
+
+    async def scenario():
+        b = Batcher("t", run, max_batch=8, max_delay_s=0.03, max_queue=16)
+        await asyncio.gather(*(caller(b, 0.0, k) for k in range(4)), *(caller(b, 0.04, k) for k in range(4)))
+        await b.close()
+
+    asyncio.run(scenario())
+    assert sizes[0] == 4  # the first wave alone: the second had not arrived
+    assert sizes[1:3] == [8, 8]
