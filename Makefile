@@ -13,7 +13,7 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/pip install --quiet --disable-pip-version-check
 QUIET := 2>&1 | { grep -v "^WARNING: Location '" || true; }
 
-.PHONY: run test install dev lint clean bench bench-serving
+.PHONY: run test install dev lint clean bench bench-serving bench-training
 
 run: install
 	$(BIN)/dlserve serve
@@ -40,7 +40,10 @@ $(VENV)/.installed-$(EXTRAS)-dev: $(VENV)/.installed-$(EXTRAS) pyproject.toml
 # BentoML, a baseline of the serving benchmark, gets a virtualenv of its own: it pins its own web stack.
 BENTO_VENV ?= .venv-bento
 
-bench: bench-serving
+bench: bench-serving bench-training
+
+bench-training: dev
+	$(BIN)/python benchmarks/training.py --repeat 3
 
 bench-serving: dev $(BENTO_VENV)/.installed
 	mkdir -p var
