@@ -138,3 +138,17 @@ print("torch" in sys.modules)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root_path(), timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_a_version_still_loading_answers_503_with_retry_after(settings, two_versions):
+    settings.load_wait_s = 0  # do not wait for the load at all
+    with TestClient(create_app(settings), headers=H) as c:
+        wait_ready(c)
+        r = c.post("/v1/models/m/predict?version=2", json={"inputs": [IMAGE]})
+        assert r.status_code == 503 and r.headers["Retry-After"] == "2"
+        assert "is loading" in r.json()["detail"]
+        deadline = time.monotonic() + 10
+        while (r := c.post("/v1/models/m/predict?version=2", json={"inputs": [IMAGE]})).status_code == 503:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert r.status_code == 200 and r.json()["version"] == 2
