@@ -13,7 +13,8 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/pip install --quiet --disable-pip-version-check
 QUIET := 2>&1 | { grep -v "^WARNING: Location '" || true; }
 
-.PHONY: run test install dev lint clean bench bench-serving bench-training
+.PHONY: run test install dev lint clean bench bench-serving bench-training bench-classification bench-detection \
+	bench-fraud bench-recommendation
 
 run: install
 	$(BIN)/dlserve serve
@@ -40,10 +41,22 @@ $(VENV)/.installed-$(EXTRAS)-dev: $(VENV)/.installed-$(EXTRAS) pyproject.toml
 # BentoML, a baseline of the serving benchmark, gets a virtualenv of its own: it pins its own web stack.
 BENTO_VENV ?= .venv-bento
 
-bench: bench-serving bench-training
+bench: bench-serving bench-training bench-classification bench-detection bench-fraud bench-recommendation
 
 bench-training: dev
 	$(BIN)/python benchmarks/training.py --repeat 3
+
+# Image classification quality through the job API (BENCHMARKS.md): MNIST, then the bounded CPU run of CIFAR-10.
+bench-classification: dev
+	mkdir -p var
+	$(BIN)/python benchmarks/classification.py --dataset mnist --json var/bench-classification-mnist.json
+	$(BIN)/python benchmarks/classification.py --dataset cifar10 --json var/bench-classification-cifar10.json
+
+# Object detection quality through the job API (BENCHMARKS.md): the seeded MNIST detection set, then coco-mini.
+bench-detection: dev
+	mkdir -p var
+	$(BIN)/python benchmarks/detection.py --train 3000 --val 500 --config '{"epochs": 20}' --coco-mini --threads 1 \
+		--json var/bench-detection.json
 
 bench-serving: dev $(BENTO_VENV)/.installed
 	mkdir -p var
@@ -59,3 +72,10 @@ lint: dev
 
 clean:
 	rm -rf $(VENV) $(BENTO_VENV) var .pytest_cache
+
+# Fraud scoring and recommendation quality through the job API (BENCHMARKS.md; a few minutes each on 2 CPUs).
+bench-fraud: dev
+	$(BIN)/python benchmarks/fraud.py
+
+bench-recommendation: dev
+	$(BIN)/python benchmarks/recommendation.py

@@ -21,11 +21,11 @@ from types import ModuleType
 
 FAMILIES: dict[str, str | None] = {
     "classification": "models.classification",
-    "detection": None,
+    "detection": "models.detection",
     "captioning": None,
     "translation": None,
-    "recommendation": None,
-    "fraud": None,
+    "recommendation": "models.recommendation",
+    "fraud": "models.fraud",
 }
 
 TASKS: tuple[str, ...] = tuple(FAMILIES)

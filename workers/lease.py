@@ -105,6 +105,8 @@ def claim(sessions: sessionmaker[Session], run_id: str, me: str, settings: Setti
             run.attempts += 1
             run.started_at = run.started_at or now
             run.error = None
+            # Until the first progress write (after the dataset is loaded) this is all there is to tell.
+            run.progress = {**(run.progress or {}), "phase": "loading"}
             claimed = Claimed(run.id, run.task, run.dataset_id, dict(run.params or {}), run.register_as,
                               run.alias, run.attempts)
             session.commit()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import time
 import uuid
 from dataclasses import asdict
@@ -42,9 +43,14 @@ from workers.lease import (
 
 log = logging.getLogger("dlserve.worker")
 PARITY_BATCH = 32
+WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth")
 
 
 class ParityError(RuntimeError):
+    pass
+
+
+class InitFromError(RuntimeError):
     pass
 
 
@@ -106,6 +112,7 @@ class _Run:
         data, dataset = self._load(job, training, cfg)
 
         resume = self._load_checkpoint(device)
+        init = self._init_weights(job, cfg) if resume is None else None
         start_step = resume["step"] if resume else 0
         forget_metrics_after(self.sessions, job.id, start_step)
         extra = {"device": str(device)}
@@ -118,7 +125,7 @@ class _Run:
         report.flush()
         started = time.monotonic()
         model, train_metrics = training.train(cfg, data, device, report, checkpoint=self._save_checkpoint,
-                                              resume=resume)
+                                              resume=resume, **({"init": init} if init is not None else {}))
         train_seconds = time.monotonic() - started
         report.flush("evaluating")
 
@@ -138,7 +145,8 @@ class _Run:
             parity = self._parity(model, staged, training.example_inputs(data, PARITY_BATCH))
             report.flush("registering")
             metadata = {**training.version_metadata(cfg, data), "parity": parity, "config": asdict(cfg),
-                        "dataset": {"id": dataset["id"], "name": dataset["name"], "sha256": dataset["sha256"]}}
+                        "dataset": {"id": dataset["id"], "name": dataset["name"], "sha256": dataset["sha256"]},
+                        "weights": self._save_weights(job, model)}
             self._register(job, staged, signature, metadata, metrics, report)
         finally:
             staged.unlink(missing_ok=True)
@@ -150,7 +158,66 @@ class _Run:
                 raise RuntimeError("the job's dataset was deleted before the job could start")
             info = {"id": dataset.id, "name": dataset.name, "sha256": dataset.sha256}
             path, fmt = dataset_path(self.store, dataset), dataset.format
+        self.data_path = path
         return training.load_dataset(path, fmt, cfg), info
+
+    # -- weights: every trained version keeps its PyTorch state dict (runs/<id>/weights.pt, named in the
+    # version's metadata.weights) so that a later job can start from it (config init_from). The ONNX file
+    # is not a sound source: the exporter folds batch norm into convolutions and renames initialisers.
+    def _save_weights(self, job: Claimed, model: torch.nn.Module) -> dict[str, str]:
+        key = f"runs/{job.id}/weights.pt"
+        file = self.store.path(key)
+        file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = file.with_suffix(f".{os.getpid()}.tmp")
+        torch.save({k: v.detach().to("cpu") for k, v in model.state_dict().items() if isinstance(v, torch.Tensor)},
+                   tmp)
+        os.replace(tmp, file)
+        return {"uri": key, "format": "torch-state-dict"}
+
+    def _init_weights(self, job: Claimed, cfg) -> dict[str, torch.Tensor] | None:
+        """config init_from -> a state dict: "name:3" / "name@alias" is a registered version of the same
+        task trained here (its metadata.weights); a name ending .safetensors/.pt/.pth is a file in the
+        dataset's archive (at its top, or inside its one enclosing folder)."""
+        ref = getattr(cfg, "init_from", None)
+        if not ref:
+            return None
+        if ref.lower().endswith(WEIGHT_SUFFIXES):
+            folder = self.data_path
+            if not folder.is_dir():
+                raise InitFromError(f"init_from {ref!r}: the dataset is a single file; ship weights inside an "
+                                    "archive dataset (imagefolder or csv), or name a registered version")
+            candidates = [folder / ref, *(d / ref for d in sorted(folder.iterdir()) if d.is_dir())]
+            file = next((c for c in candidates if c.resolve().is_relative_to(folder.resolve()) and c.is_file()), None)
+            if file is None:
+                raise InitFromError(f"init_from {ref!r}: the dataset's archive holds no such file")
+        else:
+            m = re.fullmatch(r"(?P<name>[^:@]+)(?::(?P<version>[0-9]+)|@(?P<alias>.+))?", ref)
+            if m is None:
+                raise InitFromError(f"init_from {ref!r}: expected 'name:version' or 'name@alias'")
+            with self.sessions() as session:
+                try:
+                    version = registry.resolve(session, m["name"], int(m["version"]) if m["version"] else None,
+                                               m["alias"])
+                except DlserveError as e:
+                    raise InitFromError(f"init_from {ref!r}: {e.detail}") from e
+                task, weights = version.task, (version.meta or {}).get("weights") or {}
+            if task != job.task:
+                raise InitFromError(f"init_from {ref!r}: that is a {task} model; this job trains {job.task}")
+            if not weights.get("uri") or not self.store.path(weights["uri"]).is_file():
+                raise InitFromError(f"init_from {ref!r}: that version has no PyTorch weights (only versions "
+                                    "trained by dlserve keep them; an uploaded ONNX file does not)")
+            file = self.store.path(weights["uri"])
+        try:
+            if file.name.lower().endswith(".safetensors"):
+                from safetensors.torch import load_file
+
+                return load_file(str(file), device="cpu")
+            state = torch.load(file, map_location="cpu", weights_only=True)
+        except Exception as e:
+            raise InitFromError(f"init_from {ref!r}: cannot read the weights ({type(e).__name__}: {e})") from e
+        if not isinstance(state, dict):
+            raise InitFromError(f"init_from {ref!r}: the file holds a {type(state).__name__}, not a state dict")
+        return state
 
     # -- checkpoints: plain dicts, written to a temporary file and renamed, so a kill mid-write
     # leaves the previous checkpoint intact.

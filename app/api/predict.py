@@ -63,11 +63,13 @@ async def _predict(request, models, settings, name, version, alias, body) -> Res
                 feeds = _preprocess_all(family, spec, inputs, params)
             else:
                 feeds = await run_in_threadpool(_preprocess_all, family, spec, inputs, params)
+            feeds, contexts = _split_context(feeds)
             if len(feeds) == 1:
                 rows = [await calls.submit(lm, feeds[0], 1, until, ms)]
             else:
                 rows = await asyncio.gather(*(calls.submit(lm, f, 1, until, ms) for f in feeds))
-            outputs = [family.postprocess(r, params, spec) for r in rows]
+            outputs = [family.postprocess(r, params, spec) if c is None else family.postprocess(r, params, spec, c)
+                       for r, c in zip(rows, contexts, strict=True)]
     return Response(orjson.dumps({"model": name, "version": lm.version, "outputs": outputs},
                                  option=orjson.OPT_SERIALIZE_NUMPY), media_type="application/json")
 
@@ -80,6 +82,13 @@ def _family(lm: LoadedModel):
         raise Unprocessable(f"version {lm.version} of {lm.name!r} cannot be served through the task-level API: "
                             f"{lm.spec_error}; POST /v2/models/{lm.name}/infer takes its tensors directly")
     return lm.family, lm.spec
+
+
+def _split_context(prepared: list[Any]) -> tuple[list[Any], list[Any]]:
+    """A family's preprocess returns feeds, or (feeds, context) when its postprocess needs something of the
+    input that the tensors lose (a detector: how the image was letterboxed, to map boxes back to its pixels)."""
+    feeds = [p[0] if isinstance(p, tuple) else p for p in prepared]
+    return feeds, [p[1] if isinstance(p, tuple) else None for p in prepared]
 
 
 def _preprocess_all(family, spec, inputs: list[Any], params: dict[str, Any]):

@@ -4,8 +4,13 @@ Formats:
   imagefolder  a zip, tar or tar.gz archive of <class>/<image> files, PNG or JPEG, grey or colour, any size
                (one enclosing folder, <top>/<class>/<image>, is fine). The app unpacks the archive
                safely; this module reads the folder it unpacked to.
+  csv          a zip, tar or tar.gz archive holding one CSV of `path,label` rows (a header row `path,label`
+               is optional) beside the images it names; paths are relative to the CSV's folder.
   npz          arrays x (N,H,W) or (N,H,W,C) uint8 and y (N,) integer or string labels; or the Keras
                MNIST layout x_train/y_train/x_test/y_test, whose test arrays become the validation split.
+
+An archive may also carry a weights file (*.safetensors, *.pt, *.pth) at its top, for a job's
+`init_from`; it is not an image and is skipped here.
 
 Every problem is a DatasetError naming the entry (file in the archive, or array) and, where it
 applies, the index, so the uploader can find the bad record.
@@ -13,6 +18,8 @@ applies, the index, so the uploader can find the bad record.
 
 from __future__ import annotations
 
+import csv
+import io
 import warnings
 import zipfile
 from collections import Counter
@@ -26,15 +33,17 @@ from PIL import Image
 from models.common.images import DEFAULT_MAX_PIXELS, resize
 
 FORMATS = {
-    "imagefolder": "zip, tar or tar.gz archive of <class>/<image> (PNG or JPEG)",
+    "imagefolder": "zip, tar or tar.gz archive of <class>/<image> (PNG, JPEG or WebP)",
+    "csv": "zip, tar or tar.gz archive of images and one CSV of path,label rows",
     "npz": "numpy .npz with x (N,H,W[,C]) uint8 and y, or x_train/y_train/x_test/y_test",
 }
-ARCHIVE_FORMATS = frozenset({"imagefolder"})  # uploads the app unpacks into a folder before validating
+ARCHIVE_FORMATS = frozenset({"imagefolder", "csv"})  # uploads the app unpacks into a folder before validating
 EXTENSIONS = ((".tar.gz", "imagefolder"), (".tgz", "imagefolder"), (".tar", "imagefolder"),
               (".zip", "imagefolder"), (".npz", "npz"))
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
-IMAGE_FORMATS = {"PNG", "JPEG", "MPO"}  # MPO: the JPEG variant many cameras write
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp"}
+IMAGE_FORMATS = {"PNG", "JPEG", "MPO", "WEBP"}  # MPO: the JPEG variant many cameras write
 GREY_MODES = {"1", "L", "LA", "I", "I;16", "F"}
+WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth")  # init_from weights shipped in the archive
 
 
 class DatasetError(ValueError):
@@ -64,8 +73,8 @@ def guess_format(filename: str) -> str | None:
 
 def validate(path: Path, fmt: str, max_bytes: int | None = None) -> dict[str, Any]:
     """Reads every record and returns summary statistics; raises DatasetError at the first bad one."""
-    if fmt == "imagefolder":
-        return _imagefolder_stats(Path(path))
+    if fmt in ("imagefolder", "csv"):
+        return _images_stats(Path(path), fmt)
     if fmt == "npz":
         return _npz_stats(_read_npz(Path(path), max_bytes))
     raise DatasetError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
@@ -74,8 +83,8 @@ def validate(path: Path, fmt: str, max_bytes: int | None = None) -> dict[str, An
 def load(path: Path, fmt: str, size: tuple[int, int] | None = None, channels: int | None = None) -> Loaded:
     """Every image as uint8 [H, W, C] at one size (default: the most common) and channel count
     (default: 1 when all images are grey, else 3)."""
-    if fmt == "imagefolder":
-        return _load_imagefolder(Path(path), size, channels)
+    if fmt in ("imagefolder", "csv"):
+        return _load_images(Path(path), fmt, size, channels)
     if fmt == "npz":
         return _load_npz(_read_npz(Path(path), None), size, channels)
     raise DatasetError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
@@ -87,11 +96,15 @@ def _visible(p: Path) -> bool:
     return not p.name.startswith(".") and p.name != "__MACOSX"
 
 
+def _is_weights(p: Path) -> bool:
+    return p.is_file() and p.name.lower().endswith(WEIGHT_SUFFIXES)
+
+
 def _class_root(root: Path) -> Path:
     # Archives made by zipping a folder hold <top>/<class>/<image>: step into a lone top folder.
-    entries = [p for p in root.iterdir() if _visible(p)]
+    entries = [p for p in root.iterdir() if _visible(p) and not _is_weights(p)]
     if len(entries) == 1 and entries[0].is_dir():
-        inner = [p for p in entries[0].iterdir() if _visible(p)]
+        inner = [p for p in entries[0].iterdir() if _visible(p) and not _is_weights(p)]
         if inner and all(p.is_dir() for p in inner):
             return entries[0]
     return root
@@ -102,7 +115,7 @@ def _scan(root: Path) -> list[tuple[Path, str, str]]:
     base = _class_root(root)
     files: list[tuple[Path, str, str]] = []
     for p in sorted(base.iterdir()):
-        if not _visible(p):
+        if not _visible(p) or _is_weights(p):
             continue
         entry = p.relative_to(root).as_posix()
         if not p.is_dir():
@@ -115,7 +128,7 @@ def _scan(root: Path) -> list[tuple[Path, str, str]]:
                 raise DatasetError("is a folder inside a class folder; lay the archive out as <class>/<image>",
                                    rel)
             if f.suffix.lower() not in IMAGE_SUFFIXES:
-                raise DatasetError("is not a .png, .jpg or .jpeg image", rel)
+                raise DatasetError("is not a .png, .jpg, .jpeg or .webp image", rel)
             files.append((f, rel, p.name))
     if not files:
         raise DatasetError("the archive holds no images; lay it out as <class>/<image>.png")
@@ -123,6 +136,57 @@ def _scan(root: Path) -> list[tuple[Path, str, str]]:
     if len(classes) < 2:
         raise DatasetError(f"only one class folder ({classes[0]!r}); a classifier needs at least two")
     return files
+
+
+def _find_csv(root: Path) -> Path:
+    found = sorted(p for p in root.rglob("*.csv") if p.is_file() and not any(
+        part.startswith(".") or part == "__MACOSX" for part in p.relative_to(root).parts))
+    if not found:
+        raise DatasetError("the archive holds no .csv file; add one of path,label rows beside the images")
+    if len(found) > 1:
+        names = ", ".join(p.relative_to(root).as_posix() for p in found[:5])
+        raise DatasetError(f"the archive holds {len(found)} .csv files ({names}); keep exactly one")
+    return found[0]
+
+
+def _scan_csv(root: Path) -> list[tuple[Path, str, str]]:
+    """(file, entry name, class) for every row of the archive's CSV; the CSV's problems name its line."""
+    table = _find_csv(root)
+    entry, base = table.relative_to(root).as_posix(), table.parent.resolve()
+    try:
+        text = table.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise DatasetError(f"is not UTF-8 text ({e})", entry) from e
+    files: list[tuple[Path, str, str]] = []
+    for line, row in enumerate(csv.reader(io.StringIO(text)), start=1):
+        if not row or all(not c.strip() for c in row):
+            continue
+        if line == 1 and [c.strip().lower() for c in row] == ["path", "label"]:
+            continue  # header
+        if len(row) != 2:
+            raise DatasetError(f"line {line}: expected 2 columns (path,label), got {len(row)}: {','.join(row)!r}",
+                               entry)
+        name, label = row[0].strip(), row[1].strip()
+        if not name or not label:
+            raise DatasetError(f"line {line}: the {'path' if not name else 'label'} is empty", entry)
+        f = (base / name).resolve()
+        if not f.is_relative_to(root.resolve()):
+            raise DatasetError(f"line {line}: path {name!r} points outside the archive", entry)
+        if not f.is_file():
+            raise DatasetError(f"line {line}: image {name!r} is not in the archive", entry)
+        if f.suffix.lower() not in IMAGE_SUFFIXES:
+            raise DatasetError(f"line {line}: {name!r} is not a .png, .jpg, .jpeg or .webp image", entry)
+        files.append((f, f.relative_to(root.resolve()).as_posix(), label))
+    if not files:
+        raise DatasetError("has no path,label rows", entry)
+    classes = sorted({c for _, _, c in files})
+    if len(classes) < 2:
+        raise DatasetError(f"every row has label {classes[0]!r}; a classifier needs at least two classes", entry)
+    return files
+
+
+def _files(root: Path, fmt: str) -> list[tuple[Path, str, str]]:
+    return _scan_csv(root) if fmt == "csv" else _scan(root)
 
 
 def _open(f: Path, entry: str) -> Image.Image:
@@ -137,14 +201,14 @@ def _open(f: Path, entry: str) -> Image.Image:
     except DatasetError:
         raise
     except Exception as e:  # Pillow raises many kinds (UnidentifiedImageError, OSError, SyntaxError...)
-        raise DatasetError(f"is not a readable PNG or JPEG image ({e})", entry) from e
+        raise DatasetError(f"is not a readable PNG, JPEG or WebP image ({e})", entry) from e
     if img.format not in IMAGE_FORMATS:
-        raise DatasetError(f"is a {img.format} image; use PNG or JPEG", entry)
+        raise DatasetError(f"is a {img.format} image; use PNG, JPEG or WebP", entry)
     return img
 
 
-def _imagefolder_stats(root: Path) -> dict[str, Any]:
-    files = _scan(root)
+def _images_stats(root: Path, fmt: str) -> dict[str, Any]:
+    files = _files(root, fmt)
     sizes: Counter[tuple[int, int]] = Counter()
     colour = 0
     for f, entry, _ in files:
@@ -156,16 +220,21 @@ def _imagefolder_stats(root: Path) -> dict[str, Any]:
     return _stats(sorted(counts), dict(sorted(counts.items())), len(files), sizes, 3 if colour else 1)
 
 
-def _load_imagefolder(root: Path, size: tuple[int, int] | None, channels: int | None) -> Loaded:
-    files = _scan(root)
-    images, colour = [], False
-    for f, entry, _ in files:
-        img = _open(f, entry)
-        colour |= img.mode not in GREY_MODES
-        images.append(img)
-    channels = channels or (3 if colour else 1)
-    size = size or Counter((img.height, img.width) for img in images).most_common(1)[0][0]
-    x = np.stack([_pixels(img, channels, size) for img in images])
+def _load_images(root: Path, fmt: str, size: tuple[int, int] | None, channels: int | None) -> Loaded:
+    files = _files(root, fmt)
+    if channels is None or size is None:  # a first pass over the headers only
+        sizes: Counter[tuple[int, int]] = Counter()
+        colour = False
+        for f, _entry, _ in files:
+            with Image.open(f) as img:
+                sizes[(img.height, img.width)] += 1
+                colour |= img.mode not in GREY_MODES
+        channels = channels or (3 if colour else 1)
+        size = size or sizes.most_common(1)[0][0]
+    x = np.empty((len(files), size[0], size[1], channels), np.uint8)
+    for i, (f, entry, _) in enumerate(files):  # one image open at a time: 50000 files stay within memory
+        with _open(f, entry) as img:
+            x[i] = _pixels(img, channels, size)
     labels = sorted({c for _, _, c in files})
     index = {c: i for i, c in enumerate(labels)}
     y = np.array([index[c] for _, _, c in files], np.int64)

@@ -1,15 +1,19 @@
 """Image classification with PyTorch (workers and tests only; the API never imports this).
 
     load_dataset(path, fmt, cfg) -> Prepared      train/val splits, labels, normalisation
-    build(cfg, data) -> nn.Module                 a small LeNet-style CNN
-    train(cfg, data, device, report, checkpoint=None, resume=None) -> (module, metrics)
+    build(cfg, data) -> nn.Module                 LeNet-style CNN or ResNet (networks.py)
+    train(cfg, data, device, report, checkpoint=None, resume=None, init=None) -> (module, metrics)
     evaluate(module, data, device) -> {"accuracy", "loss"}
     export_onnx(module, path, data)               input "input" [N,C,H,W] -> "logits" [N,K], opset 17
     example_inputs(data, n) / version_metadata(cfg, data)   for the parity check and the registry
 
 `report(step, metrics)` is called after every optimiser step ({"epoch": fractional, "loss", "lr"}) and
 after each epoch's validation ({"epoch", "val_loss", "val_accuracy"}). `checkpoint(state)` gets a
-plain dict after each epoch; `resume=` that dict continues the run where it stopped, bit for bit.
+plain dict after each epoch; `resume=` that dict continues the run where it stopped, bit for bit
+(augmentation draws from the same checkpointed generator as the shuffle). `init=` a state dict
+(init_from): its backbone is loaded before training, a new head where the classes differ.
+With `patience`, training stops after that many epochs without a better val_accuracy and the best
+epoch's weights are the ones returned (and exported).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import torch.nn.functional as F
 from models.classification import data as datasets
 from models.classification.config import Config
 from models.classification.data import ImageSet, Loaded
+from models.classification.networks import LeNet, ResNet, freeze_backbone, load_backbone, set_train_mode
 
 Report = Callable[[int, dict[str, float]], None]
 OPSET = 17
@@ -68,24 +73,11 @@ def prepare(cfg: Config, loaded: Loaded) -> Prepared:
                     [float(m) for m in mean], [float(s) for s in std])
 
 
-class LeNet(nn.Module):
-    def __init__(self, channels: int, classes: int, size: tuple[int, int], width: int = 32):
-        super().__init__()
-        self.conv1 = nn.Conv2d(channels, width, 5, padding=2)
-        self.conv2 = nn.Conv2d(width, 2 * width, 5, padding=2)
-        self.fc1 = nn.Linear(2 * width * (size[0] // 4) * (size[1] // 4), 128)
-        self.fc2 = nn.Linear(128, classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: [N, C, H, W], normalised
-        x = F.max_pool2d(F.relu(self.conv1(x)), 2)  # [N, w, H/2, W/2]
-        x = F.max_pool2d(F.relu(self.conv2(x)), 2)  # [N, 2w, H/4, W/4]
-        x = F.relu(self.fc1(torch.flatten(x, 1)))  # [N, 128]
-        return self.fc2(x)  # [N, K] logits
-
-
 def build(cfg: Config, data: Prepared) -> nn.Module:
     if min(data.size) < 4:
         raise ValueError(f"images of {data.size[0]}x{data.size[1]} are too small for {cfg.arch}; set image_size")
+    if cfg.arch == "resnet":
+        return ResNet(data.channels, len(data.labels), cfg.width, cfg.depth)
     return LeNet(data.channels, len(data.labels), data.size, cfg.width)
 
 
@@ -116,27 +108,68 @@ def _optimizer(cfg: Config, params) -> torch.optim.Optimizer:
 
 
 def _scheduler(cfg: Config, opt: torch.optim.Optimizer, total: int) -> torch.optim.lr_scheduler.LRScheduler:
+    if cfg.scheduler == "onecycle":  # warm up over the first 15 %, then anneal to ~0 (cosine)
+        return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=total + 1, pct_start=0.15,
+                                                   div_factor=10, final_div_factor=100,
+                                                   cycle_momentum=cfg.optimizer == "sgd")
     if cfg.scheduler == "cosine":
         return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
     return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
 
 
+class _Augment:
+    """Random crop (after zero padding) and horizontal flip of a uint8 batch [N, H, W, C], drawn from a
+    CPU generator so that a resumed run draws the same."""
+
+    def __init__(self, cfg: Config, data: Prepared):
+        # default: 4 px at 32x32 for photos (the CIFAR recipe), 2 px at 28x28 for digits and other grey images
+        auto = min(data.size) // (8 if data.channels == 3 else 14)
+        self.pad = cfg.crop_padding if cfg.crop_padding is not None else auto
+        self.flip = cfg.flip if cfg.flip is not None else data.channels == 3
+
+    def __call__(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        n, h, w, _ = x.shape
+        if self.pad:
+            p = self.pad
+            padded = F.pad(x, (0, 0, p, p, p, p))  # [N, H+2p, W+2p, C]
+            dy = torch.randint(0, 2 * p + 1, (n, 1), generator=gen).to(x.device)
+            dx = torch.randint(0, 2 * p + 1, (n, 1), generator=gen).to(x.device)
+            rows = (dy + torch.arange(h, device=x.device))[:, :, None]  # [N, H, 1]
+            cols = (dx + torch.arange(w, device=x.device))[:, None, :]  # [N, 1, W]
+            x = padded[torch.arange(n, device=x.device)[:, None, None], rows, cols]
+        if self.flip:
+            mask = (torch.rand(n, generator=gen) < 0.5).to(x.device).view(-1, 1, 1, 1)
+            x = torch.where(mask, x.flip(2), x)
+        return x
+
+
 def train(
     cfg: Config, data: Prepared, device: torch.device | str, report: Report,
     checkpoint: Callable[[dict[str, Any]], None] | None = None, resume: dict[str, Any] | None = None,
+    init: dict[str, torch.Tensor] | None = None,
 ) -> tuple[nn.Module, dict[str, float]]:
     device = torch.device(device)
     torch.manual_seed(cfg.seed)
-    model = build(cfg, data).to(device)
-    opt = _optimizer(cfg, model.parameters())
+    model = build(cfg, data)
+    init_metrics: dict[str, float] = {}
+    if init is not None and resume is None:
+        init_metrics = {k: float(v) for k, v in load_backbone(model, init).items()}
+    frozen = cfg.freeze_backbone and (init is not None or resume is not None)
+    if frozen:
+        freeze_backbone(model)
+    model = model.to(device)
+    opt = _optimizer(cfg, [p for p in model.parameters() if p.requires_grad])
     sched = _scheduler(cfg, opt, max(1, total_steps(cfg, data)))
     shuffle = torch.Generator().manual_seed(cfg.seed)  # on the CPU, so its state is device-independent
-    epoch, step = 0, 0
+    epoch, step, stopped = 0, 0, False
+    best: dict[str, Any] = {"accuracy": -1.0, "epoch": 0, "metrics": {}, "state": None}
     if resume is not None:
         model.load_state_dict(resume["model"])
         opt.load_state_dict(resume["optimizer"])
         sched.load_state_dict(resume["scheduler"])
-        epoch, step = resume["epoch"], resume["step"]
+        epoch, step, stopped = resume["epoch"], resume["step"], resume.get("stopped", False)
+        best = resume.get("best", best)
+        init_metrics = resume.get("init_metrics", {})
         shuffle.set_state(resume["rng"]["shuffle"])
         torch.set_rng_state(resume["rng"]["torch"])
         if device.type == "cuda" and "cuda" in resume["rng"]:
@@ -144,16 +177,19 @@ def train(
 
     x = torch.from_numpy(data.train.x).to(device)  # uint8 [N, H, W, C], normalised per batch
     y = torch.from_numpy(data.train.y).to(device)
-    normalise, n, bs = _Normalise(data, device), len(y), cfg.batch_size
+    normalise, augment, n, bs = _Normalise(data, device), _Augment(cfg, data), len(y), cfg.batch_size
+    amp = cfg.amp and device.type == "cuda"
     spe = steps_per_epoch(cfg, data)
-    metrics: dict[str, float] = {}
-    while epoch < cfg.epochs:
-        model.train()
+    metrics: dict[str, float] = dict(resume.get("metrics", {})) if resume else {}
+    while epoch < cfg.epochs and not stopped:
+        set_train_mode(model, frozen)
         order = torch.randperm(n, generator=shuffle).to(device)
         total_loss = torch.zeros((), device=device)
         for i in range(spe):
             idx = order[i * bs:(i + 1) * bs]
-            loss = F.cross_entropy(model(normalise(x[idx])), y[idx])
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+                logits = model(normalise(augment(x[idx], shuffle)))
+            loss = F.cross_entropy(logits.float(), y[idx], label_smoothing=cfg.label_smoothing)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -163,16 +199,24 @@ def train(
             report(step, {"epoch": epoch + (i + 1) / spe, "loss": loss.item(), "lr": sched.get_last_lr()[0]})
         epoch += 1
         val = evaluate(model, data, device)
-        metrics = {"train_loss": float(total_loss) / spe, "val_loss": val["loss"], "val_accuracy": val["accuracy"]}
+        metrics = {"train_loss": float(total_loss) / spe, "val_loss": val["loss"], "val_accuracy": val["accuracy"],
+                   **init_metrics}
         report(step, {"epoch": float(epoch), "val_loss": val["loss"], "val_accuracy": val["accuracy"]})
+        if cfg.patience is not None:
+            if val["accuracy"] > best["accuracy"]:
+                best = {"accuracy": val["accuracy"], "epoch": epoch, "metrics": metrics,
+                        "state": {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}}
+            stopped = epoch - best["epoch"] >= cfg.patience and epoch < cfg.epochs
         if checkpoint is not None:
             rng = {"shuffle": shuffle.get_state(), "torch": torch.get_rng_state()}
             if device.type == "cuda":
                 rng["cuda"] = torch.cuda.get_rng_state_all()
             checkpoint({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                        "epoch": epoch, "step": step, "rng": rng, "metrics": metrics, "config": asdict(cfg)})
-    if not metrics and resume is not None:
-        metrics = dict(resume.get("metrics", {}))  # resumed after the last epoch's checkpoint
+                        "epoch": epoch, "step": step, "rng": rng, "metrics": metrics, "config": asdict(cfg),
+                        "best": best, "stopped": stopped, "init_metrics": init_metrics})
+    if cfg.patience is not None and best["state"] is not None:  # the best epoch's weights, not the last's
+        model.load_state_dict(best["state"])
+        metrics = {**best["metrics"], "best_epoch": float(best["epoch"]), "epochs_run": float(epoch)}
     return model, metrics
 
 

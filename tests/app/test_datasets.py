@@ -107,9 +107,9 @@ def test_bad_npz_names_the_array(client, content, needle):
 
 @pytest.mark.parametrize("fields, filename, needle", [
     ({"task": "poetry"}, "a.zip", "'poetry' is not a task"),
-    ({"format": "csv"}, "a.zip", "'csv' is not a classification format"),
+    ({"format": "yolo"}, "a.zip", "'yolo' is not a classification format"),
     ({}, "data.bin", "field 'format' is needed"),
-    ({"task": "fraud"}, "a.csv", "has no dataset formats yet"),
+    ({"task": "translation"}, "a.csv", "has no dataset formats yet"),
 ])
 def test_upload_field_errors(client, fields, filename, needle):
     data = {"task": "classification", **fields}

@@ -1,0 +1,16 @@
+"""Object detection: an image in, boxes with labels and scores out.
+
+Contract between training and serving (stored on each model version):
+  ONNX input   "images"  float32 [N, 3, S, S], RGB pixels scaled to [0, 1], the image letterboxed
+               (resized keeping its aspect ratio, centred, padded with grey 114) to S x S
+  ONNX output  metadata.layout names it:
+     "dlserve" (this family's own) "predictions" float32 [N, A, 4 + C]: per location a decoded box
+               x1, y1, x2, y2 in the input's pixels, then C class scores in [0, 1] (sigmoid)
+     "yolov8"  the common export of Ultralytics YOLOv8: [N, 4 + C, A], cx, cy, w, h in the input's
+               pixels, then C class scores in [0, 1]
+  metadata     {"layout": ..., "labels": [C names], "preprocessing": {"size": [S, S], "pad_value": 114}}
+Suppression (class-wise NMS) runs in numpy in serving.py, with score_threshold, iou_threshold and
+max_detections per request; boxes are mapped back to the original image's pixels there.
+"""
+
+TASK = "detection"

@@ -1,0 +1,403 @@
+"""Object detection with PyTorch (workers and tests only; the API never imports this).
+
+    load_dataset(path, fmt, cfg) -> Prepared     letterboxed images and boxes, train/val splits
+    build(cfg, data) -> nn.Module                a small ResNet + FPN, anchor-free head at stride 4
+    train(cfg, data, device, report, checkpoint=None, resume=None) -> (module, metrics)
+    evaluate(module, data, device) -> {"map", "map_50", "map_75", "loss"} (COCO, pycocotools)
+    export_onnx(module, path, data)              "images" [N,3,S,S] -> "predictions" [N,A,4+C], opset 17
+    example_inputs(data, n) / version_metadata(cfg, data)
+
+The head is CenterNet/TTFNet-style: per stride-4 location, C class heat-map scores (Gaussian targets at
+object centres, penalty-reduced focal loss) and the distances to the four sides of the box
+(GIoU loss over the centre region of each object). Boxes are decoded in the graph; suppression runs in
+numpy (serving.py), the same code the evaluation here uses.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import math
+import warnings
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from models.detection import data as datasets
+from models.detection.boxes import PAD_VALUE, Letterbox, select
+from models.detection.config import Config
+
+Report = Callable[[int, dict[str, float]], None]
+OPSET = 17
+STRIDE = 4
+EVAL_PARAMS = {"score_threshold": 0.01, "iou_threshold": 0.5, "max_detections": 100}
+
+
+@dataclass
+class Split:
+    x: np.ndarray  # uint8 [N, S, S, 3], letterboxed
+    boxes: list[np.ndarray]  # per image [K, 4] xyxy on the canvas
+    classes: list[np.ndarray]  # per image [K] int64
+
+
+@dataclass
+class Prepared:
+    labels: list[str]
+    train: Split
+    val: Split
+    size: tuple[int, int]
+
+
+def load_dataset(path: Path, fmt: str, cfg: Config) -> Prepared:
+    parsed = datasets.parse(Path(path), fmt)
+    size = (cfg.image_size, cfg.image_size)
+    records, val = parsed.train, parsed.val
+    if val is None:
+        n = len(records)
+        if n < 2:
+            raise ValueError(f"the dataset has {n} image; at least 2 are needed to hold one out for validation")
+        order = np.random.default_rng(cfg.seed).permutation(n)
+        n_val = min(n - 1, max(1, round(n * cfg.val_fraction)))
+        records, val = [records[i] for i in np.sort(order[n_val:])], [records[i] for i in np.sort(order[:n_val])]
+    return Prepared(parsed.labels, _letterbox_all(records, size), _letterbox_all(val, size), size)
+
+
+def _letterbox_all(records: list[datasets.Record], size: tuple[int, int]) -> Split:
+    x = np.empty((len(records), size[0], size[1], 3), np.uint8)
+    boxes, classes = [], []
+    for i, r in enumerate(records):
+        lb = Letterbox.fit(r.height, r.width, size)
+        x[i] = lb.apply(datasets.read_image(r), size, PAD_VALUE)
+        boxes.append(lb.forward(r.boxes.astype(np.float64)).astype(np.float32))
+        classes.append(r.classes)
+    return Split(x, boxes, classes)
+
+
+# -- network ------------------------------------------------------------------------------------------
+def conv_bn(cin: int, cout: int, k: int = 3, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, k, stride, k // 2, bias=False), nn.BatchNorm2d(cout),
+                         nn.ReLU(inplace=True))
+
+
+class Block(nn.Module):
+    """ResNet basic block."""
+
+    def __init__(self, cin: int, cout: int, stride: int = 1):
+        super().__init__()
+        self.conv1 = conv_bn(cin, cout, 3, stride)
+        self.conv2 = nn.Sequential(nn.Conv2d(cout, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout))
+        self.skip = (nn.Identity() if stride == 1 and cin == cout else
+                     nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.conv2(self.conv1(x)) + self.skip(x))
+
+
+class Detector(nn.Module):
+    def __init__(self, classes: int, size: tuple[int, int], width: int = 32):
+        super().__init__()
+        w = width
+        self.stem = conv_bn(3, w, 3, 2)  # /2
+        self.c4 = Block(w, w, 2)  # /4
+        self.c8 = nn.Sequential(Block(w, 2 * w, 2), Block(2 * w, 2 * w))  # /8
+        self.c16 = nn.Sequential(Block(2 * w, 4 * w, 2), Block(4 * w, 4 * w))  # /16
+        self.lat16, self.lat8, self.lat4 = nn.Conv2d(4 * w, w, 1), nn.Conv2d(2 * w, w, 1), nn.Conv2d(w, w, 1)
+        self.head = nn.Sequential(conv_bn(w, w), conv_bn(w, w))  # shared by both outputs
+        self.cls, self.reg = nn.Conv2d(w, classes, 1), nn.Conv2d(w, 4, 1)
+        nn.init.constant_(self.cls.bias, -math.log((1 - 0.01) / 0.01))
+        nn.init.constant_(self.reg.bias, math.log(2.0))  # initial sides: 2 cells
+        h, wd = size[0] // STRIDE, size[1] // STRIDE
+        ys, xs = torch.meshgrid(torch.arange(h), torch.arange(wd), indexing="ij")
+        centres = torch.stack([xs, ys], -1).reshape(-1, 2).float().add(0.5).mul(STRIDE)  # [A, 2] pixels
+        self.register_buffer("centres", centres, persistent=False)
+
+    def raw(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x [N, 3, S, S] in [0, 1] -> class logits [N, C, S/4, S/4], side distances in cells [N, 4, S/4, S/4]."""
+        x = self.stem((x - 0.5) * 4.0)
+        c4 = self.c4(x)
+        c8 = self.c8(c4)
+        c16 = self.c16(c8)
+        p8 = self.lat8(c8) + F.interpolate(self.lat16(c16), scale_factor=2.0, mode="nearest")
+        p4 = self.head(self.lat4(c4) + F.interpolate(p8, scale_factor=2.0, mode="nearest"))
+        return self.cls(p4), torch.exp(self.reg(p4).clamp(max=8.0))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """-> [N, A, 4 + C]: boxes x1, y1, x2, y2 in input pixels, then class scores."""
+        logits, sides = self.raw(x)
+        n = x.shape[0]
+        ltrb = sides.flatten(2).transpose(1, 2) * STRIDE  # [N, A, 4]
+        c = self.centres.unsqueeze(0)
+        boxes = torch.cat([c - ltrb[..., :2], c + ltrb[..., 2:]], -1)
+        return torch.cat([boxes, torch.sigmoid(logits).flatten(2).transpose(1, 2)], -1).reshape(n, -1, boxes.shape[-1]
+                                                                                                  + logits.shape[1])
+
+
+def build(cfg: Config, data: Prepared) -> nn.Module:
+    return Detector(len(data.labels), data.size, cfg.width)
+
+
+# -- targets and loss -----------------------------------------------------------------------------------
+def targets(boxes: list[np.ndarray], classes: list[np.ndarray], n_classes: int, size: tuple[int, int]):
+    """Per image: a Gaussian heat map per class [C, h, w] (1 at each object's centre cell), the box each
+    location regresses [4, h, w] xyxy pixels, and its weight [h, w] (the Gaussian of the box it belongs to)."""
+    h, w = size[0] // STRIDE, size[1] // STRIDE
+    n = len(boxes)
+    heat = np.zeros((n, n_classes, h, w), np.float32)
+    box_t = np.zeros((n, 4, h, w), np.float32)
+    weight = np.zeros((n, h, w), np.float32)
+    gx = (np.arange(w, dtype=np.float32) + 0.5) * STRIDE
+    gy = (np.arange(h, dtype=np.float32) + 0.5) * STRIDE
+    for i, (bs, cs) in enumerate(zip(boxes, classes, strict=True)):
+        if not len(bs):
+            continue
+        areas = (bs[:, 2] - bs[:, 0]) * (bs[:, 3] - bs[:, 1])
+        for j in np.argsort(-areas):  # smaller boxes are written last and own the locations they share
+            x1, y1, x2, y2 = bs[j]
+            cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+            ci, cj = min(int(cy / STRIDE), h - 1), min(int(cx / STRIDE), w - 1)
+            px, py = (cj + 0.5) * STRIDE, (ci + 0.5) * STRIDE  # the centre cell, where the heat map peaks
+            sx, sy = max((x2 - x1) * 0.54 / 6, 0.8), max((y2 - y1) * 0.54 / 6, 0.8)
+            g = np.exp(-((gx[None] - px) ** 2) / (2 * sx * sx) - ((gy[:, None] - py) ** 2) / (2 * sy * sy))
+            heat[i, cs[j]] = np.maximum(heat[i, cs[j]], g)
+            heat[i, cs[j], ci, cj] = 1.0
+            inside = (gx[None] > x1) & (gx[None] < x2) & (gy[:, None] > y1) & (gy[:, None] < y2)
+            own = inside & (g > 0.05)
+            own[ci, cj] = True
+            box_t[i][:, own] = bs[j][:, None]
+            weight[i][own] = g[own] * np.log(max(areas[j], 2.0))
+    return heat, box_t, weight
+
+
+def focal_loss(logits: torch.Tensor, heat: torch.Tensor) -> torch.Tensor:
+    """CenterNet's penalty-reduced focal loss, summed and divided by the number of objects."""
+    p = torch.sigmoid(logits).clamp(1e-4, 1 - 1e-4)
+    pos = heat.eq(1).float()
+    pos_loss = -torch.log(p) * (1 - p) ** 2 * pos
+    neg_loss = -torch.log(1 - p) * p ** 2 * (1 - heat) ** 4 * (1 - pos)
+    return (pos_loss.sum() + neg_loss.sum()) / pos.sum().clamp(min=1)
+
+
+def giou_loss(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """pred, target [K, 4] xyxy; weighted mean of 1 - GIoU."""
+    ix1, iy1 = torch.max(pred[:, 0], target[:, 0]), torch.max(pred[:, 1], target[:, 1])
+    ix2, iy2 = torch.min(pred[:, 2], target[:, 2]), torch.min(pred[:, 3], target[:, 3])
+    inter = (ix2 - ix1).clamp(min=0) * (iy2 - iy1).clamp(min=0)
+    area = lambda b: (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])  # noqa: E731
+    union = area(pred) + area(target) - inter
+    ex1, ey1 = torch.min(pred[:, 0], target[:, 0]), torch.min(pred[:, 1], target[:, 1])
+    ex2, ey2 = torch.max(pred[:, 2], target[:, 2]), torch.max(pred[:, 3], target[:, 3])
+    enclose = (ex2 - ex1) * (ey2 - ey1)
+    giou = inter / union.clamp(min=1e-6) - (enclose - union) / enclose.clamp(min=1e-6)
+    return ((1 - giou) * weight).sum() / weight.sum().clamp(min=1e-6)
+
+
+def loss_of(model: Detector, x: torch.Tensor, heat: torch.Tensor, box_t: torch.Tensor,
+            weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    logits, sides = model.raw(x)
+    n, _, h, w = sides.shape
+    ltrb = sides.permute(0, 2, 3, 1).reshape(n, h * w, 4) * STRIDE
+    c = model.centres.unsqueeze(0)
+    pred = torch.cat([c - ltrb[..., :2], c + ltrb[..., 2:]], -1).reshape(-1, 4)
+    wt = weight.reshape(-1)
+    m = wt > 0
+    cls = focal_loss(logits, heat)
+    reg = giou_loss(pred[m], box_t.permute(0, 2, 3, 1).reshape(-1, 4)[m], wt[m]) if m.any() else pred.sum() * 0
+    return cls + 5.0 * reg, cls, reg
+
+
+# -- training -------------------------------------------------------------------------------------------
+def steps_per_epoch(cfg: Config, data: Prepared) -> int:
+    return math.ceil(len(data.train.x) / cfg.batch_size)
+
+
+def total_steps(cfg: Config, data: Prepared) -> int:
+    return cfg.epochs * steps_per_epoch(cfg, data)
+
+
+def _optimizer(cfg: Config, params) -> torch.optim.Optimizer:
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
+    return cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def _schedule(cfg: Config, total: int) -> Callable[[int], float]:
+    warm = min(cfg.warmup_steps, max(total // 4, 1))
+
+    def factor(s: int) -> float:
+        if s < warm:
+            return (s + 1) / warm
+        if cfg.scheduler == "cosine":
+            return 0.5 * (1 + math.cos(math.pi * min(s - warm, total - warm) / max(total - warm, 1)))
+        return 1.0
+    return factor
+
+
+def _batch(split: Split, idx: np.ndarray, n_classes: int, size, device, shift: np.ndarray | None = None):
+    x = split.x[idx]
+    boxes = [split.boxes[i] for i in idx]
+    if shift is not None:  # translate each image by whole pixels, dropping boxes pushed out of it
+        x, boxes = x.copy(), list(boxes)
+        classes = [split.classes[i] for i in idx]
+        for k, (dx, dy) in enumerate(shift):
+            x[k] = np.roll(x[k], (dy, dx), (0, 1))
+            if dy > 0:
+                x[k, :dy] = PAD_VALUE
+            elif dy < 0:
+                x[k, dy:] = PAD_VALUE
+            if dx > 0:
+                x[k, :, :dx] = PAD_VALUE
+            elif dx < 0:
+                x[k, :, dx:] = PAD_VALUE
+            b = boxes[k] + np.array([dx, dy, dx, dy], np.float32)
+            c = np.clip(b, 0, [size[1], size[0], size[1], size[0]])
+            keep = ((c[:, 2] - c[:, 0]) * (c[:, 3] - c[:, 1])) >= 0.6 * ((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]))
+            boxes[k], classes[k] = c[keep], classes[k][keep]
+    else:
+        classes = [split.classes[i] for i in idx]
+    heat, box_t, weight = targets(boxes, classes, n_classes, size)
+    t = lambda a: torch.from_numpy(a).to(device)  # noqa: E731
+    xb = t(np.ascontiguousarray(x)).permute(0, 3, 1, 2).float().div_(255.0)
+    return xb, t(heat), t(box_t), t(weight)
+
+
+def train(
+    cfg: Config, data: Prepared, device: torch.device | str, report: Report,
+    checkpoint: Callable[[dict[str, Any]], None] | None = None, resume: dict[str, Any] | None = None,
+) -> tuple[nn.Module, dict[str, float]]:
+    device = torch.device(device)
+    torch.manual_seed(cfg.seed)
+    model = build(cfg, data).to(device)
+    opt = _optimizer(cfg, model.parameters())
+    total = max(1, total_steps(cfg, data))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, _schedule(cfg, total))
+    rng = np.random.default_rng(cfg.seed)
+    epoch, step = 0, 0
+    if resume is not None:
+        model.load_state_dict(resume["model"])
+        opt.load_state_dict(resume["optimizer"])
+        sched.load_state_dict(resume["scheduler"])
+        epoch, step = resume["epoch"], resume["step"]
+        rng.bit_generator.state = resume["rng"]["numpy"]
+        torch.set_rng_state(resume["rng"]["torch"])
+    n, bs, spe, C = len(data.train.x), cfg.batch_size, steps_per_epoch(cfg, data), len(data.labels)
+    max_shift = int(cfg.translate * data.size[0])
+    metrics: dict[str, float] = {}
+    while epoch < cfg.epochs:
+        model.train()
+        order = rng.permutation(n)
+        total_loss = 0.0
+        for i in range(spe):
+            idx = order[i * bs:(i + 1) * bs]
+            shift = rng.integers(-max_shift, max_shift + 1, (len(idx), 2)) if max_shift else None
+            loss, cls, reg = loss_of(model, *_batch(data.train, idx, C, data.size, device, shift))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
+            opt.step()
+            sched.step()
+            step += 1
+            total_loss += loss.item()
+            report(step, {"epoch": epoch + (i + 1) / spe, "loss": loss.item(), "loss_cls": cls.item(),
+                          "loss_box": reg.item(), "lr": sched.get_last_lr()[0]})
+        epoch += 1
+        val = evaluate(model, data, device)
+        metrics = {"train_loss": total_loss / spe, **{f"val_{k}": v for k, v in val.items()}}
+        report(step, {"epoch": float(epoch), **{f"val_{k}": v for k, v in val.items()}})
+        if checkpoint is not None:
+            checkpoint({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                        "epoch": epoch, "step": step, "rng": {"numpy": rng.bit_generator.state,
+                                                              "torch": torch.get_rng_state()},
+                        "metrics": metrics, "config": asdict(cfg)})
+    if not metrics and resume is not None:
+        metrics = dict(resume.get("metrics", {}))
+    return model, metrics
+
+
+# -- evaluation -----------------------------------------------------------------------------------------
+@torch.no_grad()
+def predict(model: nn.Module, x: np.ndarray, device, batch_size: int = 64) -> np.ndarray:
+    """uint8 [N, S, S, 3] -> the model's output [N, A, 4 + C] as numpy."""
+    outs = []
+    for i in range(0, len(x), batch_size):
+        xb = torch.from_numpy(x[i:i + batch_size]).to(device).permute(0, 3, 1, 2).float().div_(255.0)
+        outs.append(model(xb).cpu().numpy())
+    return np.concatenate(outs) if outs else np.zeros((0, 0, 0), np.float32)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, data: Prepared, device: torch.device | str) -> dict[str, float]:
+    """COCO mAP@[.5:.95], mAP@.5, mAP@.75 on the validation split (pycocotools), with the serving
+    post-processing (score >= 0.01, class-wise NMS at IoU 0.5, 100 detections), and the validation loss."""
+    device = torch.device(device)
+    was_training = model.training
+    model.eval()
+    out = predict(model, data.val.x, device)
+    dets = []
+    for i, row in enumerate(out):
+        b, s, c = select(row[:, :4], row[:, 4:], **EVAL_PARAMS)
+        dets.extend((i, *box, float(sc), int(cl)) for box, sc, cl in zip(b, s, c, strict=True))
+    loss_sum, n = 0.0, len(data.val.x)
+    for i in range(0, n, 64):
+        idx = np.arange(i, min(i + 64, n))
+        loss_sum += loss_of(model, *_batch(data.val, idx, len(data.labels), data.size, device))[0].item() * len(idx)
+    model.train(was_training)
+    return {**coco_map(data.val, dets, len(data.labels)), "loss": loss_sum / max(n, 1)}
+
+
+def coco_map(split: Split, dets: list[tuple], n_classes: int) -> dict[str, float]:
+    """dets: (image index, x1, y1, x2, y2, score, class) -> {"map", "map_50", "map_75"} by pycocotools."""
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    h, w = split.x.shape[1:3]
+    gt = {"images": [{"id": i, "width": w, "height": h} for i in range(len(split.x))],
+          "categories": [{"id": c} for c in range(n_classes)], "annotations": []}
+    for i, (bs, cs) in enumerate(zip(split.boxes, split.classes, strict=True)):
+        for b, c in zip(bs, cs, strict=True):
+            bw, bh = float(b[2] - b[0]), float(b[3] - b[1])
+            gt["annotations"].append({"id": len(gt["annotations"]) + 1, "image_id": i, "category_id": int(c),
+                                      "bbox": [float(b[0]), float(b[1]), bw, bh], "area": bw * bh, "iscrowd": 0})
+    if not gt["annotations"]:
+        return {"map": 0.0, "map_50": 0.0, "map_75": 0.0}
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco = COCO()
+        coco.dataset = gt
+        coco.createIndex()
+        if not dets:
+            return {"map": 0.0, "map_50": 0.0, "map_75": 0.0}
+        arr = np.asarray([[d[0], d[1], d[2], d[3] - d[1], d[4] - d[2], d[5], d[6]] for d in dets], np.float64)
+        result = coco.loadRes(arr)
+        ev = COCOeval(coco, result, "bbox")
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    stats = [max(float(v), 0.0) for v in ev.stats[:3]]  # -1 where undefined
+    return {"map": stats[0], "map_50": stats[1], "map_75": stats[2]}
+
+
+# -- export -----------------------------------------------------------------------------------------------
+def example_inputs(data: Prepared, n: int = 32) -> dict[str, np.ndarray]:
+    x = data.val.x[:n].astype(np.float32).transpose(0, 3, 1, 2) / 255.0
+    return {"images": np.ascontiguousarray(x)}
+
+
+def export_onnx(model: nn.Module, path: Path, data: Prepared) -> None:
+    model = model.to("cpu").eval()
+    dummy = torch.zeros(1, 3, *data.size)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (dummy,), str(path), input_names=["images"], output_names=["predictions"],
+                          dynamic_axes={"images": {0: "batch"}, "predictions": {0: "batch"}}, opset_version=OPSET,
+                          dynamo=False)
+
+
+def version_metadata(cfg: Config, data: Prepared) -> dict[str, Any]:
+    return {"layout": "dlserve", "labels": list(data.labels),
+            "preprocessing": {"size": list(data.size), "pad_value": PAD_VALUE, "letterbox": True}}

@@ -1,0 +1,8 @@
+"""Recommendation: explicit ratings -> top-k items for a known user (rated items excluded), top-k for a
+new user folded in from a few ratings, and predicted ratings for explicit (user, item) pairs.
+
+    config.py    Config (stdlib only)
+    data.py      formats `movielens` and `csv`, validation and loading (numpy only)
+    serving.py   request <-> tensors (numpy only)
+    training.py  matrix factorisation with biases (ALS) and the seed book's RBM, ONNX export (torch)
+"""

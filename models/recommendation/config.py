@@ -1,0 +1,42 @@
+"""Hyperparameters of a recommendation run (stdlib only: the API validates job configs with it)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+
+@dataclass
+class Config:
+    # mf: matrix factorisation with user and item biases, fitted by alternating least squares (one
+    # epoch = one sweep over users and items); rbm: the seed book's restricted Boltzmann machine
+    # (ratings scaled to [0, 1], unrated entries kept at zero, contrastive divergence CD-k)
+    arch: Literal["mf", "rbm"] = "mf"
+    epochs: int = 10
+    batch_size: int = 64  # rbm: users per CD step
+    factors: int = 32  # mf
+    reg: float = 0.15  # mf: L2 on the factors, times each user's / item's rating count
+    bias_reg: float = 5.0  # mf: L2 on the biases (not scaled: rarely rated items and users shrink to the mean)
+    hidden: int = 256  # rbm
+    cd_k: int = 1  # rbm: Gibbs steps per update
+    lr: float = 0.1  # rbm: CD learning rate
+    max_k: int = 100  # the most items one request may ask for (the graph's TopK)
+    val_fraction: float = 0.02  # of the ratings, at random, besides each user's leave-one-out item
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        checks = [
+            ("epochs", 1 <= self.epochs <= 10_000, "must be between 1 and 10000"),
+            ("batch_size", 1 <= self.batch_size <= 65_536, "must be between 1 and 65536"),
+            ("factors", 1 <= self.factors <= 512, "must be between 1 and 512"),
+            ("reg", self.reg > 0, "must be > 0"),
+            ("bias_reg", self.bias_reg > 0, "must be > 0"),
+            ("hidden", 1 <= self.hidden <= 8192, "must be between 1 and 8192"),
+            ("cd_k", 1 <= self.cd_k <= 50, "must be between 1 and 50"),
+            ("lr", 0 < self.lr <= 10, "must be > 0 and <= 10"),
+            ("max_k", 1 <= self.max_k <= 10_000, "must be between 1 and 10000"),
+            ("val_fraction", 0 <= self.val_fraction < 1, "must be >= 0 and < 1"),
+        ]
+        for name, ok, message in checks:
+            if not ok:
+                raise ValueError(f"{name} {message} (got {getattr(self, name)!r})")

@@ -1,0 +1,395 @@
+"""Recommendation with PyTorch (workers and tests only; the API never imports this).
+
+    load_dataset(path, fmt, cfg) -> Prepared     ids, a dense train matrix, held-out ratings, leave-one-out items
+    build(cfg, data) -> nn.Module                (user [N], ratings [N, I]) -> predicted ratings [N, I]
+    train(cfg, data, device, report, checkpoint=None, resume=None) -> (module, metrics)
+    evaluate(module, data, device)               RMSE, MAE on held-out ratings; HR@10, NDCG@10 (leave-one-out)
+    export_onnx(module, path, data)              + top_scores/top_items [N, K]: TopK over unrated items
+    example_inputs(data, n) / version_metadata(cfg, data)
+
+One graph serves every request kind, so they batch together. `user` is a known user's index, or -1
+for a new user whose ratings (0 = unrated) are in `ratings`: the graph folds the new user in (mf: the
+same ridge regression ALS solves for a user, by conjugate gradients unrolled in the graph; rbm: one
+pass up and down the machine). Rated items (the training matrix for a known user, the given ratings
+for a new one) are excluded before TopK.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from models.recommendation import data as datasets
+from models.recommendation.config import Config
+
+Report = Callable[[int, dict[str, float]], None]
+OPSET = 17
+MAX_CELLS = 200_000_000  # users x items of the dense matrices the graph holds
+NEG_SAMPLES = 99  # leave-one-out: the held-out item ranked among this many unrated items
+EXCLUDED = -1e9
+
+
+@dataclass
+class Prepared:
+    users: list[str]
+    items: list[str]
+    titles: dict[str, str]
+    matrix: np.ndarray  # [U, I] float32 training ratings, 0 = unrated
+    seen: np.ndarray  # [U, I] bool: every rating in the dataset, held-out ones too (never recommended again)
+    val_u: np.ndarray  # held-out ratings (known users), including each user's leave-one-out item
+    val_i: np.ndarray
+    val_r: np.ndarray
+    loo_u: np.ndarray  # leave-one-out: one held-out item per user
+    loo_i: np.ndarray
+    rating_min: float
+    rating_max: float
+    mean: float
+    source: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def load_dataset(path: Path, fmt: str, cfg: Config) -> Prepared:
+    return prepare(cfg, datasets.load(path, fmt))
+
+
+def prepare(cfg: Config, d: datasets.Ratings) -> Prepared:
+    """Holds out, for each user with at least 3 ratings, their latest rating at or above their own mean
+    (a liked item; random order when there are no timestamps) for leave-one-out, and val_fraction of the
+    rest at random; seeded, so a resumed run sees the same split."""
+    nu, ni = len(d.users), len(d.items)
+    if nu * ni > MAX_CELLS:
+        raise ValueError(f"{nu} users x {ni} items is over {MAX_CELLS} cells, more than this family's dense "
+                         "matrices hold")
+    rng = np.random.default_rng(cfg.seed)
+    n = len(d.r)
+    key = d.t.astype(np.float64) if d.t is not None else rng.random(n)
+    counts = np.bincount(d.u, minlength=nu)
+    liked = d.r >= (np.bincount(d.u, d.r, minlength=nu) / np.maximum(counts, 1))[d.u]
+    order = np.lexsort((rng.random(n), key, liked, d.u))  # by user, liked last, then time
+    last = order[np.r_[np.nonzero(np.diff(d.u[order]))[0], n - 1]]
+    loo = last[(counts[d.u[last]] >= 3) & liked[last]]
+    held = np.zeros(n, bool)
+    held[loo] = True
+    rest = np.nonzero(~held)[0]
+    held[rng.choice(rest, int(round(len(rest) * cfg.val_fraction)), replace=False)] = True
+    if held.all() or not held.any() and n > 1:
+        held[:] = False
+        held[rng.choice(n, max(1, n // 10), replace=False)] = True
+    matrix = np.zeros((nu, ni), np.float32)
+    matrix[d.u[~held], d.i[~held]] = d.r[~held]
+    seen = np.zeros((nu, ni), bool)
+    seen[d.u, d.i] = True
+    tr = d.r[~held]
+    return Prepared(d.users, d.items, d.titles, matrix, seen, d.u[held], d.i[held], d.r[held], d.u[loo], d.i[loo],
+                    float(d.r.min()), float(d.r.max()), float(tr.mean()) if len(tr) else float(d.r.mean()),
+                    d.source)
+
+
+# -- the networks: (user [N] int64, ratings [N, I] float32) -> predicted ratings [N, I]
+
+def _solve_cg(a: torch.Tensor, b: torch.Tensor, iters: int) -> torch.Tensor:
+    """a [N, D, D] symmetric positive definite, b [N, D] -> x [N, D]: conjugate gradients, unrolled."""
+    x = torch.zeros_like(b)
+    r = b
+    p = r
+    rs = (r * r).sum(1, keepdim=True)
+    for _ in range(iters):
+        ap = torch.matmul(a, p.unsqueeze(2)).squeeze(2)
+        alpha = rs / ((p * ap).sum(1, keepdim=True) + 1e-20)
+        x = x + alpha * p
+        r = r - alpha * ap
+        rs_new = (r * r).sum(1, keepdim=True)
+        p = r + rs_new / (rs + 1e-20) * p
+        rs = rs_new
+    return x
+
+
+class MF(nn.Module):
+    """rating(u, i) = mean + b_u + b_i + p_u . q_i, clipped to the data's range."""
+
+    def __init__(self, cfg: Config, data: Prepared):
+        super().__init__()
+        nu, ni = data.matrix.shape
+        g = torch.Generator().manual_seed(cfg.seed)
+        self.p = nn.Parameter(torch.zeros(nu, cfg.factors))
+        self.bu = nn.Parameter(torch.zeros(nu))
+        self.q = nn.Parameter(0.1 * torch.randn(ni, cfg.factors, generator=g))
+        self.bi = nn.Parameter(torch.zeros(ni))
+        self.register_buffer("rated", torch.from_numpy(data.seen).to(torch.uint8))
+        self.mean, self.lo, self.hi = data.mean, data.rating_min, data.rating_max
+        self.factors = cfg.factors
+        scaled = torch.full((cfg.factors + 1,), cfg.reg)
+        scaled[-1] = 0.0
+        fixed = torch.zeros(cfg.factors + 1)
+        fixed[-1] = cfg.bias_reg
+        self.register_buffer("scaled", torch.diag(scaled), persistent=False)
+        self.register_buffer("fixed", torch.diag(fixed), persistent=False)
+
+    def penalty(self, n: torch.Tensor) -> torch.Tensor:  # n [N] rating counts -> [N, D+1, D+1]
+        """Factors: reg x the rating count (ALS-WR); biases: bias_reg, so rarely rated items shrink to 0."""
+        return n.clamp(min=1.0).reshape(-1, 1, 1) * self.scaled + self.fixed
+
+    def fold_in(self, ratings: torch.Tensor) -> torch.Tensor:  # [N, I] -> [N, D+1] user factors and bias
+        mask = (ratings > 0).to(ratings.dtype)
+        f = torch.cat([self.q, torch.ones_like(self.bi).unsqueeze(1)], 1)  # [I, D+1]
+        a = torch.matmul(mask.unsqueeze(1) * f.t().unsqueeze(0), f) + self.penalty(mask.sum(1))
+        b = torch.matmul(mask * (ratings - self.mean - self.bi), f)
+        return _solve_cg(a, b, self.factors + 1)
+
+    def excluded(self, user: torch.Tensor, ratings: torch.Tensor) -> torch.Tensor:  # [N, I] bool
+        known = (user >= 0).unsqueeze(1)
+        return (known & (self.rated[user.clamp(min=0)] > 0)) | (~known & (ratings > 0))  # (ORT has no bool Where)
+
+    def forward(self, user: torch.Tensor, ratings: torch.Tensor) -> torch.Tensor:
+        idx = user.clamp(min=0)
+        known = torch.cat([self.p[idx], self.bu[idx].unsqueeze(1)], 1)  # [N, D+1]
+        theta = torch.where((user >= 0).unsqueeze(1), known, self.fold_in(ratings))
+        pred = self.mean + self.bi + torch.matmul(theta[:, :-1], self.q.t()) + theta[:, -1:]
+        return pred.clamp(self.lo, self.hi)
+
+
+class RBM(nn.Module):
+    """Bernoulli RBM over the items: visible = rating / max (0 = unrated), reconstruction x max = prediction."""
+
+    def __init__(self, cfg: Config, data: Prepared):
+        super().__init__()
+        nu, ni = data.matrix.shape
+        g = torch.Generator().manual_seed(cfg.seed)
+        self.w = nn.Parameter(0.01 * torch.randn(ni, cfg.hidden, generator=g))
+        self.hb = nn.Parameter(torch.zeros(cfg.hidden))
+        # visible biases start at each item's mean rating (the global mean for an item nobody rated)
+        m = data.matrix
+        count = (m > 0).sum(0)
+        mean = np.where(count > 0, m.sum(0) / np.maximum(count, 1), data.mean) / data.rating_max
+        mean = np.clip(mean, 0.02, 0.98)
+        self.vb = nn.Parameter(torch.from_numpy(np.log(mean / (1 - mean)).astype(np.float32)))
+        self.register_buffer("matrix", torch.from_numpy(data.matrix))
+        self.register_buffer("rated", torch.from_numpy(data.seen).to(torch.uint8))
+        self.lo, self.hi = data.rating_min, data.rating_max
+
+    def hidden(self, v: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(torch.matmul(v, self.w) + self.hb)
+
+    def visible(self, h: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(torch.matmul(h, self.w.t()) + self.vb)
+
+    def excluded(self, user: torch.Tensor, ratings: torch.Tensor) -> torch.Tensor:
+        known = (user >= 0).unsqueeze(1)
+        return (known & (self.rated[user.clamp(min=0)] > 0)) | (~known & (ratings > 0))
+
+    def _input(self, user: torch.Tensor, ratings: torch.Tensor) -> torch.Tensor:
+        return torch.where((user >= 0).unsqueeze(1), self.matrix[user.clamp(min=0)], ratings)
+
+    def forward(self, user: torch.Tensor, ratings: torch.Tensor) -> torch.Tensor:
+        v = self._input(user, ratings) / self.hi
+        return (self.visible(self.hidden(v)) * self.hi).clamp(self.lo, self.hi)
+
+
+class Served(nn.Module):
+    """What the ONNX file holds: predictions, and the top K unrated items by TopK."""
+
+    def __init__(self, model: nn.Module, k: int):
+        super().__init__()
+        self.model, self.k = model, k
+
+    def forward(self, user: torch.Tensor, ratings: torch.Tensor):
+        pred = self.model(user, ratings)
+        masked = torch.where(self.model.excluded(user, ratings), torch.full_like(pred, EXCLUDED), pred)
+        scores, items = torch.topk(masked, self.k, dim=1)
+        return pred, scores, items
+
+
+def build(cfg: Config, data: Prepared) -> nn.Module:
+    return MF(cfg, data) if cfg.arch == "mf" else RBM(cfg, data)
+
+
+def _rbm_steps(cfg: Config, data: Prepared) -> int:
+    return math.ceil(data.matrix.shape[0] / cfg.batch_size)
+
+
+def total_steps(cfg: Config, data: Prepared) -> int:
+    return cfg.epochs * (1 if cfg.arch == "mf" else _rbm_steps(cfg, data))
+
+
+@torch.no_grad()
+def _als_sweep(model: MF, m: torch.Tensor) -> None:
+    """One sweep: every item's (q_i, b_i) given the users, then every user's (p_u, b_u) given the items.
+    Users last, so a known user's factors are exactly what folding them in from their ratings gives."""
+    if model.p.abs().sum() > 0:  # the first sweep starts from random item factors
+        phi = _ridge(model, m.t(), model.p, model.bu)
+        model.q.copy_(phi[:, :-1])
+        model.bi.copy_(phi[:, -1])
+    theta = _ridge(model, m, model.q, model.bi)
+    model.p.copy_(theta[:, :-1])
+    model.bu.copy_(theta[:, -1])
+
+
+def _ridge(model: MF, m: torch.Tensor, f: torch.Tensor, other_bias: torch.Tensor, chunk: int = 2048) -> torch.Tensor:
+    """For each row of m [R, J] (0 = unrated): the exact argmin over (x, c) of
+    sum_j (m_j - mean - other_bias_j - x . f_j - c)^2 + penalty, by a batched solve."""
+    f1 = torch.cat([f, torch.ones(f.shape[0], 1, device=f.device)], 1)  # [J, D+1]
+    ff = (f1.unsqueeze(2) * f1.unsqueeze(1)).reshape(f1.shape[0], -1)  # [J, (D+1)^2]
+    out = []
+    for s in range(0, m.shape[0], chunk):
+        rows = m[s:s + chunk]
+        mask = (rows > 0).to(rows.dtype)
+        a = torch.matmul(mask, ff).reshape(-1, f1.shape[1], f1.shape[1]) + model.penalty(mask.sum(1))
+        b = torch.matmul(mask * (rows - model.mean - other_bias), f1)
+        out.append(torch.linalg.solve(a, b))
+    return torch.cat(out)
+
+
+def train(
+    cfg: Config, data: Prepared, device: torch.device | str, report: Report,
+    checkpoint: Callable[[dict[str, Any]], None] | None = None, resume: dict[str, Any] | None = None,
+) -> tuple[nn.Module, dict[str, float]]:
+    device = torch.device(device)
+    torch.manual_seed(cfg.seed)
+    model = build(cfg, data).to(device)
+    shuffle = torch.Generator().manual_seed(cfg.seed)
+    epoch, step, metrics = 0, 0, {}
+    if resume is not None:
+        model.load_state_dict(resume["model"])
+        epoch, step = resume["epoch"], resume["step"]
+        shuffle.set_state(resume["rng"]["shuffle"])
+        torch.set_rng_state(resume["rng"]["torch"])
+        metrics = dict(resume.get("metrics", {}))
+    m = torch.from_numpy(data.matrix).to(device)
+    rated = m > 0
+    while epoch < cfg.epochs:
+        if cfg.arch == "mf":
+            _als_sweep(model, m)
+            step += 1
+            with torch.no_grad():
+                pred = model(torch.arange(m.shape[0], device=device), torch.zeros_like(m))
+                loss = float(((pred - m)[rated] ** 2).mean())
+            report(step, {"epoch": epoch + 1.0, "loss": loss})
+        else:
+            loss = _rbm_epoch(cfg, model, m, shuffle, report, epoch, step)
+            step += _rbm_steps(cfg, data)
+        epoch += 1
+        val = evaluate(model, data, device, ranking=False)
+        metrics = {"train_loss": loss, "val_rmse": val["rmse"]}
+        report(step, {"epoch": float(epoch), "val_rmse": val["rmse"], "val_mae": val["mae"]})
+        if checkpoint is not None:
+            checkpoint({"model": model.state_dict(), "epoch": epoch, "step": step,
+                        "rng": {"shuffle": shuffle.get_state(), "torch": torch.get_rng_state()},
+                        "metrics": metrics, "config": asdict(cfg)})
+    return model, {"train_loss": metrics.get("train_loss", float("nan"))}
+
+
+@torch.no_grad()
+def _rbm_epoch(cfg: Config, model: RBM, m: torch.Tensor, shuffle: torch.Generator, report: Report,
+               epoch: int, step: int) -> float:
+    """CD-k over mini-batches of users; the squared reconstruction error of rated entries is the loss.
+    Unrated entries are zero in the data and are held at zero in the negative phase too, so they add
+    nothing to the gradient: the machine learns each item from the users who rated it."""
+    v_all = m / model.hi
+    order = torch.randperm(m.shape[0], generator=shuffle).to(m.device)
+    spe = math.ceil(len(order) / cfg.batch_size)
+    total = 0.0
+    for s in range(spe):
+        v0 = v_all[order[s * cfg.batch_size:(s + 1) * cfg.batch_size]]
+        rated = (v0 > 0).to(v0.dtype)
+        h0 = model.hidden(v0)
+        vk, hk = v0, h0
+        for _ in range(cfg.cd_k):
+            vk = model.visible(torch.bernoulli(hk)) * rated  # unrated units stay at zero in both phases
+            hk = model.hidden(vk)
+        n = v0.shape[0]
+        model.w += cfg.lr * (v0.t() @ h0 - vk.t() @ hk) / n
+        model.vb += cfg.lr * (v0 - vk).mean(0)
+        model.hb += cfg.lr * (h0 - hk).mean(0)
+        recon = model.visible(h0)
+        err = float((((recon - v0) * model.hi) ** 2)[v0 > 0].mean())
+        total += err
+        step += 1
+        report(step, {"epoch": epoch + (s + 1) / spe, "loss": total / (s + 1)})
+    return total / spe
+
+
+@torch.no_grad()
+def predict_known(model: nn.Module, data: Prepared, users: np.ndarray, device: torch.device,
+                  batch_size: int = 512) -> np.ndarray:
+    """Full predicted rows [len(users), I] for known user indices."""
+    model.eval()
+    out = []
+    ni = data.matrix.shape[1]
+    for s in range(0, len(users), batch_size):
+        u = torch.from_numpy(users[s:s + batch_size]).to(device)
+        out.append(model(u, torch.zeros(len(u), ni, device=device)).cpu().numpy())
+    return np.concatenate(out) if out else np.zeros((0, ni), np.float32)
+
+
+def evaluate(model: nn.Module, data: Prepared, device: torch.device | str, ranking: bool = True) -> dict[str, float]:
+    device = torch.device(device)
+    uniq, inv = np.unique(data.val_u, return_inverse=True)
+    rows = predict_known(model, data, uniq, device)
+    pred = rows[inv, data.val_i].astype(np.float64) if len(data.val_u) else np.zeros(0)
+    err = pred - data.val_r
+    out = {"rmse": float(np.sqrt(np.mean(err ** 2))) if len(err) else float("nan"),
+           "mae": float(np.mean(np.abs(err))) if len(err) else float("nan"),
+           "baseline_rmse": float(np.sqrt(np.mean((data.val_r - data.mean) ** 2))) if len(err) else float("nan"),
+           "held_out": int(len(err))}
+    if ranking:
+        out.update(leave_one_out(model, data, device))
+    return out
+
+
+def leave_one_out(model: nn.Module, data: Prepared, device: torch.device, k: int = 10) -> dict[str, float]:
+    """Each user's held-out item ranked among NEG_SAMPLES items the user never rated (seeded)."""
+    if len(data.loo_u) == 0:
+        return {"hr_at_10": float("nan"), "ndcg_at_10": float("nan")}
+    rng = np.random.default_rng(1234)
+    rows = predict_known(model, data, data.loo_u, device)
+    seen = data.seen[data.loo_u]
+    hits, ndcg = [], []
+    for row in range(len(data.loo_u)):
+        target = data.loo_i[row]
+        pool = np.nonzero(~seen[row])[0]
+        pool = pool[pool != target]
+        negs = rng.choice(pool, min(NEG_SAMPLES, len(pool)), replace=False) if len(pool) else pool
+        scores = rows[row]
+        rank = int(np.sum(scores[negs] > scores[target]))
+        hits.append(rank < k)
+        ndcg.append(1 / math.log2(rank + 2) if rank < k else 0.0)
+    return {"hr_at_10": float(np.mean(hits)), "ndcg_at_10": float(np.mean(ndcg))}
+
+
+def example_inputs(data: Prepared, n: int = 32) -> dict[str, np.ndarray]:
+    """Half known users, half new users folded in from a known user's training ratings."""
+    nu, ni = data.matrix.shape
+    users = np.arange(min(n, nu), dtype=np.int64)
+    ratings = np.zeros((len(users), ni), np.float32)
+    half = len(users) // 2
+    ratings[half:] = data.matrix[users[half:]]
+    users[half:] = -1
+    return {"user": users, "ratings": ratings}
+
+
+def export_onnx(model: nn.Module, path: Path, data: Prepared) -> None:
+    model = model.to("cpu").eval()
+    k = min(data.extra.get("max_k", 100), data.matrix.shape[1])
+    feeds = example_inputs(data, 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(Served(model, k), (torch.from_numpy(feeds["user"]), torch.from_numpy(feeds["ratings"])),
+                          str(path), input_names=["user", "ratings"],
+                          output_names=["predicted", "top_scores", "top_items"],
+                          dynamic_axes={n: {0: "batch"} for n in ("user", "ratings", "predicted", "top_scores",
+                                                                  "top_items")},
+                          opset_version=OPSET, dynamo=False)
+
+
+def version_metadata(cfg: Config, data: Prepared) -> dict[str, Any]:
+    return {"users": list(data.users), "items": list(data.items), "titles": dict(data.titles),
+            "rating_range": [data.rating_min, data.rating_max], "mean_rating": data.mean,
+            "max_k": min(cfg.max_k, len(data.items)), "arch": cfg.arch, "source": data.source}
