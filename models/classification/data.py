@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from models.common.errors import DatasetError
 from models.common.images import DEFAULT_MAX_PIXELS, resize
 
 FORMATS = {
@@ -44,13 +45,6 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp"}
 IMAGE_FORMATS = {"PNG", "JPEG", "MPO", "WEBP"}  # MPO: the JPEG variant many cameras write
 GREY_MODES = {"1", "L", "LA", "I", "I;16", "F"}
 WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth")  # init_from weights shipped in the archive
-
-
-class DatasetError(ValueError):
-    def __init__(self, message: str, entry: str | None = None):
-        super().__init__(f"entry '{entry}': {message}" if entry else message)
-        self.entry = entry
-        self.message = message
 
 
 @dataclass

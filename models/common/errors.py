@@ -13,3 +13,21 @@ class InputError(ValueError):
 
 class InputTooLarge(InputError):
     status = 413
+
+
+class DatasetError(ValueError):
+    """A record of an uploaded dataset that a family cannot use. `entry` names where it is (an archive
+    entry); the API answers 422 with the message and the entry."""
+
+    where = "entry '{}'"
+
+    def __init__(self, message: str, entry: str | None = None):
+        super().__init__(f"{self.where.format(entry)}: {message}" if entry else message)
+        self.entry = entry
+        self.message = message
+
+
+class TableError(DatasetError):
+    """The same for a row of a table, where `entry` is already a place such as "line 14"."""
+
+    where = "{}"

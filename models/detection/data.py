@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from models.common.errors import DatasetError
 from models.common.images import DEFAULT_MAX_PIXELS
 
 FORMATS = {
@@ -35,13 +36,6 @@ FORMATS = {
 ARCHIVE_FORMATS = frozenset(FORMATS)
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
 TOLERANCE_PX = 1.0  # boxes may overhang their image by this much (rounding in other tools); they are clipped
-
-
-class DatasetError(ValueError):
-    def __init__(self, message: str, entry: str | None = None):
-        super().__init__(f"entry '{entry}': {message}" if entry else message)
-        self.entry = entry
-        self.message = message
 
 
 @dataclass

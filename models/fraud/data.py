@@ -16,16 +16,11 @@ from typing import Any
 
 import numpy as np
 
+from models.common.errors import TableError as DatasetError
+
 FORMATS = {"csv": "CSV with a header, numeric feature columns and a 0/1 label column (Class, label, is_fraud...)"}
 ARCHIVE_FORMATS: frozenset[str] = frozenset()
 LABEL_NAMES = ("Class", "class", "label", "Label", "is_fraud", "fraud")
-
-
-class DatasetError(ValueError):
-    def __init__(self, message: str, entry: str | None = None):
-        super().__init__(f"{entry}: {message}" if entry else message)
-        self.entry = entry
-        self.message = message
 
 
 @dataclass

@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from models.common.errors import TableError as DatasetError
+
 FORMATS = {
     "movielens": "MovieLens u.data, ratings.dat or ratings.csv, alone or in a zip/tar with u.item or movies.csv",
     "csv": "CSV user,item,rating[,timestamp] (header optional)",
@@ -33,13 +35,6 @@ RATING_FILES = ("u.data", "ratings.dat", "ratings.csv")
 ITEM_FILES = ("u.item", "movies.dat", "movies.csv")
 RANGES = {"movielens": (0.5, 5.0), "csv": (0.0, 10.0)}  # csv: above 0, at most 10
 MAX_TITLE = 300
-
-
-class DatasetError(ValueError):
-    def __init__(self, message: str, entry: str | None = None):
-        super().__init__(f"{entry}: {message}" if entry else message)
-        self.entry = entry
-        self.message = message
 
 
 @dataclass
