@@ -20,6 +20,7 @@ from app.api.deps import ManagerDep, PredictKey, SettingsDep
 from app.errors import Unprocessable
 from app.inference import calls
 from app.inference.loaded import LoadedModel
+from app.json_input import json_object
 from models.common.errors import InputError
 
 router = APIRouter(tags=["predict"])
@@ -103,12 +104,7 @@ async def _read_body(request: Request, settings) -> dict[str, Any]:
     if ctype.startswith("multipart/form-data"):
         return await _read_multipart(request)
     raw = await request.body()
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as e:
-        raise Unprocessable(f"the body is not valid JSON: {e}") from None
-    if not isinstance(body, dict):
-        raise Unprocessable('the body must be a JSON object: {"inputs": [...]}')
+    body = json_object(raw, hint=': {"inputs": [...]}')
     _check_inputs(body.get("inputs"), settings)
     body["_size"] = len(raw)
     params = body.get("parameters")
@@ -128,10 +124,7 @@ async def _read_multipart(request: Request) -> dict[str, Any]:
         if key in form:
             body[key] = form[key]
     if "parameters" in body:
-        try:
-            body["parameters"] = orjson.loads(body["parameters"])
-        except orjson.JSONDecodeError as e:
-            raise Unprocessable(f"field 'parameters' is not valid JSON: {e}", field="parameters") from None
+        body["parameters"] = json_object(body["parameters"], field="parameters")
     for key in ("version", "timeout_ms"):
         if key in form:
             try:

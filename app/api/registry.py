@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Response, UploadFile, status
@@ -19,7 +18,7 @@ from app.api.schemas import (
     model_summary,
     version_out,
 )
-from app.errors import Unprocessable
+from app.json_input import json_object
 from app.registry import service
 from app.registry.onnx_inspect import inspect_model
 
@@ -54,13 +53,7 @@ def upload_version(
 def _parse_metadata(text: str | None) -> dict[str, Any]:
     if text is None or not text.strip():
         return {}
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise Unprocessable(f"field 'metadata' is not valid JSON: {e}", field="metadata") from e
-    if not isinstance(value, dict):
-        raise Unprocessable("field 'metadata' must be a JSON object", field="metadata")
-    return value
+    return json_object(text, field="metadata")
 
 
 @router.get("", response_model=list[ModelSummary])

@@ -16,6 +16,7 @@ from app.api.deps import AdminKey, ManagerDep, PredictKey, SettingsDep
 from app.errors import PayloadTooLarge, Unprocessable, problem
 from app.inference import calls, tensors
 from app.inference.loaded import VersionInfo
+from app.json_input import json_object
 
 router = APIRouter(prefix="/v2", tags=["open inference protocol"])
 PLATFORM = "onnxruntime_onnx"
@@ -136,13 +137,7 @@ async def _optional_json(request: Request) -> dict:
     raw = await request.body()
     if not raw.strip():
         return {}
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as e:
-        raise Unprocessable(f"the body is not valid JSON: {e}") from None
-    if not isinstance(body, dict):
-        raise Unprocessable("the body must be a JSON object")
-    return body
+    return json_object(raw)
 
 
 @router.post("/repository/index")

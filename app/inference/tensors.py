@@ -12,10 +12,10 @@ import struct
 from typing import Any
 
 import numpy as np
-import orjson
 
 from app.errors import Unprocessable
 from app.inference.runtime import NUMPY_DTYPES
+from app.json_input import json_object
 
 DATATYPES = {np.dtype(v).str: k for k, v in NUMPY_DTYPES.items() if v is not np.object_}
 
@@ -37,11 +37,8 @@ def split_body(body: bytes, header_length: str | None) -> tuple[dict[str, Any], 
         head, tail = body[:n], memoryview(body)[n:]
     else:
         head, tail = body, memoryview(b"")
-    try:
-        request = orjson.loads(head)
-    except orjson.JSONDecodeError as e:
-        raise Unprocessable(f"the request is not valid JSON: {e}") from None
-    if not isinstance(request, dict) or not isinstance(request.get("inputs"), list) or not request["inputs"]:
+    request = json_object(head, where="the request")
+    if not isinstance(request.get("inputs"), list) or not request["inputs"]:
         raise Unprocessable('the request needs "inputs": a non-empty list of tensors')
     return request, tail
 

@@ -132,3 +132,11 @@ def test_predict_needs_the_predict_scope(client, classifier, settings):
     r = client.post("/v1/models/clf/predict", json={"inputs": [{"image": "x"}]},
                     headers={"Authorization": f"Bearer {trainer}"})
     assert_problem(r, 403, "'predict' scope")
+
+
+def test_multipart_parameters_must_be_a_json_object(client, classifier):
+    img = onnx_models.png(np.zeros((32, 32, 3), np.uint8))
+    for text, needle in (("[1]", "field 'parameters' must be a JSON object"),
+                         ("{top_k", "field 'parameters' is not valid JSON")):
+        r = client.post("/v1/models/clf/predict", files=[("file", ("a.png", img))], data={"parameters": text})
+        assert assert_problem(r, 422, needle)["field"] == "parameters"
