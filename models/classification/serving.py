@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from models.common.errors import InputError
-from models.common.images import DEFAULT_MAX_PIXELS, b64decode, decode_image, resize
+from models.common.images import DEFAULT_MAX_PIXELS, decode_input, resize
 
 DEFAULT_TOP_K = 5
 
@@ -46,15 +46,7 @@ def make_spec(signature: dict[str, Any], metadata: dict[str, Any], max_pixels: i
 
 
 def decode(item: Any, index: int, spec: Spec) -> np.ndarray:
-    field = f"inputs[{index}].image"
-    if isinstance(item, (bytes, bytearray)):  # a multipart upload
-        data = bytes(item)
-        field = f"inputs[{index}] (file)"
-    elif isinstance(item, dict) and "image" in item:
-        data = b64decode(item["image"], field)
-    else:
-        raise InputError(f"inputs[{index}]", 'expected {"image": "<base64>"}')
-    return decode_image(data, field, "L" if spec.channels == 1 else "RGB", spec.max_pixels)
+    return decode_input(item, index, "L" if spec.channels == 1 else "RGB", spec.max_pixels)
 
 
 def preprocess(item: Any, index: int, params: dict[str, Any], spec: Spec) -> dict[str, np.ndarray]:

@@ -54,3 +54,16 @@ def resize(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     if img.shape[:2] == (h, w):
         return img
     return np.asarray(Image.fromarray(img).resize((w, h), Image.BILINEAR))
+
+
+def decode_input(item: object, index: int, mode: str = "RGB", max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """One image input of a request, {"image": "<base64>"} or the bytes of a multipart file, decoded;
+    errors name the input (inputs[2].image)."""
+    field = f"inputs[{index}].image"
+    if isinstance(item, (bytes, bytearray)):  # a multipart upload
+        data, field = bytes(item), f"inputs[{index}] (file)"
+    elif isinstance(item, dict) and "image" in item:
+        data = b64decode(item["image"], field)
+    else:
+        raise InputError(f"inputs[{index}]", 'expected {"image": "<base64>"}')
+    return decode_image(data, field, mode, max_pixels)

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from models.common.errors import InputError
-from models.common.images import DEFAULT_MAX_PIXELS, b64decode, decode_image
+from models.common.images import DEFAULT_MAX_PIXELS, decode_input
 from models.detection.boxes import PAD_VALUE, Letterbox, select
 
 LAYOUTS = ("dlserve", "yolov8")
@@ -56,14 +56,7 @@ def make_spec(signature: dict[str, Any], metadata: dict[str, Any], max_pixels: i
 
 
 def decode(item: Any, index: int, spec: Spec) -> np.ndarray:
-    field = f"inputs[{index}].image"
-    if isinstance(item, (bytes, bytearray)):  # a multipart upload
-        data, field = bytes(item), f"inputs[{index}] (file)"
-    elif isinstance(item, dict) and "image" in item:
-        data = b64decode(item["image"], field)
-    else:
-        raise InputError(f"inputs[{index}]", 'expected {"image": "<base64>"}')
-    return decode_image(data, field, "RGB", spec.max_pixels)
+    return decode_input(item, index, "RGB", spec.max_pixels)
 
 
 def preprocess(item: Any, index: int, params: dict[str, Any], spec: Spec) -> tuple[dict[str, np.ndarray], Letterbox]:
