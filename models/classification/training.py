@@ -19,7 +19,6 @@ epoch's weights are the ones returned (and exported).
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -34,6 +33,7 @@ from models.classification import data as datasets
 from models.classification.config import Config
 from models.classification.data import ImageSet, Loaded
 from models.classification.networks import LeNet, ResNet, freeze_backbone, load_backbone, set_train_mode
+from models.common.onnx_export import export_batch_dynamic
 
 Report = Callable[[int, dict[str, float]], None]
 OPSET = 17
@@ -250,11 +250,7 @@ def export_onnx(model: nn.Module, path: Path, data: Prepared) -> None:
     """Writes one self-contained .onnx file with a dynamic batch axis."""
     model = model.to("cpu").eval()
     dummy = torch.zeros(1, data.channels, *data.size)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the TorchScript exporter announces its own deprecation
-        torch.onnx.export(model, (dummy,), str(path), input_names=["input"], output_names=["logits"],
-                          dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}}, opset_version=OPSET,
-                          dynamo=False)
+    export_batch_dynamic(model, (dummy,), path, ["input"], ["logits"], OPSET)
 
 
 def version_metadata(cfg: Config, data: Prepared) -> dict[str, Any]:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import io
 import math
-import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -29,6 +28,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from models.common.onnx_export import export_batch_dynamic
 from models.detection import data as datasets
 from models.detection.boxes import PAD_VALUE, Letterbox, select
 from models.detection.config import Config
@@ -391,11 +391,7 @@ def example_inputs(data: Prepared, n: int = 32) -> dict[str, np.ndarray]:
 def export_onnx(model: nn.Module, path: Path, data: Prepared) -> None:
     model = model.to("cpu").eval()
     dummy = torch.zeros(1, 3, *data.size)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(model, (dummy,), str(path), input_names=["images"], output_names=["predictions"],
-                          dynamic_axes={"images": {0: "batch"}, "predictions": {0: "batch"}}, opset_version=OPSET,
-                          dynamo=False)
+    export_batch_dynamic(model, (dummy,), path, ["images"], ["predictions"], OPSET)
 
 
 def version_metadata(cfg: Config, data: Prepared) -> dict[str, Any]:

@@ -18,7 +18,6 @@ its mean (occlusion, computed in the graph).
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -29,6 +28,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from models.common.onnx_export import export_batch_dynamic
 from models.fraud import data as datasets
 from models.fraud import metrics as M
 from models.fraud.config import Config
@@ -310,11 +310,7 @@ def example_inputs(data: Prepared, n: int = 32) -> dict[str, np.ndarray]:
 def export_onnx(model: nn.Module, path: Path, data: Prepared) -> None:
     model = model.to("cpu").eval()
     dummy = torch.from_numpy(data.x_val[:2].astype(np.float32))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(model, (dummy,), str(path), input_names=["features"], output_names=["scores"],
-                          dynamic_axes={"features": {0: "batch"}, "scores": {0: "batch"}}, opset_version=OPSET,
-                          dynamo=False)
+    export_batch_dynamic(model, (dummy,), path, ["features"], ["scores"], OPSET)
 
 
 def version_metadata(cfg: Config, data: Prepared) -> dict[str, Any]:

@@ -17,7 +17,6 @@ for a new one) are excluded before TopK.
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -27,6 +26,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from models.common.onnx_export import export_batch_dynamic
 from models.recommendation import data as datasets
 from models.recommendation.config import Config
 
@@ -379,14 +379,8 @@ def export_onnx(model: nn.Module, path: Path, data: Prepared) -> None:
     model = model.to("cpu").eval()
     k = min(data.extra.get("max_k", 100), data.matrix.shape[1])
     feeds = example_inputs(data, 2)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(Served(model, k), (torch.from_numpy(feeds["user"]), torch.from_numpy(feeds["ratings"])),
-                          str(path), input_names=["user", "ratings"],
-                          output_names=["predicted", "top_scores", "top_items"],
-                          dynamic_axes={n: {0: "batch"} for n in ("user", "ratings", "predicted", "top_scores",
-                                                                  "top_items")},
-                          opset_version=OPSET, dynamo=False)
+    export_batch_dynamic(Served(model, k), (torch.from_numpy(feeds["user"]), torch.from_numpy(feeds["ratings"])),
+                         path, ["user", "ratings"], ["predicted", "top_scores", "top_items"], OPSET)
 
 
 def version_metadata(cfg: Config, data: Prepared) -> dict[str, Any]:
