@@ -8,6 +8,7 @@ import hashlib
 import logging
 import os
 import re
+import shutil
 import time
 import uuid
 from dataclasses import asdict
@@ -26,9 +27,10 @@ from app.errors import DlserveError
 from app.jobs.service import finish
 from app.registry import service as registry
 from app.registry.onnx_inspect import inspect_model
-from app.registry.store import ArtifactStore
+from app.registry.store import MODEL_FILE, ArtifactStore
 from app.settings import Settings
 from models import family_part
+from models.common.errors import ParityError
 from workers.lease import (
     Cancelled,
     Claimed,
@@ -44,10 +46,6 @@ from workers.lease import (
 log = logging.getLogger("dlserve.worker")
 PARITY_BATCH = 32
 WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth")
-
-
-class ParityError(RuntimeError):
-    pass
 
 
 class InitFromError(RuntimeError):
@@ -112,7 +110,7 @@ class _Run:
         data, dataset = self._load(job, training, cfg)
 
         resume = self._load_checkpoint(device)
-        init = self._init_weights(job, cfg) if resume is None else None
+        init = self._init_weights(job, cfg, training) if resume is None else None
         start_step = resume["step"] if resume else 0
         forget_metrics_after(self.sessions, job.id, start_step)
         extra = {"device": str(device)}
@@ -137,19 +135,37 @@ class _Run:
         report.latest.update({k: v for k, v in metrics.items() if v is not None})
         report.flush("exporting")
 
-        staged = self.store.staging_dir / f"run-{job.id}-{uuid.uuid4().hex}.onnx"
+        staged = self.store.staging_dir / f"run-{job.id}-{uuid.uuid4().hex}"
         self.store.ensure()
         try:
-            training.export_onnx(model, staged, data)
-            signature = inspect_model(staged)
-            parity = self._parity(model, staged, training.example_inputs(data, PARITY_BATCH))
+            model_file, extra_files, signature, parity = self._export(training, model, staged, data)
             report.flush("registering")
             metadata = {**training.version_metadata(cfg, data), "parity": parity, "config": asdict(cfg),
                         "dataset": {"id": dataset["id"], "name": dataset["name"], "sha256": dataset["sha256"]},
                         "weights": self._save_weights(job, model)}
-            self._register(job, staged, signature, metadata, metrics, report)
+            self._register(job, model_file, signature, metadata, metrics, report, extra_files)
         finally:
-            staged.unlink(missing_ok=True)
+            shutil.rmtree(staged, ignore_errors=True)
+
+    def _export(self, training, model: torch.nn.Module, folder: Path,
+                data: Any) -> tuple[Path, dict[str, Path], dict[str, Any], dict[str, Any]]:
+        """-> (model.onnx, the version's other files, signature, parity). An encoder-decoder family writes
+        several files (encoder, decoder step, tokenizers) and checks its own decoding, greedy and beam,
+        against PyTorch's; its signature is that of the whole decoder (token ids or images in, token ids
+        and scores out), which is what V2 clients send and get."""
+        folder.mkdir(parents=True)
+        model_file = folder / MODEL_FILE
+        if hasattr(training, "export_artifacts"):
+            served = training.export_artifacts(model, folder, data)
+            graphs = {f.name: inspect_model(f) for f in sorted(folder.glob("*.onnx"))}
+            about = {k: v for k, v in graphs[MODEL_FILE].items() if k not in ("inputs", "outputs")}
+            signature = {**about, **served, "graphs": {name: {"inputs": g["inputs"], "outputs": g["outputs"]}
+                                                       for name, g in graphs.items()}}
+            parity = training.check_parity(model, folder, data)
+            return model_file, {f.name: f for f in folder.iterdir() if f.name != MODEL_FILE}, signature, parity
+        training.export_onnx(model, model_file, data)
+        signature = inspect_model(model_file)
+        return model_file, {}, signature, self._parity(model, model_file, training.example_inputs(data, PARITY_BATCH))
 
     def _load(self, job: Claimed, training, cfg) -> tuple[Any, dict[str, str]]:
         with self.sessions() as session:
@@ -174,10 +190,11 @@ class _Run:
         os.replace(tmp, file)
         return {"uri": key, "format": "torch-state-dict"}
 
-    def _init_weights(self, job: Claimed, cfg) -> dict[str, torch.Tensor] | None:
+    def _init_weights(self, job: Claimed, cfg, training) -> dict[str, torch.Tensor] | None:
         """config init_from -> a state dict: "name:3" / "name@alias" is a registered version of the same
         task trained here (its metadata.weights); a name ending .safetensors/.pt/.pth is a file in the
-        dataset's archive (at its top, or inside its one enclosing folder)."""
+        dataset's archive (at its top, or inside its one enclosing folder). A family may start from
+        versions of other tasks (training.INIT_FROM_TASKS: captioning from a classification backbone)."""
         ref = getattr(cfg, "init_from", None)
         if not ref:
             return None
@@ -201,8 +218,10 @@ class _Run:
                 except DlserveError as e:
                     raise InitFromError(f"init_from {ref!r}: {e.detail}") from e
                 task, weights = version.task, (version.meta or {}).get("weights") or {}
-            if task != job.task:
-                raise InitFromError(f"init_from {ref!r}: that is a {task} model; this job trains {job.task}")
+            accepted = getattr(training, "INIT_FROM_TASKS", (job.task,))
+            if task not in accepted:
+                raise InitFromError(f"init_from {ref!r}: that is a {task} model; a {job.task} job starts from "
+                                    f"{' or '.join(accepted)} versions")
             if not weights.get("uri") or not self.store.path(weights["uri"]).is_file():
                 raise InitFromError(f"init_from {ref!r}: that version has no PyTorch weights (only versions "
                                     "trained by dlserve keep them; an uploaded ONNX file does not)")
@@ -255,7 +274,7 @@ class _Run:
         return parity
 
     def _register(self, job: Claimed, staged: Path, signature: dict[str, Any], metadata: dict[str, Any],
-                  metrics: dict[str, Any], report: Reporter) -> None:
+                  metrics: dict[str, Any], report: Reporter, extra_files: dict[str, Path]) -> None:
         sha256, size = _digest(staged)
         with self.sessions() as session:
             run = session.scalar(select(TrainingRun).where(TrainingRun.id == job.id).with_for_update())
@@ -266,7 +285,7 @@ class _Run:
             version = registry.register_version(
                 session, self.store, name=job.register_as, task=job.task, staged_file=staged, sha256=sha256,
                 size_bytes=size, signature=signature, metadata=metadata, metrics=metrics, run_id=job.id,
-                dataset_id=job.dataset_id)
+                dataset_id=job.dataset_id, extra_files=extra_files)
             try:
                 if job.alias:
                     registry.set_alias(session, job.register_as, job.alias, version.version)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -41,6 +42,9 @@ class LoadedModel:
     spec: Any  # the family's serving spec, None when family is None or the spec could not be made
     spec_error: str | None
     memory_bytes: int
+    # An encoder-decoder version's batch function (encoder, then beam search over decoder steps);
+    # None: a batch is one session run.
+    runner: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]] | None = None
     batcher: Batcher | None = None
     last_used: float = field(default_factory=time.monotonic)
     users: int = 0
@@ -59,6 +63,8 @@ class LoadedModel:
         return self.info.version
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if self.runner is not None:
+            return self.runner(feeds)
         return dict(zip(self.output_names, self.session.run(self.output_names, feeds), strict=True))
 
     def acquire(self) -> None:

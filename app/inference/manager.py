@@ -224,17 +224,27 @@ class ModelManager:
         before = runtime.rss_bytes()
         session = runtime.create_session(info.path, self.settings, self.providers)
         family = family_part(info.task, "serving")
-        spec, spec_error = None, None
+        # An encoder-decoder family (make_runner) serves from several files in the version's folder: the
+        # encoder (model.onnx), the decoder step and tokenizers; its batches run a whole beam search.
+        multi_file = family is not None and hasattr(family, "make_runner")
+        spec, spec_error, runner = None, None, None
         if family is not None:
             try:
-                spec = family.make_spec(info.signature, info.metadata, self.settings.max_image_pixels)
-            except (ValueError, KeyError, TypeError) as e:
+                spec = family.make_spec(info.signature, info.metadata, self.settings.max_image_pixels,
+                                        **({"folder": info.path.parent} if multi_file else {}))
+            except (ValueError, KeyError, TypeError, OSError) as e:
                 spec_error = str(e)
-        lm = LoadedModel(info, session, family, spec, spec_error, 0)
+        if multi_file and spec is not None:
+            runner = family.make_runner(session, info.path.parent, spec,
+                                        lambda path: runtime.create_session(path, self.settings, self.providers))
+        elif "graphs" in info.signature:
+            raise RuntimeError(f"its files cannot be served: {spec_error}")
+        lm = LoadedModel(info, session, family, spec, spec_error, 0, runner=runner)
         batch = self.settings.max_batch_size if runtime.batchable(info.signature) else 1
+        warmup = getattr(family, "warmup_feeds", None) if spec is not None else None
         for rows in sorted({1, batch}):
             try:
-                lm.run(runtime.warmup_feeds(info.signature, rows))
+                lm.run(warmup(spec, rows) if warmup else runtime.warmup_feeds(info.signature, rows))
             except Exception as e:  # zeros are not valid input for every model; it can still serve
                 log.warning("warm-up of %s v%s with %d row(s) failed: %s", info.name, info.version, rows, e)
                 break

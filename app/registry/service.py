@@ -46,6 +46,7 @@ def register_version(
     session: Session, store: ArtifactStore, *, name: str, task: str, staged_file: Path, sha256: str,
     size_bytes: int, signature: dict[str, Any], metadata: dict[str, Any] | None = None,
     metrics: dict[str, Any] | None = None, run_id: str | None = None, dataset_id: str | None = None,
+    extra_files: dict[str, Path] | None = None,
 ) -> ModelVersion:
     """Numbers and records a new version and moves its file into the store. On any failure before the
     caller's commit, the caller must call `store.remove(version.artifact_uri)` (see `discard_artifact`)."""
@@ -59,7 +60,7 @@ def register_version(
     key = store.put_model(name, number, staged_file, {
         "name": name, "version": number, "task": task, "sha256": sha256, **signature,
         "metadata": metadata or {},
-    })
+    }, extra_files)
     version = ModelVersion(
         model=model, version=number, task=task, status="ready", run_id=run_id, dataset_id=dataset_id,
         metrics=metrics or {}, meta=metadata or {}, signature=signature, artifact_uri=key, sha256=sha256,

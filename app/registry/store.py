@@ -2,6 +2,7 @@
 
     <root>/models/<name>/<version>/model.onnx
     <root>/models/<name>/<version>/signature.json
+    <root>/models/<name>/<version>/<other files>   encoder-decoder versions: decoder.onnx, tokenizers
     <root>/.staging/                      uploads in flight (same file system, so rename is atomic)
 
 The database records store-relative keys (`models/<name>/<version>`), so the root can move, or be
@@ -66,8 +67,13 @@ class ArtifactStore:
         finally:
             path.unlink(missing_ok=True)
 
-    def put_model(self, name: str, version: int, model_file: Path, signature: dict[str, Any]) -> str:
-        """Moves a staged model into models/<name>/<version>/ with its signature; returns the key."""
+    def put_model(self, name: str, version: int, model_file: Path, signature: dict[str, Any],
+                  extra_files: dict[str, Path] | None = None) -> str:
+        """Moves a staged model (and the version's other staged files, by their names in the folder) into
+        models/<name>/<version>/ with its signature; returns the key."""
+        for fname in extra_files or {}:
+            if fname in (MODEL_FILE, SIGNATURE_FILE) or "/" in fname or fname.startswith("."):
+                raise ValueError(f"{fname!r} cannot be a version's extra file name")
         key = f"models/{name}/{version}"
         final = self.path(key)
         final.parent.mkdir(parents=True, exist_ok=True)
@@ -75,6 +81,8 @@ class ArtifactStore:
         build.mkdir()
         try:
             os.replace(model_file, build / MODEL_FILE)
+            for fname, src in (extra_files or {}).items():
+                os.replace(src, build / fname)
             _write_json(build / SIGNATURE_FILE, signature)
             if final.exists():
                 # Only a crash between placing files and committing the row can leave this: the

@@ -27,6 +27,11 @@ class DatasetError(ValueError):
         self.message = message
 
 
+class ParityError(RuntimeError):
+    """ONNX Runtime and PyTorch disagree about a freshly exported model: the run fails rather than
+    register a version that would serve something other than what was trained and evaluated."""
+
+
 class TableError(DatasetError):
     """The same for a row of a table, where `entry` is already a place such as "line 14"."""
 

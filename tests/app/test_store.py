@@ -33,6 +33,26 @@ def test_orphan_from_a_crash_is_replaced_not_merged(tmp_path):
     assert not (orphan / "stale.bin").exists()
 
 
+def test_a_version_keeps_its_other_files_beside_the_model(tmp_path):
+    store = ArtifactStore(tmp_path)
+    (tmp_path / "dec").write_bytes(b"decoder")
+    (tmp_path / "tok").write_text("{}")
+    with store.staged_copy(io.BytesIO(b"encoder"), limit=1024) as (path, _, _):
+        key = store.put_model("t", 1, path, {"inputs": []},
+                              {"decoder.onnx": tmp_path / "dec", "target.tokenizer.json": tmp_path / "tok"})
+    folder = store.model_file(key).parent
+    assert sorted(p.name for p in folder.iterdir()) == ["decoder.onnx", "model.onnx", "signature.json",
+                                                        "target.tokenizer.json"]
+    assert (folder / "decoder.onnx").read_bytes() == b"decoder"
+
+
+@pytest.mark.parametrize("name", ["model.onnx", "signature.json", "../x", ".hidden"])
+def test_extra_files_cannot_take_reserved_or_outside_names(tmp_path, name):
+    (tmp_path / "f").write_bytes(b"x")
+    with pytest.raises(ValueError):
+        ArtifactStore(tmp_path).put_model("t", 1, tmp_path / "f", {}, {name: tmp_path / "f"})
+
+
 def test_keys_cannot_escape_the_store(tmp_path):
     with pytest.raises(ValueError):
         ArtifactStore(tmp_path).path("../outside")
