@@ -14,7 +14,7 @@ PIP := $(BIN)/pip install --quiet --disable-pip-version-check
 QUIET := 2>&1 | { grep -v "^WARNING: Location '" || true; }
 
 .PHONY: run test install dev lint clean bench bench-serving bench-training bench-classification bench-detection \
-	bench-fraud bench-recommendation
+	bench-fraud bench-recommendation bench-translation
 
 run: install
 	$(BIN)/dlserve serve
@@ -41,7 +41,8 @@ $(VENV)/.installed-$(EXTRAS)-dev: $(VENV)/.installed-$(EXTRAS) pyproject.toml
 # BentoML, a baseline of the serving benchmark, gets a virtualenv of its own: it pins its own web stack.
 BENTO_VENV ?= .venv-bento
 
-bench: bench-serving bench-training bench-classification bench-detection bench-fraud bench-recommendation
+bench: bench-serving bench-training bench-classification bench-detection bench-fraud bench-recommendation \
+	bench-translation
 
 bench-training: dev
 	$(BIN)/python benchmarks/training.py --repeat 3
@@ -79,3 +80,10 @@ bench-fraud: dev
 
 bench-recommendation: dev
 	$(BIN)/python benchmarks/recommendation.py
+
+# Translation quality through the job API (BENCHMARKS.md): multi30k de->en with the default config for 60
+# minutes of training, then fra-eng en->fr for 30; BLEU, and decoding latency at beam 1 and 4.
+bench-translation: dev
+	mkdir -p var
+	$(BIN)/python benchmarks/translation.py --dataset multi30k --minutes 60 --json var/bench-translation-multi30k.json
+	$(BIN)/python benchmarks/translation.py --dataset fra-eng --minutes 30 --json var/bench-translation-fra-eng.json

@@ -3,12 +3,16 @@
 FAMILIES is the one place the rest of the system learns which tasks exist. A family package
 `models/<task>/` is split by what each side of the system may import:
 
-    serving.py   numpy/Pillow only (the API process never imports torch):
-                 preprocess(item, params, spec) -> {input name: array without batch dim}
-                 collate(items) -> feed dict;  postprocess(outputs, item, params, spec) -> response dict
+    serving.py   numpy/Pillow/tokenizers only (the API process never imports torch):
+                 make_spec(signature, metadata, max_pixels) -> spec;  check_params(params) -> params
+                 preprocess(item, index, params, spec) -> feeds [1, ...] (or (feeds, context))
+                 postprocess(row, params, spec[, context]) -> response dict;  optional batch_padding(spec)
+                 encoder-decoder families add make_runner(...) and warmup_feeds(spec, rows), and their
+                 make_spec takes folder= (see models/common/decoding.py)
     data.py      numpy/Pillow only (the API validates uploads with it): load/validate dataset formats
     config.py    stdlib only (the API validates job configs with it): the Config dataclass
-    training.py  torch: Config, build, train, evaluate, export_onnx (workers only)
+    training.py  torch (workers only): load_dataset, total_steps, train, evaluate, version_metadata, and
+                 export_onnx + example_inputs, or for encoder-decoders export_artifacts + check_parity
 
 A task whose package has not landed yet (None below) can still hold ONNX models uploaded from
 outside; it is served through the Open Inference Protocol only.
@@ -23,7 +27,7 @@ FAMILIES: dict[str, str | None] = {
     "classification": "models.classification",
     "detection": "models.detection",
     "captioning": None,
-    "translation": None,
+    "translation": "models.translation",
     "recommendation": "models.recommendation",
     "fraud": "models.fraud",
 }

@@ -66,6 +66,10 @@ def extract(archive: Path, dest: Path, limits: Limits) -> int:
     return budget.files
 
 
+def is_archive(path: Path) -> bool:
+    return zipfile.is_zipfile(path) or _is_tar(path)
+
+
 def _is_tar(path: Path) -> bool:
     try:
         return tarfile.is_tarfile(path)

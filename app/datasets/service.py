@@ -23,7 +23,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.datasets.archive import Limits, extract
+from app.datasets.archive import Limits, extract, is_archive
 from app.db.tables import Dataset, TrainingRun
 from app.errors import Conflict, NotFound, Unprocessable
 from app.registry.service import check_task
@@ -79,7 +79,10 @@ def materialise(store: ArtifactStore, settings: Settings, upload: Upload, staged
     build = store.staging_dir / f"dataset-{uuid.uuid4().hex}"
     build.mkdir(parents=True)
     try:
-        if upload.format in upload.family.ARCHIVE_FORMATS:
+        # A format in the family's EITHER_FORMATS is a single file or an archive of files, told apart by
+        # content (translation's `parallel`: one TSV, or aligned train.<lang> files in a zip/tar).
+        if upload.format in upload.family.ARCHIVE_FORMATS or (
+                upload.format in getattr(upload.family, "EITHER_FORMATS", ()) and is_archive(staged)):
             limits = Limits(settings.dataset_max_bytes, settings.dataset_max_files, settings.dataset_max_ratio)
             extract(staged, build / "files", limits)
         else:
@@ -106,7 +109,9 @@ def _validate(upload: Upload, path: Path, settings: Settings) -> dict[str, Any]:
 
 
 def data_path(folder: Path, fmt: str, family: ModuleType) -> Path:
-    return folder / "files" if fmt in family.ARCHIVE_FORMATS else folder / f"data.{fmt}"
+    unpacked = fmt in family.ARCHIVE_FORMATS or (fmt in getattr(family, "EITHER_FORMATS", ())
+                                                 and (folder / "files").is_dir())
+    return folder / "files" if unpacked else folder / f"data.{fmt}"
 
 
 def dataset_path(store: ArtifactStore, dataset: Dataset) -> Path:

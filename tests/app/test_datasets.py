@@ -109,7 +109,7 @@ def test_bad_npz_names_the_array(client, content, needle):
     ({"task": "poetry"}, "a.zip", "'poetry' is not a task"),
     ({"format": "yolo"}, "a.zip", "'yolo' is not a classification format"),
     ({}, "data.bin", "field 'format' is needed"),
-    ({"task": "translation"}, "a.csv", "has no dataset formats yet"),
+    ({"task": "translation", "format": "coco"}, "a.zip", "'coco' is not a translation format"),
 ])
 def test_upload_field_errors(client, fields, filename, needle):
     data = {"task": "classification", **fields}

@@ -60,7 +60,6 @@ def test_a_default_model_name_is_given(client, dataset):
     ({"config": {"lr": -1}}, "config.lr: lr must be > 0"),
     ({"config": {"optimizer": "rmsprop"}}, "config.optimizer"),
     ({"dataset_id": "missing"}, "field 'dataset_id': no dataset"),
-    ({"task": "captioning"}, "cannot be trained yet"),
     ({"register_as": "../x"}, "model name '../x' is not valid"),
     ({"alias": "1st"}, "alias '1st' is not valid"),
     ({"bogus": 1}, "body.bogus"),

@@ -1,0 +1,151 @@
+"""The translation family through the real API: uploads and their 422s, a training run in this process (a
+tiny Transformer on a toy language, a few seconds) against the real database, artifact store and ONNX
+Runtime, and /predict: translations, scores, n-best, concurrent requests batched, bad inputs."""
+
+from __future__ import annotations
+
+import io
+import random
+import tarfile
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import torch
+
+from tests.conftest import assert_problem
+from workers.runner import run_training
+
+CONFIG = {"d_model": 32, "layers": 1, "heads": 2, "ffn": 64, "dropout": 0.0, "tokenizer": "word", "vocab_size": 64,
+          "epochs": 12, "batch_size": 16, "warmup_steps": 30, "lr": 5e-3, "max_len": 12,
+          "source_lang": "xx", "target_lang": "yy"}
+
+
+def toy(n: int = 400, seed: int = 0) -> list[tuple[str, str]]:
+    """Source word wK becomes vK, in the same order."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        ids = [rng.randrange(12) for _ in range(rng.randint(2, 5))]
+        out.append((" ".join(f"w{i}" for i in ids), " ".join(f"v{i}" for i in ids)))
+    return out
+
+
+def tsv(pairs: list[tuple[str, str]]) -> bytes:
+    return "".join(f"{s}\t{t}\tCC-BY attribution\n" for s, t in pairs).encode()
+
+
+def tarred(files: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as t:
+        for k, v in files.items():
+            info = tarfile.TarInfo(k)
+            info.size = len(v)
+            t.addfile(info, io.BytesIO(v))
+    return buf.getvalue()
+
+
+def upload(client, content: bytes, name: str = "pairs.txt", fmt: str | None = None):
+    return client.post("/v1/datasets", files={"file": (name, content)},
+                       data={"task": "translation", **({"format": fmt} if fmt else {})})
+
+
+@pytest.mark.parametrize("content, name, needles", [
+    (b"", "p.txt", ["line 1", "empty"]),
+    (b"a b\tx y\nno tab here\n", "p.txt", ["line 2", "no tab"]),
+    (b"a b\tx y\nc\t\n", "p.txt", ["line 2", "column 2 is empty"]),
+    (tarred({"train.de": b"a\nb\nc\n", "train.en": b"x\ny\n"}), "p.tar.gz", ["train.en", "2 lines", "3"]),
+    (tarred({"train.de": b"", "train.en": b"x\n"}), "p.tar.gz", ["train.de", "empty"]),
+    (tarred({"readme.md": b"hello"}), "p.tar.gz", ["train.<lang>"]),
+])
+def test_bad_uploads_are_422_naming_the_line_or_file(client, content, name, needles):
+    assert_problem(upload(client, content, name), 422, *needles)
+
+
+def test_uploads_report_languages_and_splits(client):
+    r = upload(client, tsv(toy(10)), "fra.txt")
+    assert r.status_code == 201, r.text
+    assert r.json()["format"] == "parallel" and r.json()["stats"]["rows"] == 10 and r.json()["stats"]["columns"] == 2
+    r = upload(client, tarred({"m/train.de": b"ein hund\nzwei\n", "m/train.en": b"a dog\ntwo\n",
+                               "m/val.de": b"eins\n", "m/val.en": b"one\n"}), "m30k.tar.gz")
+    assert r.status_code == 201, r.text
+    stats = r.json()["stats"]
+    assert r.json()["format"] == "parallel" and stats["languages"] == ["de", "en"]
+    assert stats["splits"] == {"train": 2, "val": 1}
+
+
+@pytest.fixture
+def trained(client, settings):
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # a tiny model on a busy 2-core machine: one thread is many times faster
+    try:
+        ds = upload(client, tsv(toy()))
+        assert ds.status_code == 201, ds.text
+        job = client.post("/v1/jobs", json={"task": "translation", "dataset_id": ds.json()["id"],
+                                            "config": {**CONFIG, "columns": "xx,yy"}, "register_as": "toy",
+                                            "alias": "production"})
+        assert job.status_code == 202, job.text
+        job_id = job.json()["id"]
+        assert run_training(job_id, settings) == "succeeded", client.get(f"/v1/jobs/{job_id}").json()["error"]
+    finally:
+        torch.set_num_threads(before)
+    return client.get("/v1/models/toy/versions/1").json()
+
+
+def predict(client, inputs, **parameters):
+    return client.post("/v1/models/toy/predict", json={"inputs": inputs, "parameters": parameters})
+
+
+def test_a_trained_translator_serves_and_refuses_bad_inputs(client, trained):
+    """One training run (a few seconds) for every check of the served version."""
+    check_translations_scores_and_n_best(client, trained)
+    check_concurrent_requests_of_different_lengths_share_batches(client)
+    check_bad_inputs_are_422_or_413_with_the_limit(client)
+
+
+def check_translations_scores_and_n_best(client, trained):
+    meta, metrics = trained["metadata"], trained["metrics"]
+    assert metrics["val_bleu"] > 30, meta["examples"]  # copying the source scores 0: no word is shared
+    assert meta["bleu_signature"].startswith("nrefs:1|case:mixed") and "version:" in meta["bleu_signature"]
+    assert meta["source_lang"] == "xx" and meta["target_lang"] == "yy" and meta["max_source_tokens"] == 11
+    assert meta["parity"]["max_score_diff"] <= 1e-3 and meta["parity"]["beams"] == [1, 4]
+
+    r = predict(client, [{"text": "w1 w2 w3"}, {"text": "w7 w4"}, "w10 w11 w0 w5"], beam_size=1)
+    assert r.status_code == 200, r.text
+    outs = r.json()["outputs"]
+    assert [o["translation"] for o in outs] == ["v1 v2 v3", "v7 v4", "v10 v11 v0 v5"]
+    assert all(o["score"] <= 0 and set(o) == {"translation", "score"} for o in outs)
+
+    r = predict(client, [{"text": "w3 w8 w9"}], beam_size=4, n_best=3)
+    assert r.status_code == 200, r.text
+    out = r.json()["outputs"][0]
+    assert out["translation"] == "v3 v8 v9" and len(out["n_best"]) == 3
+    scores = [h["score"] for h in out["n_best"]]
+    assert scores == sorted(scores, reverse=True) and out["n_best"][0]["translation"] == out["translation"]
+    assert len({h["translation"] for h in out["n_best"]}) == 3
+
+    r = predict(client, [{"text": "w3 w8 w9"}], max_length=1, beam_size=1)
+    assert r.status_code == 200 and r.json()["outputs"][0]["translation"] == "v3"
+
+
+def check_concurrent_requests_of_different_lengths_share_batches(client):
+    sentences = [" ".join(f"w{(k + j) % 12}" for j in range(2 + k % 4)) for k in range(12)]
+
+    with ThreadPoolExecutor(6) as pool:  # separate requests at once: the batcher pads their src together
+        answers = list(pool.map(lambda s: predict(client, [{"text": s}], beam_size=2), sentences))
+    assert all(r.status_code == 200 for r in answers), [r.text for r in answers if r.status_code != 200]
+    got = [r.json()["outputs"][0] for r in answers]
+    alone = [predict(client, [{"text": s}], beam_size=2).json()["outputs"][0] for s in sentences]
+    assert [g["translation"] for g in got] == [a["translation"] for a in alone]  # padding changed nothing
+    assert all(abs(g["score"] - a["score"]) < 1e-4 for g, a in zip(got, alone, strict=True))
+    want = [s.replace("w", "v") for s in sentences]
+    assert sum(g["translation"] == w for g, w in zip(got, want, strict=True)) >= 8, got
+
+
+def check_bad_inputs_are_422_or_413_with_the_limit(client):
+    assert_problem(predict(client, [{"text": "w1"}, {"text": "   "}]), 422, "inputs[1].text", "empty")
+    assert_problem(predict(client, [{"text": " ".join(["w1"] * 30)}]), 413, "inputs[0].text", "limit of 11 tokens")
+    assert_problem(predict(client, [{"txt": "w1"}]), 422, "inputs[0].txt")
+    assert_problem(predict(client, [{"text": "w1"}], beam_size=99), 422, "beam_size", "between 1 and 16")
+    assert_problem(predict(client, [{"text": "w1"}], beam_size=2, n_best=3), 422, "n_best")
+    assert_problem(predict(client, [{"text": "w1"}], top_k=1), 422, "unknown option")
+    assert_problem(predict(client, [{"text": "w1"}], max_length=10_000), 422, "max_length", "at most 34")
