@@ -9,6 +9,7 @@ import random
 import tarfile
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
 import pytest
 import torch
 
@@ -95,11 +96,12 @@ def predict(client, inputs, **parameters):
     return client.post("/v1/models/toy/predict", json={"inputs": inputs, "parameters": parameters})
 
 
-def test_a_trained_translator_serves_and_refuses_bad_inputs(client, trained):
+def test_a_trained_translator_serves_and_refuses_bad_inputs(client, trained, settings):
     """One training run (a few seconds) for every check of the served version."""
     check_translations_scores_and_n_best(client, trained)
     check_concurrent_requests_of_different_lengths_share_batches(client)
     check_bad_inputs_are_422_or_413_with_the_limit(client)
+    check_v2_clients_send_token_ids_and_get_hypotheses(client, settings)
 
 
 def check_translations_scores_and_n_best(client, trained):
@@ -149,3 +151,24 @@ def check_bad_inputs_are_422_or_413_with_the_limit(client):
     assert_problem(predict(client, [{"text": "w1"}], beam_size=2, n_best=3), 422, "n_best")
     assert_problem(predict(client, [{"text": "w1"}], top_k=1), 422, "unknown option")
     assert_problem(predict(client, [{"text": "w1"}], max_length=10_000), 422, "max_length", "at most 34")
+
+
+def check_v2_clients_send_token_ids_and_get_hypotheses(client, settings):
+    """The Open Inference Protocol sees the whole decoder: token ids in, hypotheses (ids, scores) out,
+    greedy by default, through the same batcher."""
+    from models.common import text
+
+    meta = client.get("/v2/models/toy").json()
+    assert [i["name"] for i in meta["inputs"]] == ["src"]
+    assert [o["name"] for o in meta["outputs"]] == ["tokens", "scores"]
+    folder = settings.resolved_artifact_root / "models/toy/1"
+    src_tok, tgt_tok = text.load(folder / "source.tokenizer.json"), text.load(folder / "target.tokenizer.json")
+    ids = text.encode(src_tok, "w5 w6 w7") + [text.EOS]
+    r = client.post("/v2/models/toy/infer", json={"inputs": [
+        {"name": "src", "datatype": "INT64", "shape": [1, len(ids)], "data": ids}]})
+    assert r.status_code == 200, r.text
+    outs = {o["name"]: o for o in r.json()["outputs"]}
+    tokens = np.asarray(outs["tokens"]["data"]).reshape(outs["tokens"]["shape"])
+    assert text.decode(tgt_tok, [t for t in tokens[0, 0] if t >= 0]) == "v5 v6 v7"
+    task_level = predict(client, [{"text": "w5 w6 w7"}], beam_size=1, length_penalty=1.0).json()["outputs"][0]
+    assert outs["scores"]["data"][0] == pytest.approx(task_level["score"], abs=1e-5)
