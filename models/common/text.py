@@ -18,10 +18,11 @@ PAD, BOS, EOS, UNK = 0, 1, 2, 3
 SPECIALS = ["<pad>", "<s>", "</s>", "<unk>"]
 
 
-def train_tokenizer(texts: Iterable[str], vocab_size: int, kind: Literal["bpe", "word"] = "bpe",
+def train_tokenizer(texts: Iterable[str], vocab_size: int, kind: Literal["bpe", "unigram", "word"] = "bpe",
                     lowercase: bool = False, min_frequency: int = 1) -> Tokenizer:
-    """bpe: byte-pair subwords over Metaspace pieces (decoding restores the spaces exactly);
-    word: whole words split on whitespace and punctuation (template captions, tiny test languages)."""
+    """bpe: byte-pair subwords over Metaspace pieces (decoding restores the spaces exactly); unigram: the
+    unigram language-model subwords of SentencePiece, over the same pieces; word: whole words split on
+    whitespace and punctuation (template captions, tiny test languages)."""
     norm = [normalizers.NFKC()] + ([normalizers.Lowercase()] if lowercase else [])
     if kind == "bpe":
         tok = Tokenizer(models.BPE(unk_token=SPECIALS[UNK]))
@@ -29,13 +30,19 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int, kind: Literal["bpe", 
         tok.decoder = decoders.Metaspace()
         trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIALS, min_frequency=min_frequency,
                                       show_progress=False)
+    elif kind == "unigram":
+        tok = Tokenizer(models.Unigram())
+        tok.pre_tokenizer = pre_tokenizers.Metaspace()
+        tok.decoder = decoders.Metaspace()
+        trainer = trainers.UnigramTrainer(vocab_size=vocab_size, special_tokens=SPECIALS, unk_token=SPECIALS[UNK],
+                                          show_progress=False)
     elif kind == "word":
         tok = Tokenizer(models.WordLevel(unk_token=SPECIALS[UNK]))
         tok.pre_tokenizer = pre_tokenizers.Whitespace()
         trainer = trainers.WordLevelTrainer(vocab_size=vocab_size, special_tokens=SPECIALS,
                                             min_frequency=min_frequency, show_progress=False)
     else:
-        raise ValueError(f"tokenizer kind {kind!r}: use bpe or word")
+        raise ValueError(f"tokenizer kind {kind!r}: use bpe, unigram or word")
     tok.normalizer = normalizers.Sequence(norm)
     tok.train_from_iterator(texts, trainer=trainer)
     if [tok.token_to_id(s) for s in SPECIALS] != [PAD, BOS, EOS, UNK]:

@@ -61,24 +61,7 @@ class Prepared:
 
 
 def make_tokenizer(texts: list[str], cfg: Config) -> Tokenizer:
-    if cfg.tokenizer == "unigram":
-        return _unigram(texts, cfg.vocab_size, cfg.lowercase)
     return text.train_tokenizer(texts, cfg.vocab_size, kind=cfg.tokenizer, lowercase=cfg.lowercase)
-
-
-def _unigram(texts: list[str], vocab_size: int, lowercase: bool) -> Tokenizer:
-    from tokenizers import decoders, models, normalizers, pre_tokenizers, trainers
-
-    tok = Tokenizer(models.Unigram())
-    tok.normalizer = normalizers.Sequence([normalizers.NFKC()] + ([normalizers.Lowercase()] if lowercase else []))
-    tok.pre_tokenizer = pre_tokenizers.Metaspace()
-    tok.decoder = decoders.Metaspace()
-    trainer = trainers.UnigramTrainer(vocab_size=vocab_size, special_tokens=text.SPECIALS,
-                                      unk_token=text.SPECIALS[text.UNK], show_progress=False)
-    tok.train_from_iterator(texts, trainer=trainer)
-    if [tok.token_to_id(s) for s in text.SPECIALS] != [text.PAD, text.BOS, text.EOS, text.UNK]:
-        raise AssertionError("special tokens did not get ids 0-3")
-    return tok
 
 
 def load_dataset(path: Path, fmt: str, cfg: Config) -> Prepared:
