@@ -14,7 +14,7 @@ PIP := $(BIN)/pip install --quiet --disable-pip-version-check
 QUIET := 2>&1 | { grep -v "^WARNING: Location '" || true; }
 
 .PHONY: run test install dev lint clean bench bench-serving bench-training bench-classification bench-detection \
-	bench-fraud bench-recommendation bench-translation
+	bench-fraud bench-recommendation bench-translation bench-captioning bench-memory
 
 run: install
 	$(BIN)/dlserve serve
@@ -42,7 +42,7 @@ $(VENV)/.installed-$(EXTRAS)-dev: $(VENV)/.installed-$(EXTRAS) pyproject.toml
 BENTO_VENV ?= .venv-bento
 
 bench: bench-serving bench-training bench-classification bench-detection bench-fraud bench-recommendation \
-	bench-translation
+	bench-translation bench-captioning bench-memory
 
 bench-training: dev
 	$(BIN)/python benchmarks/training.py --repeat 3
@@ -87,3 +87,16 @@ bench-translation: dev
 	mkdir -p var
 	$(BIN)/python benchmarks/translation.py --dataset multi30k --minutes 60 --json var/bench-translation-multi30k.json
 	$(BIN)/python benchmarks/translation.py --dataset fra-eng --minutes 30 --json var/bench-translation-fra-eng.json
+
+# Captioning quality through the job API (BENCHMARKS.md): the generated MNIST canvases, then flickr8k with an
+# encoder first trained on CIFAR-10 through the platform, against the two baselines of the same run.
+bench-captioning: dev
+	mkdir -p var
+	$(BIN)/python benchmarks/captioning.py --task canvases --canvases 8000 --threads 1 --json var/bench-captioning-canvases.json
+	$(BIN)/python benchmarks/captioning.py --task flickr8k --classifier-epochs 3 --threads 1 \
+		--json var/bench-captioning-flickr8k.json
+
+# Resident memory of the API process with one production model of each family loaded (issue 3).
+bench-memory: dev
+	mkdir -p var
+	$(BIN)/python benchmarks/memory.py --json var/bench-memory.json

@@ -26,7 +26,7 @@ from types import ModuleType
 FAMILIES: dict[str, str | None] = {
     "classification": "models.classification",
     "detection": "models.detection",
-    "captioning": None,
+    "captioning": "models.captioning",
     "translation": "models.translation",
     "recommendation": "models.recommendation",
     "fraud": "models.fraud",

@@ -1,0 +1,83 @@
+"""Hyperparameters of an image-captioning run (stdlib only: the API validates job configs with it).
+
+The encoder is a classification backbone (arch/width/depth as in models/classification/config.py, so
+that `init_from` a classification version trained with the same arch, width and depth loads its
+weights); the decoder is a Show, Attend and Tell LSTM with soft attention over the feature map."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+REGISTRY_REF = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)(?::(?P<version>[0-9]+)|@(?P<alias>[A-Za-z0-9._-]+))$")
+WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth")
+
+
+@dataclass
+class Config:
+    epochs: int = 20
+    batch_size: int = 64
+    lr: float = 2e-3  # peak (onecycle) / initial (cosine) learning rate of the decoder
+    encoder_lr: float | None = None  # the encoder's; None: lr / 10 with init_from, else lr
+    optimizer: Literal["adam", "adamw"] = "adam"
+    weight_decay: float = 0.0
+    scheduler: Literal["cosine", "onecycle", "none"] = "cosine"
+    grad_clip: float = 5.0
+    image_size: int | None = None  # square side; None: 64, or the images' size when they all share one <= 128
+    channels: Literal[1, 3] | None = None  # None: 1 when every image is grey, else 3
+    val_fraction: float = 0.1  # of the images (a COCO archive with train and val JSONs keeps its split)
+    seed: int = 0
+    # encoder (a classification backbone: its last feature map, P = (H/4) * (W/4) positions)
+    arch: Literal["lenet", "resnet"] = "lenet"
+    width: int = 32
+    depth: int = 20  # resnet only, 6n+2
+    init_from: str | None = None  # "name:3" / "name@alias" (a classification or captioning version) or a weights file
+    freeze_backbone: bool = False  # with init_from: train the decoder only
+    grid: int = 8  # the feature map is average-pooled to about grid x grid positions (0: kept at H/4 x W/4)
+    # decoder
+    embed_dim: int = 64
+    hidden: int = 256
+    attention_dim: int = 128
+    dropout: float = 0.3
+    attention_reg: float = 0.0  # doubly stochastic attention (Xu et al.): (1 - attention a position gets)^2
+    # vocabulary and decoding
+    vocab_size: int = 5000  # words kept (most frequent, specials included)
+    min_frequency: int = 1
+    max_length: int = 30  # longest caption (words) trained on and written; longer ones are truncated
+    eval_beam_size: int = 3  # beam of the BLEU/CIDEr evaluation
+    amp: bool = True  # bfloat16 autocast on a GPU; no effect on the CPU
+
+    def __post_init__(self) -> None:
+        checks = [
+            ("epochs", 1 <= self.epochs <= 10_000, "must be between 1 and 10000"),
+            ("batch_size", 1 <= self.batch_size <= 65_536, "must be between 1 and 65536"),
+            ("lr", 0 < self.lr <= 10, "must be > 0 and <= 10"),
+            ("encoder_lr", self.encoder_lr is None or 0 <= self.encoder_lr <= 10, "must be >= 0 and <= 10"),
+            ("weight_decay", self.weight_decay >= 0, "must be >= 0"),
+            ("grad_clip", self.grad_clip >= 0, "must be >= 0 (0: off)"),
+            ("image_size", self.image_size is None or 8 <= self.image_size <= 512, "must be between 8 and 512"),
+            ("val_fraction", 0 < self.val_fraction < 1, "must be > 0 and < 1"),
+            ("width", 1 <= self.width <= 1024, "must be between 1 and 1024"),
+            ("depth", 8 <= self.depth <= 200 and (self.depth - 2) % 6 == 0,
+             "must be 6n+2 between 8 and 200 (8, 14, 20, 32, 44, 56, 110)"),
+            ("init_from", self.init_from is None or bool(REGISTRY_REF.match(self.init_from))
+             or (self.init_from.lower().endswith(WEIGHT_SUFFIXES) and ".." not in self.init_from
+                 and not self.init_from.startswith(("/", "\\"))),
+             "must be a registered version 'name:3' or 'name@alias', or the name of a weights file "
+             "(.safetensors, .pt, .pth) in the dataset archive"),
+            ("freeze_backbone", not self.freeze_backbone or self.init_from is not None, "needs init_from"),
+            ("grid", 0 <= self.grid <= 128, "must be between 0 (no pooling) and 128"),
+            ("embed_dim", 1 <= self.embed_dim <= 4096, "must be between 1 and 4096"),
+            ("hidden", 1 <= self.hidden <= 8192, "must be between 1 and 8192"),
+            ("attention_dim", 1 <= self.attention_dim <= 4096, "must be between 1 and 4096"),
+            ("dropout", 0 <= self.dropout < 1, "must be >= 0 and < 1"),
+            ("attention_reg", self.attention_reg >= 0, "must be >= 0"),
+            ("vocab_size", 5 <= self.vocab_size <= 200_000, "must be between 5 and 200000"),
+            ("min_frequency", self.min_frequency >= 1, "must be >= 1"),
+            ("max_length", 1 <= self.max_length <= 200, "must be between 1 and 200"),
+            ("eval_beam_size", 1 <= self.eval_beam_size <= 16, "must be between 1 and 16"),
+        ]
+        for name, ok, message in checks:
+            if not ok:
+                raise ValueError(f"{name} {message} (got {getattr(self, name)!r})")
