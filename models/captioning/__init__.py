@@ -1,6 +1,7 @@
 """Image captioning: an image in, a sentence out (Show, Attend and Tell over a classification backbone).
 
-Contract between training and serving (an encoder-decoder version, see /tmp/s2s/CONTRACT.md):
+Contract between training and serving (an encoder-decoder version; the naming rules are in
+models/common/decoding.py):
   model.onnx    ENCODER   input "image" float32 [batch, C, H, W] (pixels / 255, then (x - mean) / std)
                           outputs "features" [batch, P, D] (the backbone's last feature map, average-pooled
                           to about grid x grid positions, plus a learned embedding of each position) and
