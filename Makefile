@@ -92,7 +92,8 @@ bench-translation: dev
 # encoder first trained on CIFAR-10 through the platform, against the two baselines of the same run.
 bench-captioning: dev
 	mkdir -p var
-	$(BIN)/python benchmarks/captioning.py --task canvases --canvases 8000 --threads 1 --json var/bench-captioning-canvases.json
+	$(BIN)/python benchmarks/captioning.py --task canvases --canvases 8000 --config epochs=30 --threads 1 \
+		--json var/bench-captioning-canvases.json
 	$(BIN)/python benchmarks/captioning.py --task flickr8k --classifier-epochs 3 --threads 1 \
 		--json var/bench-captioning-flickr8k.json
 
