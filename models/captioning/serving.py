@@ -17,9 +17,10 @@ from typing import Any
 
 import numpy as np
 
+from models.classification.serving import image_preprocessing, image_tensor
 from models.common import decoding, text
 from models.common.errors import InputError
-from models.common.images import DEFAULT_MAX_PIXELS, decode_input, resize
+from models.common.images import DEFAULT_MAX_PIXELS, decode_input
 
 TOKENIZER_FILE = "target.tokenizer.json"
 DECODER_FILE = "decoder.onnx"
@@ -49,16 +50,9 @@ def make_spec(signature: dict[str, Any], metadata: dict[str, Any], max_pixels: i
     if folder is None or not (Path(folder) / TOKENIZER_FILE).is_file() or not (Path(folder) / DECODER_FILE).is_file():
         raise ValueError(f"a captioning version needs {DECODER_FILE} and {TOKENIZER_FILE} beside model.onnx "
                          "(versions trained here have them)")
-    shape = inputs[0]["shape"]
-    pre = metadata.get("preprocessing") or {}
-    channels = int(pre.get("channels") or (shape[1] if shape[1] > 0 else 3))
-    size = pre.get("size") or [shape[2], shape[3]]
-    if min(size) <= 0:
-        raise ValueError("the model's input has no fixed height and width; give metadata.preprocessing.size")
-    mean = np.asarray(pre.get("mean", [0.0] * channels), np.float32).reshape(-1, 1, 1)
-    std = np.asarray(pre.get("std", [1.0] * channels), np.float32).reshape(-1, 1, 1)
+    size, channels, mean, std = image_preprocessing(inputs[0]["shape"], metadata)
     beam = int((metadata.get("decoding") or {}).get("beam_size", DEFAULT_BEAM))
-    return Spec((int(size[0]), int(size[1])), channels, mean, std, int(metadata.get("max_length") or 30),
+    return Spec(size, channels, mean, std, int(metadata.get("max_length") or 30),
                 text.load(Path(folder) / TOKENIZER_FILE), inputs[0]["name"], max_pixels, beam)
 
 
@@ -97,9 +91,7 @@ def decode(item: Any, index: int, spec: Spec) -> np.ndarray:
 
 
 def _image(img: np.ndarray, spec: Spec) -> np.ndarray:
-    x = resize(img, spec.size).astype(np.float32) * (1.0 / 255.0)
-    x = x[None] if x.ndim == 2 else x.transpose(2, 0, 1)
-    return ((x - spec.mean) / spec.std)[None].astype(np.float32, copy=False)
+    return image_tensor(img, spec.size, spec.mean, spec.std)
 
 
 def _options(params: dict[str, Any], spec: Spec, rows: int = 1) -> dict[str, np.ndarray]:

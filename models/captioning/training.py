@@ -38,6 +38,7 @@ from models.captioning.networks import (
     freeze_encoder,
     load_encoder,
 )
+from models.classification.training import Normalise
 from models.common import decoding, text
 from models.common.errors import ParityError
 from models.common.onnx_export import export_batch_dynamic
@@ -132,17 +133,6 @@ def total_steps(cfg: Config, data: Prepared) -> int:
     return cfg.epochs * steps_per_epoch(cfg, data)
 
 
-class _Normalise:
-    """uint8 [N, H, W, C] -> float [N, C, H, W] scaled to [0, 1] then (x - mean) / std, as serving does."""
-
-    def __init__(self, data: Prepared, device: torch.device):
-        self.mean = torch.tensor(data.mean, device=device).view(1, -1, 1, 1)
-        self.std = torch.tensor(data.std, device=device).view(1, -1, 1, 1)
-
-    def __call__(self, x_uint8: torch.Tensor) -> torch.Tensor:
-        return (x_uint8.permute(0, 3, 1, 2).float() / 255.0 - self.mean) / self.std
-
-
 def _loss(model: Captioner, images: torch.Tensor, tokens: torch.Tensor, attention_reg: float,
           amp: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """(training loss, summed next-word cross-entropy) of a batch; tokens trimmed to the batch's longest."""
@@ -212,7 +202,7 @@ def train(
     images = torch.from_numpy(data.train.images).to(device)
     pair_image = torch.from_numpy(data.train.pair_image).to(device)
     pair_tokens = torch.from_numpy(data.train.pair_tokens).to(device)
-    normalise, n, bs = _Normalise(data, device), len(pair_image), cfg.batch_size
+    normalise, n, bs = Normalise(data, device), len(pair_image), cfg.batch_size
     amp = cfg.amp and device.type == "cuda"
     spe = steps_per_epoch(cfg, data)
     metrics: dict[str, float] = dict(resume.get("metrics", {})) if resume else {}
@@ -255,7 +245,7 @@ def validation_loss(model: Captioner, data: Prepared, device: torch.device | str
     device = torch.device(device)
     was = model.training
     model.eval()
-    normalise, split = _Normalise(data, device), data.val
+    normalise, split = Normalise(data, device), data.val
     ce, words = 0.0, 0
     for i in range(0, len(split.pair_image), batch_size):
         idx = split.pair_image[i:i + batch_size]
@@ -307,7 +297,7 @@ def generate(model: Captioner, data: Prepared, images: np.ndarray, device: torch
     device = torch.device(device)
     was = model.training
     model.eval()
-    normalise = _Normalise(data, device)
+    normalise = Normalise(data, device)
     step = (recompute_step if reference else cached_step)(model, device)
     out: list[list[decoding.Hypothesis]] = []
     for i in range(0, len(images), batch_size):
@@ -326,7 +316,7 @@ def pooled_features(model: Captioner, data: Prepared, images: np.ndarray, device
     device = torch.device(device)
     was = model.training
     model.eval()
-    normalise, out = _Normalise(data, device), []
+    normalise, out = Normalise(data, device), []
     for i in range(0, len(images), batch_size):
         f = model.encoder(normalise(torch.from_numpy(images[i:i + batch_size]).to(device))).float().mean((2, 3))
         out.append(F.normalize(f, dim=1).cpu().numpy())

@@ -31,7 +31,17 @@ def make_spec(signature: dict[str, Any], metadata: dict[str, Any], max_pixels: i
     if len(inputs) != 1 or len(inputs[0]["shape"]) != 4:
         raise ValueError("a classification model takes one input [N, C, H, W]; "
                          f"this one takes {[(i['name'], i['shape']) for i in inputs]}")
-    shape = inputs[0]["shape"]
+    size, channels, mean, std = image_preprocessing(inputs[0]["shape"], metadata)
+    out = next((o for o in outputs if o["name"] == "logits"), outputs[0])
+    labels = metadata.get("labels")
+    return Spec(inputs[0]["name"], out["name"], size, channels, mean, std,
+                tuple(str(x) for x in labels) if labels else None, max_pixels)
+
+
+def image_preprocessing(shape: list[int], metadata: dict[str, Any]) -> tuple[tuple[int, int], int, np.ndarray,
+                                                                              np.ndarray]:
+    """(size, channels, mean [C, 1, 1], std) of an image input [N, C, H, W]: metadata.preprocessing where the
+    version has it, else read off the input shape with mean 0 and std 1. Captioning's encoder uses it too."""
     pre = metadata.get("preprocessing") or {}
     channels = int(pre.get("channels") or (shape[1] if shape[1] > 0 else 3))
     size = pre.get("size") or [shape[2], shape[3]]
@@ -39,10 +49,14 @@ def make_spec(signature: dict[str, Any], metadata: dict[str, Any], max_pixels: i
         raise ValueError("the model's input has no fixed height and width; give metadata.preprocessing.size")
     mean = np.asarray(pre.get("mean", [0.0] * channels), np.float32).reshape(-1, 1, 1)
     std = np.asarray(pre.get("std", [1.0] * channels), np.float32).reshape(-1, 1, 1)
-    out = next((o for o in outputs if o["name"] == "logits"), outputs[0])
-    labels = metadata.get("labels")
-    return Spec(inputs[0]["name"], out["name"], (int(size[0]), int(size[1])), channels, mean, std,
-                tuple(str(x) for x in labels) if labels else None, max_pixels)
+    return (int(size[0]), int(size[1])), channels, mean, std
+
+
+def image_tensor(img: np.ndarray, size: tuple[int, int], mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """A decoded image -> float32 [1, C, H, W]: resized, scaled to [0, 1], then (x - mean) / std."""
+    x = resize(img, size).astype(np.float32) * (1.0 / 255.0)
+    x = x[None] if x.ndim == 2 else x.transpose(2, 0, 1)
+    return ((x - mean) / std)[None].astype(np.float32, copy=False)
 
 
 def decode(item: Any, index: int, spec: Spec) -> np.ndarray:
@@ -51,11 +65,7 @@ def decode(item: Any, index: int, spec: Spec) -> np.ndarray:
 
 def preprocess(item: Any, index: int, params: dict[str, Any], spec: Spec) -> dict[str, np.ndarray]:
     """One input -> {input name: float32 [1, C, H, W]}."""
-    img = resize(decode(item, index, spec), spec.size)
-    x = img.astype(np.float32) * (1.0 / 255.0)
-    x = x[None] if x.ndim == 2 else x.transpose(2, 0, 1)
-    x = (x - spec.mean) / spec.std
-    return {spec.input_name: x[None].astype(np.float32, copy=False)}
+    return {spec.input_name: image_tensor(decode(item, index, spec), spec.size, spec.mean, spec.std)}
 
 
 def check_params(params: dict[str, Any]) -> dict[str, Any]:

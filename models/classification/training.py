@@ -89,8 +89,9 @@ def total_steps(cfg: Config, data: Prepared) -> int:
     return cfg.epochs * steps_per_epoch(cfg, data)
 
 
-class _Normalise:
-    """uint8 [N, H, W, C] -> float [N, C, H, W] scaled to [0, 1] then (x - mean) / std, as serving does."""
+class Normalise:
+    """uint8 [N, H, W, C] -> float [N, C, H, W] scaled to [0, 1] then (x - mean) / std, as serving does.
+    Also the captioning family's (its encoder is this family's backbone): `data` needs .mean and .std."""
 
     def __init__(self, data: Prepared, device: torch.device):
         self.mean = torch.tensor(data.mean, device=device).view(1, -1, 1, 1)
@@ -177,7 +178,7 @@ def train(
 
     x = torch.from_numpy(data.train.x).to(device)  # uint8 [N, H, W, C], normalised per batch
     y = torch.from_numpy(data.train.y).to(device)
-    normalise, augment, n, bs = _Normalise(data, device), _Augment(cfg, data), len(y), cfg.batch_size
+    normalise, augment, n, bs = Normalise(data, device), _Augment(cfg, data), len(y), cfg.batch_size
     amp = cfg.amp and device.type == "cuda"
     spe = steps_per_epoch(cfg, data)
     metrics: dict[str, float] = dict(resume.get("metrics", {})) if resume else {}
@@ -226,7 +227,7 @@ def evaluate(model: nn.Module, data: Prepared, device: torch.device | str, batch
     device = torch.device(device)
     was_training = model.training
     model.eval()
-    normalise = _Normalise(data, device)
+    normalise = Normalise(data, device)
     correct, loss_sum, n = 0, 0.0, len(data.val.y)
     for i in range(0, n, batch_size):
         xb = normalise(torch.from_numpy(data.val.x[i:i + batch_size]).to(device))
