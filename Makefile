@@ -79,7 +79,7 @@ bench-fraud: dev
 	$(BIN)/python benchmarks/fraud.py
 
 bench-recommendation: dev
-	$(BIN)/python benchmarks/recommendation.py
+	$(BIN)/python benchmarks/recommendation.py --threads 1
 
 # Translation quality through the job API (BENCHMARKS.md): multi30k de->en with the default config for 60
 # minutes of training, then fra-eng en->fr for 30; BLEU, and decoding latency at beam 1 and 4.

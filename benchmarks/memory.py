@@ -78,7 +78,10 @@ def datasets() -> dict[str, dict]:
         "fraud": {"file": ("creditcard.csv", "\n".join(card).encode()), "config": {"epochs": 1},
                   "inputs": [{"features": record}]},
         "recommendation": {"file": ("u1.base", (SHARED / "movielens-100k/u1.base").read_bytes()),
-                           "format": "movielens", "config": {"epochs": 1}, "inputs": [{"user": 1, "k": 10}]},
+                           "format": "movielens",
+                           # bpmf's default keeps 50 draws: 60 sweeps keep as many as 600 do
+                           "config": {"epochs": 60, "burn_in": 10},
+                           "inputs": [{"user": 1, "k": 10}, {"ratings": [{"item": 50, "rating": 5}], "k": 10}]},
         "translation": {"file": ("multi30k-3000.tar.gz", m30k.getvalue()), "format": "parallel",
                         "config": {"epochs": 1, "source_lang": "de", "target_lang": "en"},
                         "inputs": [{"text": "Ein Mann fährt Fahrrad."}], "parameters": {"beam_size": 4}},

@@ -9,7 +9,9 @@
     {"ratings": [...], "items": [hidden items]}: the model folds the new user in, without retraining,
     and predicts the hidden ratings. MSE is on ratings divided by 5 (the RBM's [0, 1] scale).
 
-    .venv/bin/python benchmarks/recommendation.py [--archs mf,rbm] [--seed 0]
+    .venv/bin/python benchmarks/recommendation.py [--archs bpmf,mf,rbm] [--seed 0] [--threads 1]
+
+bpmf runs the family's default config (no keys), the others name their arch.
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ from benchmarks.fraud import wait  # noqa: E402
 from benchmarks.training import Server  # noqa: E402
 
 DATA = ROOT.parent / "shared/datasets/movielens-100k"
-CONFIGS = {"mf": {"arch": "mf"}, "rbm": {"arch": "rbm", "epochs": 20, "hidden": 100, "batch_size": 32, "lr": 0.1}}
+CONFIGS = {"bpmf": {}, "mf": {"arch": "mf"},
+           "rbm": {"arch": "rbm", "epochs": 20, "hidden": 100, "batch_size": 32, "lr": 0.1}}
 
 
 def train(server: Server, content: bytes, filename: str, config: dict, name: str) -> dict:
@@ -111,9 +114,12 @@ def book(server: Server, arch: str, config: dict, seed: int) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--archs", default="mf,rbm")
+    ap.add_argument("--archs", default="bpmf,mf,rbm")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=None, help="torch threads of the worker (OMP_NUM_THREADS)")
     args = ap.parse_args()
+    if args.threads:
+        os.environ["OMP_NUM_THREADS"] = str(args.threads)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         server = Server(Path(tmp) / "var")

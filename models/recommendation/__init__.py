@@ -5,4 +5,6 @@ new user folded in from a few ratings, and predicted ratings for explicit (user,
     data.py      formats `movielens` and `csv`, validation and loading (numpy only)
     serving.py   request <-> tensors (numpy only)
     training.py  matrix factorisation with biases (ALS) and the seed book's RBM, ONNX export (torch)
+    bpmf.py      the default: Bayesian matrix factorisation with biases, by Gibbs sampling (torch)
+    graph.py     pieces every exported graph shares: the fold-in's linear solve, the TopK exclusion
 """

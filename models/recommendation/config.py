@@ -5,16 +5,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+DEFAULT_EPOCHS = {"bpmf": 600, "mf": 10, "rbm": 20}
+DEFAULT_FACTORS = {"bpmf": 10, "mf": 32, "rbm": 32}
+
 
 @dataclass
 class Config:
-    # mf: matrix factorisation with user and item biases, fitted by alternating least squares (one
-    # epoch = one sweep over users and items); rbm: the seed book's restricted Boltzmann machine
-    # (ratings scaled to [0, 1], unrated entries kept at zero, contrastive divergence CD-k)
-    arch: Literal["mf", "rbm"] = "mf"
-    epochs: int = 10
+    # bpmf: Bayesian matrix factorisation with user and item biases, fitted by Gibbs sampling (one epoch = one
+    # sweep); predictions average `samples` posterior draws. mf: the same model's point estimate, fitted by
+    # alternating least squares (one epoch = one sweep over users and items). rbm: the seed book's restricted
+    # Boltzmann machine (ratings scaled to [0, 1], unrated entries kept at zero, contrastive divergence CD-k)
+    arch: Literal["bpmf", "mf", "rbm"] = "bpmf"
+    epochs: int | None = None  # None: bpmf 600 sweeps, mf 10 sweeps, rbm 20 epochs
     batch_size: int = 64  # rbm: users per CD step
-    factors: int = 32  # mf
+    factors: int | None = None  # bpmf, mf; None: bpmf 10, mf 32
+    burn_in: int | None = None  # bpmf: sweeps discarded before samples are kept; None: min(100, epochs // 6)
+    samples: int | None = None  # bpmf: posterior draws kept (evenly spaced after burn_in); None: min(50, the rest)
     reg: float = 0.15  # mf: L2 on the factors, times each user's / item's rating count
     bias_reg: float = 5.0  # mf: L2 on the biases (not scaled: rarely rated items and users shrink to the mean)
     hidden: int = 256  # rbm
@@ -25,10 +31,21 @@ class Config:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        if self.epochs is None:
+            self.epochs = DEFAULT_EPOCHS[self.arch]
+        if self.factors is None:
+            self.factors = DEFAULT_FACTORS[self.arch]
+        if self.burn_in is None:
+            self.burn_in = min(100, self.epochs // 6)
+        if self.samples is None:
+            self.samples = max(1, min(50, self.epochs - self.burn_in))
         checks = [
             ("epochs", 1 <= self.epochs <= 10_000, "must be between 1 and 10000"),
             ("batch_size", 1 <= self.batch_size <= 65_536, "must be between 1 and 65536"),
             ("factors", 1 <= self.factors <= 512, "must be between 1 and 512"),
+            ("burn_in", 0 <= self.burn_in < self.epochs, f"must be >= 0 and less than epochs ({self.epochs})"),
+            ("samples", 1 <= self.samples <= min(self.epochs - self.burn_in, 1000),
+             f"must be between 1 and epochs - burn_in ({self.epochs - self.burn_in}), at most 1000"),
             ("reg", self.reg > 0, "must be > 0"),
             ("bias_reg", self.bias_reg > 0, "must be > 0"),
             ("hidden", 1 <= self.hidden <= 8192, "must be between 1 and 8192"),

@@ -7,9 +7,12 @@
     export_onnx(module, path, data)              + top_scores/top_items [N, K]: TopK over unrated items
     example_inputs(data, n) / version_metadata(cfg, data)
 
+Three archs: bpmf (the default; Bayesian matrix factorisation by Gibbs sampling, in bpmf.py), mf (the
+same model's point estimate by alternating least squares) and rbm (the seed book's).
+
 One graph serves every request kind, so they batch together. `user` is a known user's index, or -1
-for a new user whose ratings (0 = unrated) are in `ratings`: the graph folds the new user in (mf: the
-same ridge regression ALS solves for a user, by conjugate gradients unrolled in the graph; rbm: one
+for a new user whose ratings (0 = unrated) are in `ratings`: the graph folds the new user in (bpmf, mf:
+the ridge regression the fit solves for a user, by conjugate gradients unrolled in the graph; rbm: one
 pass up and down the machine). Rated items (the training matrix for a known user, the given ratings
 for a new one) are excluded before TopK.
 """
@@ -27,8 +30,10 @@ import torch
 import torch.nn as nn
 
 from models.common.onnx_export import export_batch_dynamic
+from models.recommendation import bpmf
 from models.recommendation import data as datasets
 from models.recommendation.config import Config
+from models.recommendation.graph import excluded, solve_cg
 
 Report = Callable[[int, dict[str, float]], None]
 OPSET = 17
@@ -95,23 +100,6 @@ def prepare(cfg: Config, d: datasets.Ratings) -> Prepared:
 
 # -- the networks: (user [N] int64, ratings [N, I] float32) -> predicted ratings [N, I]
 
-def _solve_cg(a: torch.Tensor, b: torch.Tensor, iters: int) -> torch.Tensor:
-    """a [N, D, D] symmetric positive definite, b [N, D] -> x [N, D]: conjugate gradients, unrolled."""
-    x = torch.zeros_like(b)
-    r = b
-    p = r
-    rs = (r * r).sum(1, keepdim=True)
-    for _ in range(iters):
-        ap = torch.matmul(a, p.unsqueeze(2)).squeeze(2)
-        alpha = rs / ((p * ap).sum(1, keepdim=True) + 1e-20)
-        x = x + alpha * p
-        r = r - alpha * ap
-        rs_new = (r * r).sum(1, keepdim=True)
-        p = r + rs_new / (rs + 1e-20) * p
-        rs = rs_new
-    return x
-
-
 class MF(nn.Module):
     """rating(u, i) = mean + b_u + b_i + p_u . q_i, clipped to the data's range."""
 
@@ -142,11 +130,10 @@ class MF(nn.Module):
         f = torch.cat([self.q, torch.ones_like(self.bi).unsqueeze(1)], 1)  # [I, D+1]
         a = torch.matmul(mask.unsqueeze(1) * f.t().unsqueeze(0), f) + self.penalty(mask.sum(1))
         b = torch.matmul(mask * (ratings - self.mean - self.bi), f)
-        return _solve_cg(a, b, self.factors + 1)
+        return solve_cg(a, b, self.factors + 1)
 
     def excluded(self, user: torch.Tensor, ratings: torch.Tensor) -> torch.Tensor:  # [N, I] bool
-        known = (user >= 0).unsqueeze(1)
-        return (known & (self.rated[user.clamp(min=0)] > 0)) | (~known & (ratings > 0))  # (ORT has no bool Where)
+        return excluded(self.rated, user, ratings)
 
     def forward(self, user: torch.Tensor, ratings: torch.Tensor) -> torch.Tensor:
         idx = user.clamp(min=0)
@@ -181,9 +168,8 @@ class RBM(nn.Module):
     def visible(self, h: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(torch.matmul(h, self.w.t()) + self.vb)
 
-    def excluded(self, user: torch.Tensor, ratings: torch.Tensor) -> torch.Tensor:
-        known = (user >= 0).unsqueeze(1)
-        return (known & (self.rated[user.clamp(min=0)] > 0)) | (~known & (ratings > 0))
+    def excluded(self, user: torch.Tensor, ratings: torch.Tensor) -> torch.Tensor:  # [N, I] bool
+        return excluded(self.rated, user, ratings)
 
     def _input(self, user: torch.Tensor, ratings: torch.Tensor) -> torch.Tensor:
         return torch.where((user >= 0).unsqueeze(1), self.matrix[user.clamp(min=0)], ratings)
@@ -208,7 +194,7 @@ class Served(nn.Module):
 
 
 def build(cfg: Config, data: Prepared) -> nn.Module:
-    return MF(cfg, data) if cfg.arch == "mf" else RBM(cfg, data)
+    return {"bpmf": bpmf.BPMF, "mf": MF, "rbm": RBM}[cfg.arch](cfg, data)
 
 
 def _rbm_steps(cfg: Config, data: Prepared) -> int:
@@ -216,7 +202,7 @@ def _rbm_steps(cfg: Config, data: Prepared) -> int:
 
 
 def total_steps(cfg: Config, data: Prepared) -> int:
-    return cfg.epochs * (1 if cfg.arch == "mf" else _rbm_steps(cfg, data))
+    return cfg.epochs * (_rbm_steps(cfg, data) if cfg.arch == "rbm" else 1)
 
 
 @torch.no_grad()
@@ -251,6 +237,8 @@ def train(
     cfg: Config, data: Prepared, device: torch.device | str, report: Report,
     checkpoint: Callable[[dict[str, Any]], None] | None = None, resume: dict[str, Any] | None = None,
 ) -> tuple[nn.Module, dict[str, float]]:
+    if cfg.arch == "bpmf":
+        return bpmf.train(cfg, data, device, report, checkpoint, resume)
     device = torch.device(device)
     torch.manual_seed(cfg.seed)
     model = build(cfg, data).to(device)
@@ -325,7 +313,10 @@ def predict_known(model: nn.Module, data: Prepared, users: np.ndarray, device: t
     ni = data.matrix.shape[1]
     for s in range(0, len(users), batch_size):
         u = torch.from_numpy(users[s:s + batch_size]).to(device)
-        out.append(model(u, torch.zeros(len(u), ni, device=device)).cpu().numpy())
+        if isinstance(model, bpmf.BPMF):  # skips the fold-in its graph computes for every row
+            out.append(model.predict_known(u).cpu().numpy())
+        else:
+            out.append(model(u, torch.zeros(len(u), ni, device=device)).cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, ni), np.float32)
 
 

@@ -93,11 +93,15 @@ def predict(client, name, *inputs, **params):
     return client.post(f"/v1/models/{name}/predict", json={"inputs": list(inputs), "parameters": params})
 
 
-def test_matrix_factorisation_beats_the_mean_and_serves_every_request_kind(client, settings):
+@pytest.mark.parametrize("config", [
+    {"epochs": 60, "factors": 4, "val_fraction": 0.1},  # bpmf, the default
+    {"arch": "mf", "epochs": 6, "factors": 4, "reg": 0.05, "bias_reg": 1.0, "val_fraction": 0.1},
+], ids=["bpmf", "mf"])
+def test_matrix_factorisation_beats_the_mean_and_serves_every_request_kind(client, settings, config):
     rows = ratings()
-    version = _train(client, settings, archive(rows), "tiny.zip",
-                     {"epochs": 6, "factors": 4, "reg": 0.05, "bias_reg": 1.0, "val_fraction": 0.1}, "films")
+    version = _train(client, settings, archive(rows), "tiny.zip", config, "films")
     meta, metrics = version["metadata"], version["metrics"]
+    assert meta["config"]["arch"] == config.get("arch", "bpmf")
     parity = meta["parity"]  # ratings up to 5: the runner's atol + rtol x |value|
     assert parity["max_abs_diff"] <= parity["atol"] + 5 * parity["rtol"]
     assert metrics["val_rmse"] < 0.6 * metrics["val_baseline_rmse"]  # the global mean rating
