@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.training import Server  # noqa: E402
+from benchmarks.training import Server, follow  # noqa: E402
 
 SHARED = ROOT.parent / "shared/datasets"
 DATASETS = {
@@ -51,22 +51,6 @@ def parse_value(text: str):
         return json.loads(text)
     except json.JSONDecodeError:
         return text
-
-
-def follow(server: Server, job_id: str) -> dict:
-    last = None
-    while True:
-        job = server.http.get(f"/v1/jobs/{job_id}").raise_for_status().json()
-        p = job.get("progress") or {}
-        line = (f"  {job['status']:9s} epoch {p.get('epoch')}/{p.get('epochs')} step {p.get('step')}/{p.get('total')} "
-                f"{p.get('samples_per_s')} samples/s eta {p.get('eta_s')} s  val_accuracy "
-                f"{(job.get('metrics') or {}).get('val_accuracy')}")
-        if line != last:
-            print(line, flush=True)
-            last = line
-        if job["status"] in ("succeeded", "failed", "cancelled"):
-            return job
-        time.sleep(5)
 
 
 def predict_check(server: Server, name: str, dataset: str, n: int = 20) -> float | None:
@@ -120,7 +104,7 @@ def main() -> None:
             job = server.http.post("/v1/jobs", json={"task": "classification", "dataset_id": dataset["id"],
                                                      "config": config, "register_as": args.dataset,
                                                      "alias": "production"}).raise_for_status().json()
-            job = follow(server, job["id"])
+            job = follow(server, job["id"], ("val_accuracy",))
             if job["status"] != "succeeded":
                 raise SystemExit(f"job {job['status']}: {job['error']}")
             version = server.http.get(f"/v1/models/{args.dataset}/versions/1").raise_for_status().json()

@@ -28,7 +28,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.training import Server  # noqa: E402
+from benchmarks.training import Server, follow  # noqa: E402
 from models.fraud import metrics as M  # noqa: E402
 
 DATA = ROOT.parent / "shared/datasets/creditcard/creditcard_sample.csv"
@@ -58,14 +58,6 @@ def to_csv(header: list[str], rows: list[list[str]]) -> bytes:
     return out.getvalue().encode()
 
 
-def wait(server: Server, job_id: str) -> dict:
-    while True:
-        job = server.http.get(f"/v1/jobs/{job_id}").raise_for_status().json()
-        if job["status"] in ("succeeded", "failed", "cancelled"):
-            return job
-        time.sleep(0.5)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=DATA)
@@ -91,7 +83,7 @@ def main() -> None:
                 job = server.http.post("/v1/jobs", json={"task": "fraud", "dataset_id": ds["id"], "config": config,
                                                          "register_as": f"cc-{arch}".replace("_", "-"),
                                                          "alias": "production"}).raise_for_status().json()
-                job = wait(server, job["id"])
+                job = follow(server, job["id"], every_s=0.5, quiet=True)
                 if job["status"] != "succeeded":
                     raise RuntimeError(f"{arch}: job {job['status']}: {job['error']}")
                 name = job["model_version"]["name"]

@@ -30,7 +30,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.training import Server  # noqa: E402
+from benchmarks.training import Server, follow  # noqa: E402
 
 SHARED = ROOT.parent / "shared/datasets"
 LIMIT_MIB = 1.5 * 1024
@@ -99,14 +99,6 @@ def torch_mapped(pid: int) -> bool:
     return "libtorch" in Path(f"/proc/{pid}/maps").read_text()
 
 
-def wait_job(server: Server, job_id: str) -> dict:
-    while True:
-        job = server.http.get(f"/v1/jobs/{job_id}").raise_for_status().json()
-        if job["status"] in ("succeeded", "failed", "cancelled"):
-            return job
-        time.sleep(1)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--json", type=Path)
@@ -128,7 +120,7 @@ def main() -> None:
                                                          "alias": "production"}).raise_for_status().json()
                 jobs[task] = job["id"]
             for task, job_id in jobs.items():
-                job = wait_job(server, job_id)
+                job = follow(server, job_id, every_s=1.0, quiet=True)
                 print(f"{task}: job {job['status']} {job.get('error') or ''}", flush=True)
                 if job["status"] != "succeeded":
                     raise RuntimeError(f"{task}: {job['error']}")

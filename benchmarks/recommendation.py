@@ -30,8 +30,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.fraud import wait  # noqa: E402
-from benchmarks.training import Server  # noqa: E402
+from benchmarks.training import Server, follow  # noqa: E402
 
 DATA = ROOT.parent / "shared/datasets/movielens-100k"
 CONFIGS = {"bpmf": {}, "mf": {"arch": "mf"},
@@ -43,7 +42,7 @@ def train(server: Server, content: bytes, filename: str, config: dict, name: str
                           data={"task": "recommendation"}).raise_for_status().json()
     job = server.http.post("/v1/jobs", json={"task": "recommendation", "dataset_id": ds["id"], "config": config,
                                              "register_as": name, "alias": "production"}).raise_for_status().json()
-    job = wait(server, job["id"])
+    job = follow(server, job["id"], every_s=0.5, quiet=True)
     if job["status"] != "succeeded":
         raise RuntimeError(f"{name}: job {job['status']}: {job['error']}")
     return job

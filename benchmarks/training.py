@@ -77,14 +77,30 @@ class Server:
         self.proc.wait(timeout=60)
 
 
+def follow(server: Server, job_id: str, metrics: tuple[str, ...] = (), every_s: float = 5.0,
+           quiet: bool = False) -> dict:
+    """Polls a job until it ends and returns it; unless quiet, prints a line whenever its status, progress
+    or the named metrics change. Every benchmark that trains through the API waits with this."""
+    last = None
+    while True:
+        job = server.http.get(f"/v1/jobs/{job_id}").raise_for_status().json()
+        if job["status"] in ("succeeded", "failed", "cancelled"):
+            return job
+        if not quiet:
+            p, m = job.get("progress") or {}, job.get("metrics") or {}
+            line = (f"  {job['status']:9s} {p.get('phase', '')} epoch {p.get('epoch')}/{p.get('epochs')} step "
+                    f"{p.get('step')}/{p.get('total')} {p.get('samples_per_s')} samples/s eta {p.get('eta_s')} s"
+                    + "".join(f"  {k} {m.get(k)}" for k in metrics))
+            if line != last:
+                print(line, flush=True)
+                last = line
+        time.sleep(every_s)
+
+
 def through_dlserve(server: Server, dataset_id: str, config: dict, n_train: int) -> tuple[float, float]:
     job = server.http.post("/v1/jobs", json={"task": "classification", "dataset_id": dataset_id, "config": config,
                                              "register_as": "bench"}).raise_for_status().json()
-    while True:
-        job = server.http.get(f"/v1/jobs/{job['id']}").raise_for_status().json()
-        if job["status"] in ("succeeded", "failed", "cancelled"):
-            break
-        time.sleep(1)
+    job = follow(server, job["id"], every_s=1.0, quiet=True)
     if job["status"] != "succeeded":
         raise RuntimeError(f"job {job['status']}: {job['error']}")
     created = datetime.fromisoformat(job["created_at"])

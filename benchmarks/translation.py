@@ -88,24 +88,8 @@ def summary(seconds: list[float]) -> dict:
             "p95_ms": round(ms[min(len(ms) - 1, int(len(ms) * 0.95))], 2)}
 
 
-def follow(server, job_id: str) -> dict:
-    last = None
-    while True:
-        job = server.http.get(f"/v1/jobs/{job_id}").raise_for_status().json()
-        p, m = job.get("progress") or {}, job.get("metrics") or {}
-        line = (f"  {job['status']:9s} epoch {p.get('epoch')}/{p.get('epochs')} step {p.get('step')}/{p.get('total')} "
-                f"{p.get('samples_per_s')} pairs/s eta {p.get('eta_s')} s  loss {m.get('loss')} "
-                f"val_loss {m.get('val_loss')} val_bleu {m.get('val_bleu')}")
-        if line != last:
-            print(line, flush=True)
-            last = line
-        if job["status"] in ("succeeded", "failed", "cancelled"):
-            return job
-        time.sleep(5)
-
-
 def through_api(name: str, config: dict, sentences: list[str]) -> dict:
-    from benchmarks.training import Server
+    from benchmarks.training import Server, follow
 
     with tempfile.TemporaryDirectory() as tmp:
         server = Server(Path(tmp) / "var")
@@ -119,7 +103,7 @@ def through_api(name: str, config: dict, sentences: list[str]) -> dict:
             job = server.http.post("/v1/jobs", json={"task": "translation", "dataset_id": dataset["id"],
                                                      "config": config, "register_as": name,
                                                      "alias": "production"}).raise_for_status().json()
-            job = follow(server, job["id"])
+            job = follow(server, job["id"], ("loss", "val_loss", "val_bleu"))
             if job["status"] != "succeeded":
                 raise SystemExit(f"job {job['status']}: {job['error']}")
             run_seconds = time.monotonic() - t0
