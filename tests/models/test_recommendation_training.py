@@ -22,6 +22,19 @@ def tiny() -> D.Ratings:
                      np.clip(r[keep], 1, 5).astype(np.float32), None)
 
 
+def exported_matches_pytorch(model, data, tmp_path) -> tuple[dict, list]:
+    """Exports the model; ONNX Runtime's predictions and top scores agree with PyTorch's -> (feeds, outputs)."""
+    path = tmp_path / "rec.onnx"
+    T.export_onnx(model, path, data)
+    feeds = T.example_inputs(data, 8)
+    got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, feeds)
+    with torch.no_grad():
+        want = T.Served(model, got[1].shape[1])(torch.from_numpy(feeds["user"]), torch.from_numpy(feeds["ratings"]))
+    for g, w in zip(got[:2], want[:2], strict=True):
+        np.testing.assert_allclose(g, w.numpy(), atol=1e-3)
+    return feeds, got
+
+
 def test_fold_in_matches_the_exact_als_user_step(tmp_path):
     cfg = Config(arch="mf", epochs=3, factors=4)
     data = T.prepare(cfg, tiny())
@@ -37,14 +50,7 @@ def test_fold_in_matches_the_exact_als_user_step(tmp_path):
         new = model(torch.full((5,), -1), m[:5])
         assert torch.allclose(known, new, atol=1e-3)
 
-    path = tmp_path / "rec.onnx"
-    T.export_onnx(model, path, data)
-    feeds = T.example_inputs(data, 8)
-    got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, feeds)
-    with torch.no_grad():
-        want = T.Served(model, got[1].shape[1])(torch.from_numpy(feeds["user"]), torch.from_numpy(feeds["ratings"]))
-    for g, w in zip(got[:2], want[:2], strict=True):
-        np.testing.assert_allclose(g, w.numpy(), atol=1e-3)
+    feeds, got = exported_matches_pytorch(model, data, tmp_path)
     # TopK never returns an item the user rated
     for row, u in enumerate(feeds["user"]):
         rated = data.seen[u] if u >= 0 else feeds["ratings"][row] > 0
@@ -66,14 +72,7 @@ def test_bpmf_folds_a_known_user_in_to_the_same_predictions_and_exports(tmp_path
         assert torch.allclose(known, model(torch.full((6,), -1), m[:6]), atol=1e-3)
         assert torch.allclose(known, model.predict_known(torch.arange(6)))
 
-    path = tmp_path / "rec.onnx"
-    T.export_onnx(model, path, data)
-    feeds = T.example_inputs(data, 8)
-    got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, feeds)
-    with torch.no_grad():
-        want = T.Served(model, got[1].shape[1])(torch.from_numpy(feeds["user"]), torch.from_numpy(feeds["ratings"]))
-    for g, w in zip(got[:2], want[:2], strict=True):
-        np.testing.assert_allclose(g, w.numpy(), atol=1e-3)
+    exported_matches_pytorch(model, data, tmp_path)
 
 
 def test_bpmf_resumed_from_a_checkpoint_ends_where_an_uninterrupted_run_does():
