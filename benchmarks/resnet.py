@@ -1,6 +1,6 @@
 """The serving benchmark's reference model: a CIFAR-style ResNet-18 (3x3 stem, no max-pool, BasicBlocks
 [2, 2, 2, 2] at widths 64-512; 11.2M parameters) for 32x32x3 images, exported to ONNX. Weights are
-random: the benchmark measures speed, not accuracy."""
+random: the benchmark measures speed, not accuracy. The blocks are the classification family's."""
 
 from __future__ import annotations
 
@@ -9,21 +9,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-
-class BasicBlock(nn.Module):
-    def __init__(self, cin: int, cout: int, stride: int):
-        super().__init__()
-        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(cout)
-        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(cout)
-        self.short = nn.Sequential()
-        if stride != 1 or cin != cout:
-            self.short = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
-
-    def forward(self, x):
-        y = torch.relu(self.bn1(self.conv1(x)))
-        return torch.relu(self.bn2(self.conv2(y)) + self.short(x))
+from models.classification.networks import BasicBlock
 
 
 class ResNet18(nn.Module):
