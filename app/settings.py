@@ -66,6 +66,10 @@ class Settings(BaseSettings):
 
     # Training (workers; the API reads the queue and broker settings to publish)
     device: str = "auto"  # DLSERVE_DEVICE: cuda | cpu | auto (cuda when available)
+    # torch's CPU threads per training run; 0: torch's default (one per core). On a machine shared with
+    # other work, fewer threads than cores train small models many times faster (no threads spinning
+    # while they wait for a core).
+    train_threads: int = Field(0, ge=0)
     queue: str = "training"
     train_soft_time_limit_s: int = Field(12 * 3600, ge=1)  # the run fails with a clear error
     train_time_limit_s: int = Field(12 * 3600 + 300, ge=1)  # the worker process is killed

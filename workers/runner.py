@@ -107,13 +107,15 @@ class _Run:
         training = family_part(job.task, "training")
         cfg = family_part(job.task, "config").Config(**job.params)
         device = pick_device(self.settings.device)
+        if self.settings.train_threads:
+            torch.set_num_threads(self.settings.train_threads)
         data, dataset = self._load(job, training, cfg)
 
         resume = self._load_checkpoint(device)
         init = self._init_weights(job, cfg, training) if resume is None else None
         start_step = resume["step"] if resume else 0
         forget_metrics_after(self.sessions, job.id, start_step)
-        extra = {"device": str(device)}
+        extra = {"device": str(device), "threads": torch.get_num_threads()}
         if resume:
             extra["resumed_from"] = {"epoch": resume["epoch"], "step": resume["step"]}
             log.info("job %s: resuming after epoch %d (step %d)", job.id, resume["epoch"], resume["step"])

@@ -74,6 +74,18 @@ def test_a_run_registers_a_version_that_onnx_runtime_serves_correctly(client, se
     assert (settings.resolved_artifact_root / f"runs/{job['id']}/checkpoints/last.pt").exists()
 
 
+def test_train_threads_sets_torchs_threads_for_the_run_and_the_job_says_so(client, settings, submit):
+    before = torch.get_num_threads()
+    want = 2 if before == 1 else 1  # something other than what this process runs with
+    job = submit(config={**EASY, "epochs": 1})
+    try:
+        assert run_training(job["id"], settings.model_copy(update={"train_threads": want})) == "succeeded"
+        assert torch.get_num_threads() == want
+    finally:
+        torch.set_num_threads(before)
+    assert client.get(f"/v1/jobs/{job['id']}").json()["progress"]["threads"] == want
+
+
 def test_a_redelivered_run_resumes_from_its_checkpoint(client, settings, submit, sessions):
     job = submit(config=EASY, register_as="corners")
     # a first attempt that got through one epoch and died: its checkpoint, its row still "running"
