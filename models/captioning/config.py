@@ -45,7 +45,8 @@ class Config:
     vocab_size: int = 5000  # words kept (most frequent, specials included)
     min_frequency: int = 1
     max_length: int = 30  # longest caption (words) trained on and written; longer ones are truncated
-    eval_beam_size: int = 3  # beam of the BLEU/CIDEr evaluation
+    eval_beam_size: int = 3  # beam of the BLEU/CIDEr evaluation (and the version's default when served)
+    length_penalty: float = 1.0  # GNMT alpha of that beam search (and served default); higher: longer captions
     amp: bool = True  # bfloat16 autocast on a GPU; no effect on the CPU
 
     def __post_init__(self) -> None:
@@ -77,6 +78,7 @@ class Config:
             ("min_frequency", self.min_frequency >= 1, "must be >= 1"),
             ("max_length", 1 <= self.max_length <= 200, "must be between 1 and 200"),
             ("eval_beam_size", 1 <= self.eval_beam_size <= 16, "must be between 1 and 16"),
+            ("length_penalty", 0 <= self.length_penalty <= 10, "must be between 0 and 10"),
         ]
         for name, ok, message in checks:
             if not ok:

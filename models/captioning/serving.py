@@ -2,9 +2,10 @@
 
 The version's model.onnx is the image encoder and decoder.onnx one decoder step; make_runner joins them
 with the shared beam search (models.common.decoding.OnnxSeq2Seq), which the batcher calls with stacked
-rows of preprocess()'s feeds. Parameters: beam_size (1..16, default 3), n_best (1..beam_size, default 1;
-above 1 the response adds "n_best": [{"caption", "score"}, ...]), length_penalty (>= 0, default 1.0,
-GNMT's alpha), max_length (1..the version's max_length, default that). The score is the hypothesis'
+rows of preprocess()'s feeds. Parameters: beam_size (1..16, default the version's metadata.decoding
+beam_size, else 3), n_best (1..beam_size, default 1; above 1 the response adds "n_best": [{"caption",
+"score"}, ...]), length_penalty (0..10, GNMT's alpha, default the version's metadata.decoding
+length_penalty, else 1.0), max_length (1..the version's max_length, default that). The score is the hypothesis'
 length-normalised log-probability (higher is better, <= 0).
 """
 
@@ -39,6 +40,7 @@ class Spec:
     input_name: str = "image"
     max_pixels: int = DEFAULT_MAX_PIXELS
     default_beam: int = DEFAULT_BEAM
+    default_length_penalty: float = 1.0
 
 
 def make_spec(signature: dict[str, Any], metadata: dict[str, Any], max_pixels: int = DEFAULT_MAX_PIXELS,
@@ -51,9 +53,10 @@ def make_spec(signature: dict[str, Any], metadata: dict[str, Any], max_pixels: i
         raise ValueError(f"a captioning version needs {DECODER_FILE} and {TOKENIZER_FILE} beside model.onnx "
                          "(versions trained here have them)")
     size, channels, mean, std = image_preprocessing(inputs[0]["shape"], metadata)
-    beam = int((metadata.get("decoding") or {}).get("beam_size", DEFAULT_BEAM))
+    dec = metadata.get("decoding") or {}
     return Spec(size, channels, mean, std, int(metadata.get("max_length") or 30),
-                text.load(Path(folder) / TOKENIZER_FILE), inputs[0]["name"], max_pixels, beam)
+                text.load(Path(folder) / TOKENIZER_FILE), inputs[0]["name"], max_pixels,
+                int(dec.get("beam_size", DEFAULT_BEAM)), float(dec.get("length_penalty", 1.0)))
 
 
 def make_runner(encoder_session: Any, folder: Path, spec: Spec,
@@ -77,10 +80,11 @@ def check_params(params: dict[str, Any]) -> dict[str, Any]:
     if "beam_size" in params:  # else the version's default, widened to n_best
         out["beam_size"] = _int(params, "beam_size", DEFAULT_BEAM, 1, decoding.MAX_BEAM)
     out["n_best"] = _int(params, "n_best", 1, 1, out.get("beam_size", decoding.MAX_BEAM))
-    lp = params.get("length_penalty", 1.0)
-    if isinstance(lp, bool) or not isinstance(lp, (int, float)) or not 0 <= lp <= 10 or lp != lp:
-        raise InputError("parameters.length_penalty", f"must be a number between 0 and 10 (got {lp!r})")
-    out["length_penalty"] = float(lp)
+    if "length_penalty" in params:  # else the version's default
+        lp = params["length_penalty"]
+        if isinstance(lp, bool) or not isinstance(lp, (int, float)) or not 0 <= lp <= 10 or lp != lp:
+            raise InputError("parameters.length_penalty", f"must be a number between 0 and 10 (got {lp!r})")
+        out["length_penalty"] = float(lp)
     if "max_length" in params:
         out["max_length"] = _int(params, "max_length", 1, 1, 1000)
     return out
@@ -103,7 +107,7 @@ def _options(params: dict[str, Any], spec: Spec, rows: int = 1) -> dict[str, np.
     return {"beam_size": np.full(rows, params.get("beam_size", max(spec.default_beam, n_best)), np.int64),
             "n_best": np.full(rows, n_best, np.int64),
             "max_length": np.full(rows, max_length, np.int64),
-            "length_penalty": np.full(rows, params.get("length_penalty", 1.0), np.float32)}
+            "length_penalty": np.full(rows, params.get("length_penalty", spec.default_length_penalty), np.float32)}
 
 
 def preprocess(item: Any, index: int, params: dict[str, Any], spec: Spec) -> dict[str, np.ndarray]:

@@ -74,6 +74,7 @@ class Prepared:
     width: int = 32
     depth: int = 20
     eval_beam_size: int = 3
+    length_penalty: float = 1.0
 
 
 def load_dataset(path: Path, fmt: str, cfg: Config) -> Prepared:
@@ -102,7 +103,7 @@ def prepare(cfg: Config, train: datasets.Loaded, val: datasets.Loaded | None = N
     return Prepared(tok, _split(tok, train.images, refs_train, cfg.max_length),
                     _split(tok, val.images, refs_val, cfg.max_length), tuple(train.images.shape[1:3]),
                     int(train.images.shape[3]), [float(m) for m in mean], [float(s) for s in std], cfg.max_length,
-                    cfg.arch, cfg.width, cfg.depth, cfg.eval_beam_size)
+                    cfg.arch, cfg.width, cfg.depth, cfg.eval_beam_size, cfg.length_penalty)
 
 
 def _split(tok, images: np.ndarray, refs: list[list[str]], max_length: int) -> Split:
@@ -350,11 +351,13 @@ def baselines(model: Captioner, data: Prepared, device: torch.device | str) -> d
 
 
 def evaluate(model: Captioner, data: Prepared, device: torch.device | str, beam_size: int | None = None,
-             with_baselines: bool = True) -> dict[str, float]:
-    """bleu_1..bleu_4 and cider of beam-search captions of the validation images against their references,
-    the teacher-forced loss, and (with_baselines) the two baselines' scores."""
+             with_baselines: bool = True, length_penalty: float | None = None) -> dict[str, float]:
+    """bleu_1..bleu_4 and cider of beam-search captions (eval_beam_size, length_penalty: what the version
+    serves by default) of the validation images against their references, the teacher-forced loss, and
+    (with_baselines) the two baselines' scores."""
     beam = beam_size or data.eval_beam_size
-    hyps = generate(model, data, data.val.images, device, beam_size=beam)
+    lp = data.length_penalty if length_penalty is None else length_penalty
+    hyps = generate(model, data, data.val.images, device, beam_size=beam, length_penalty=lp)
     captions = [text.decode(data.tokenizer, h[0][0]) if h else "" for h in hyps]
     out = {**caption_scores(captions, data.val.references), "loss": validation_loss(model, data, device)}
     if with_baselines:
@@ -430,4 +433,4 @@ def version_metadata(cfg: Config, data: Prepared) -> dict[str, Any]:
             "encoder": {"arch": cfg.arch, "width": cfg.width, "depth": cfg.depth,
                         "grid": cfg.grid},
             "train_images": int(len(data.train.images)), "val_images": int(len(data.val.images)),
-            "decoding": {"beam_size": 3, "length_penalty": 1.0}}
+            "decoding": {"beam_size": cfg.eval_beam_size, "length_penalty": cfg.length_penalty}}

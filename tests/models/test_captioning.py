@@ -159,7 +159,8 @@ def test_onnx_decoding_reproduces_pytorch_decoding(tmp_path, arch):
     assert parity["examples"] == 4 and parity["max_score_diff"] < 1e-3
 
     # the served path: base64 images -> preprocess -> stacked rows -> OnnxSeq2Seq -> postprocess
-    meta = training.version_metadata(cfg, data)
+    meta = training.version_metadata(replace(cfg, length_penalty=2.0), data)  # served by default
+    assert meta["decoding"] == {"beam_size": cfg.eval_beam_size, "length_penalty": 2.0}
     spec = serving.make_spec(signature, meta, folder=tmp_path)
     open_ = lambda p: ort.InferenceSession(str(p), providers=["CPUExecutionProvider"])  # noqa: E731
     run = serving.make_runner(open_(tmp_path / "model.onnx"), tmp_path, spec, open_)
@@ -176,7 +177,7 @@ def test_onnx_decoding_reproduces_pytorch_decoding(tmp_path, arch):
         out = run(stacked)
         assert not np.isin(out["tokens"], [text.PAD, text.BOS, text.UNK]).any()  # never written
         want = training.generate(model, data, data.val.images, "cpu", beam_size=beam, n_best=n_best,
-                                 reference=True)
+                                 length_penalty=2.0, reference=True)
         for i, hyps in enumerate(want):
             row = {k: v[i:i + 1] for k, v in out.items()}
             got = serving.postprocess(row, params, spec)
@@ -189,7 +190,8 @@ def test_onnx_decoding_reproduces_pytorch_decoding(tmp_path, arch):
 
 
 def test_serving_parameters_are_checked():
-    assert serving.check_params({}) == {"n_best": 1, "length_penalty": 1.0}
+    assert serving.check_params({}) == {"n_best": 1}
+    assert serving.check_params({"length_penalty": 2}) == {"n_best": 1, "length_penalty": 2.0}
     for params, field in [({"beam_size": 0}, "parameters.beam_size"), ({"beam_size": 2, "n_best": 3}, "n_best"),
                           ({"length_penalty": -1}, "length_penalty"), ({"top_k": 1}, "unknown option")]:
         with pytest.raises(InputError, match=field):
