@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import re
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from models.common import archive_files
 from models.common.errors import DatasetError
 from models.common.images import DEFAULT_MAX_PIXELS
 
@@ -33,7 +33,6 @@ FORMATS = {
 }
 ARCHIVE_FORMATS = frozenset(FORMATS)
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
-GREY_MODES = {"1", "L", "LA", "I", "I;16", "F"}
 TOKEN_LINE = re.compile(r"^(?P<image>[^\t#]+)#(?P<n>\d+)\t(?P<caption>.*)$")
 
 
@@ -92,22 +91,8 @@ def normalise(text: str) -> str:
 def read_image(r: Record, channels: int | None = 3, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """uint8 [H, W, 3] (channels 3), [H, W] (channels 1), or as stored (None: grey stays [H, W]);
     DatasetError naming the entry when it does not decode."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(r.path) as img:
-                if img.size[0] * img.size[1] > max_pixels:
-                    raise DatasetError(f"image of {img.size[0]}x{img.size[1]} pixels is over {max_pixels}", r.entry)
-                img.load()
-                if channels is None:
-                    mode = "L" if img.mode in GREY_MODES else "RGB"
-                else:
-                    mode = "L" if channels == 1 else "RGB"
-                return np.asarray(img.convert(mode))
-    except DatasetError:
-        raise
-    except Exception as e:  # Pillow raises many kinds
-        raise DatasetError(f"not a decodable image: {e}", r.entry) from e
+    return archive_files.read_image(r.path, r.entry, None if channels is None else "L" if channels == 1 else "RGB",
+                                    max_pixels)
 
 
 def load(path: Path, fmt: str, size: int | None = None, channels: int | None = None) -> tuple[Loaded, Loaded | None]:
@@ -138,30 +123,6 @@ def load(path: Path, fmt: str, size: int | None = None, channels: int | None = N
     return train, val
 
 
-# -- shared -------------------------------------------------------------------------------------------
-def _files(root: Path) -> dict[str, Path]:
-    return {p.relative_to(root).as_posix(): p for p in sorted(root.rglob("*"))
-            if p.is_file() and "__MACOSX" not in p.parts and not p.name.startswith("._")}
-
-
-def _by_name(files: dict[str, Path]) -> dict[str, list[str]]:
-    index: dict[str, list[str]] = {}
-    for k in files:
-        index.setdefault(k.rsplit("/", 1)[-1], []).append(k)
-    return index
-
-
-def _find(files: dict[str, Path], names: dict[str, list[str]], bases: list[str], file_name: str) -> str | None:
-    for b in bases:
-        key = file_name if b in (".", "") else f"{b}/{file_name}"
-        if key in files:
-            return key
-    hits = [k for k in names.get(file_name.rsplit("/", 1)[-1], ()) if k == file_name or k.endswith("/" + file_name)]
-    if not hits:  # a path in the JSON whose folders the archive lays out differently: the base name
-        hits = names.get(file_name.rsplit("/", 1)[-1], [])
-    return hits[0] if len(hits) == 1 else None
-
-
 def _check_caption(text: Any, where: str) -> str:
     if not isinstance(text, str) or not normalise(text):
         raise DatasetError(f"the caption {text!r} is empty or not text", where)
@@ -177,7 +138,7 @@ def _is_captions(doc: Any) -> bool:
 
 
 def _parse_coco(root: Path) -> Parsed:
-    files = _files(root)
+    files = archive_files.listing(root)
     candidates = []
     for name, p in files.items():
         if not name.lower().endswith(".json"):
@@ -191,7 +152,7 @@ def _parse_coco(root: Path) -> Parsed:
     if not candidates:
         raise DatasetError("the archive holds no COCO captions JSON (an object with images and annotations "
                            "that carry a caption)")
-    names = _by_name(files)
+    names = archive_files.by_name(files)
     if len(candidates) == 1:
         return Parsed(_coco_split(files, names, *candidates[0]))
     train = [c for c in candidates if "train" in Path(c[0]).name.lower()]
@@ -217,7 +178,7 @@ def _coco_split(files: dict[str, Path], names: dict[str, list[str]], name: str, 
             raise DatasetError(f"every image needs id and file_name ({e})", where) from e
         if image_id in records:
             raise DatasetError(f"image id {image_id!r} appears twice", where)
-        key = _find(files, names, bases, file_name)
+        key = archive_files.find(files, names, bases, file_name, loose=True)
         if key is None:
             raise DatasetError(f"image {file_name!r} (id {image_id}) is not in the archive", where)
         records[image_id] = Record(files[key], key)
@@ -252,7 +213,7 @@ def _token_files(files: dict[str, Path]) -> list[str]:
 
 
 def _parse_flickr(root: Path) -> Parsed:
-    files = _files(root)
+    files = archive_files.listing(root)
     tokens = _token_files(files)
     if not tokens:
         raise DatasetError("the archive holds no Flickr8k token file (a .txt whose lines are "
@@ -264,7 +225,7 @@ def _parse_flickr(root: Path) -> Parsed:
                                "give one")
         tokens = lemma
     token = tokens[0]
-    names = _by_name(files)
+    names = archive_files.by_name(files)
     records: dict[str, Record] = {}
     text = files[token].read_bytes().decode("utf-8", errors="replace").lstrip("\ufeff")
     for n, line in enumerate(text.splitlines(), 1):

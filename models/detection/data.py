@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import re
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from models.common import archive_files
 from models.common.errors import DatasetError
 from models.common.images import DEFAULT_MAX_PIXELS
 
@@ -84,26 +84,11 @@ def parse(path: Path, fmt: str) -> Parsed:
 
 def read_image(r: Record, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """uint8 RGB [H, W, 3]; DatasetError naming the entry when it does not decode or its size differs."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(r.path) as img:
-                if img.size[0] * img.size[1] > max_pixels:
-                    raise DatasetError(f"image of {img.size[0]}x{img.size[1]} pixels is over {max_pixels}", r.entry)
-                img.load()
-                arr = np.asarray(img.convert("RGB"))
-    except DatasetError:
-        raise
-    except Exception as e:  # Pillow raises many kinds
-        raise DatasetError(f"not a decodable image: {e}", r.entry) from e
+    arr = archive_files.read_image(r.path, r.entry, "RGB", max_pixels)
     if arr.shape[:2] != (r.height, r.width):
         raise DatasetError(f"the image is {arr.shape[1]}x{arr.shape[0]} but its annotations say "
                            f"{r.width}x{r.height}", r.entry)
     return arr
-
-
-def _files(root: Path) -> dict[str, Path]:
-    return {p.relative_to(root).as_posix(): p for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 def _image_size(p: Path, entry: str) -> tuple[int, int]:
@@ -127,10 +112,10 @@ def _check_box(x1: float, y1: float, x2: float, y2: float, w: int, h: int, where
 
 # -- COCO ---------------------------------------------------------------------------------------------
 def _parse_coco(root: Path) -> Parsed:
-    files = _files(root)
+    files = archive_files.listing(root)
     candidates = []
     for name, p in files.items():
-        if not name.lower().endswith(".json") or "/__MACOSX/" in f"/{name}":
+        if not name.lower().endswith(".json"):
             continue
         try:
             doc = json.loads(p.read_bytes())
@@ -168,6 +153,7 @@ def _coco_split(root: Path, files: dict[str, Path], name: str, doc: dict, cats: 
     index = {cid: i for i, (cid, _) in enumerate(mine)}
     base = Path(name).parent.as_posix()
     bases = [b for b in (base, Path(base).parent.as_posix() if base != "." else ".", ".")]
+    names = archive_files.by_name(files)
     records: dict[Any, Record] = {}
     for i, im in enumerate(doc["images"]):
         where = f"{name}: images[{i}]"
@@ -175,9 +161,10 @@ def _coco_split(root: Path, files: dict[str, Path], name: str, doc: dict, cats: 
             image_id, file_name = im["id"], str(im["file_name"])
         except (TypeError, KeyError) as e:
             raise DatasetError(f"every image needs id and file_name ({e})", where) from e
-        p, entry = _find(files, bases, file_name)
-        if p is None:
+        entry = archive_files.find(files, names, bases, file_name)
+        if entry is None:
             raise DatasetError(f"image {file_name!r} (id {image_id}) is not in the archive", where)
+        p = files[entry]
         w, h = _image_size(p, entry)
         if (im.get("width") not in (None, w)) or (im.get("height") not in (None, h)):
             raise DatasetError(f"the JSON says {im.get('width')}x{im.get('height')} but {entry} is {w}x{h}", where)
@@ -206,30 +193,6 @@ def _coco_split(root: Path, files: dict[str, Path], name: str, doc: dict, cats: 
     return [n for _, n in mine], list(records.values()), mine
 
 
-def _find(files: dict[str, Path], bases: list[str], file_name: str) -> tuple[Path | None, str]:
-    for b in bases:
-        key = file_name if b in (".", "") else f"{b}/{file_name}"
-        if key in files:
-            return files[key], key
-    hits = [k for k in _by_name(files).get(file_name.rsplit("/", 1)[-1], ()) if k.endswith("/" + file_name)]
-    return (files[hits[0]], hits[0]) if len(hits) == 1 else (None, file_name)  # e.g. a top folder the JSON omits
-
-
-_NAME_INDEX: dict[int, tuple[dict[str, Path], dict[str, list[str]]]] = {}
-
-
-def _by_name(files: dict[str, Path]) -> dict[str, list[str]]:
-    """Archive paths by base name, built once per listing."""
-    cached = _NAME_INDEX.get(id(files))
-    if cached is None or cached[0] is not files:
-        index: dict[str, list[str]] = {}
-        for k in files:
-            index.setdefault(k.rsplit("/", 1)[-1], []).append(k)
-        _NAME_INDEX.clear()
-        cached = _NAME_INDEX[id(files)] = (files, index)
-    return cached[1]
-
-
 def _set_boxes(r: Record, rows: list) -> None:
     if rows:
         arr = np.asarray(rows, np.float64)
@@ -239,7 +202,7 @@ def _set_boxes(r: Record, rows: list) -> None:
 
 # -- YOLO ---------------------------------------------------------------------------------------------
 def _parse_yolo(root: Path) -> Parsed:
-    files = _files(root)
+    files = archive_files.listing(root)
     labels = _yolo_names(files)
     names_files = {k for k in files if Path(k).name.lower() in ("classes.txt",) or k.lower().endswith(".names")}
     images = {k: p for k, p in files.items() if Path(k).suffix.lower() in IMAGE_SUFFIXES}

@@ -1,0 +1,43 @@
+"""How the image families find the files an annotation names inside an unpacked archive."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from models.common import archive_files as A
+from models.common.errors import DatasetError
+
+
+def tree(tmp_path, names):
+    for n in names:
+        p = tmp_path / n
+        p.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.full((4, 6), 200, np.uint8)).save(p, format="PNG")
+    return A.listing(tmp_path)
+
+
+def test_a_zip_made_on_a_mac_lists_only_the_real_files(tmp_path):
+    files = tree(tmp_path, ["data/images/a.png", "__MACOSX/data/images/._a.png", "data/images/._b.png"])
+    assert list(files) == ["data/images/a.png"]
+
+
+def test_find_follows_the_bases_then_a_unique_suffix_then_loosely_a_unique_base_name(tmp_path):
+    files = tree(tmp_path, ["ann/images/a.png", "top/x/b.png", "elsewhere/c.png", "one/d.png", "two/d.png"])
+    names = A.by_name(files)
+    assert A.find(files, names, ["ann", "."], "images/a.png") == "ann/images/a.png"
+    assert A.find(files, names, ["."], "x/b.png") == "top/x/b.png"  # a top folder the JSON omits
+    assert A.find(files, names, ["."], "train/c.png") is None
+    assert A.find(files, names, ["."], "train/c.png", loose=True) == "elsewhere/c.png"
+    assert A.find(files, names, ["."], "d.png", loose=True) is None  # two of them: ambiguous
+
+
+def test_read_image_keeps_grey_on_request_and_names_the_entry_of_a_broken_file(tmp_path):
+    files = tree(tmp_path, ["g.png"])
+    assert A.read_image(files["g.png"], "g.png", None).shape == (4, 6)
+    assert A.read_image(files["g.png"], "g.png").shape == (4, 6, 3)
+    (tmp_path / "bad.png").write_bytes(b"not a png")
+    with pytest.raises(DatasetError, match="not a decodable image") as e:
+        A.read_image(tmp_path / "bad.png", "imgs/bad.png")
+    assert e.value.entry == "imgs/bad.png"
+    with pytest.raises(DatasetError, match="over 10"):
+        A.read_image(files["g.png"], "g.png", max_pixels=10)
