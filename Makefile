@@ -56,7 +56,7 @@ bench-classification: dev
 # Object detection quality through the job API (BENCHMARKS.md): the seeded MNIST detection set, then coco-mini.
 bench-detection: dev
 	mkdir -p var
-	$(BIN)/python benchmarks/detection.py --train 3000 --val 500 --config '{"epochs": 20}' --coco-mini --threads 1 \
+	$(BIN)/python benchmarks/detection.py --train 20000 --val 500 --config '{"epochs": 5}' --coco-mini --threads 1 \
 		--json var/bench-detection.json
 
 bench-serving: dev $(BENTO_VENV)/.installed

@@ -37,7 +37,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.training import Server  # noqa: E402
+from benchmarks.training import Server, follow  # noqa: E402
 
 SHARED = ROOT.parent / "shared/datasets"
 CIFAR = SHARED / "cifar10/cifar10-train.tar.gz"
@@ -64,26 +64,10 @@ def parse_value(text: str):
         return text
 
 
-def follow(server: Server, job_id: str, key: str = "val_bleu_4") -> dict:
-    last = None
-    while True:
-        job = server.http.get(f"/v1/jobs/{job_id}").raise_for_status().json()
-        p, m = job.get("progress") or {}, job.get("metrics") or {}
-        line = (f"  {job['status']:9s} {p.get('phase', '')} epoch {p.get('epoch')}/{p.get('epochs')} step "
-                f"{p.get('step')}/{p.get('total')} eta {p.get('eta_s')} s  val_loss {m.get('val_loss')} "
-                f"{key} {m.get(key)}")
-        if line != last:
-            print(line, flush=True)
-            last = line
-        if job["status"] in ("succeeded", "failed", "cancelled"):
-            return job
-        time.sleep(5)
-
-
 def train(server: Server, task: str, dataset_id: str, config: dict, name: str, key: str) -> tuple[dict, dict]:
     job = server.http.post("/v1/jobs", json={"task": task, "dataset_id": dataset_id, "config": config,
                                              "register_as": name, "alias": "production"}).raise_for_status().json()
-    job = follow(server, job["id"], key)
+    job = follow(server, job["id"], ("val_loss", key))
     if job["status"] != "succeeded":
         raise SystemExit(f"{task} job {job['status']}: {job['error']}")
     latest = server.http.get(f"/v1/models/{name}").raise_for_status().json()["latest_version"]

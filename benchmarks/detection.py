@@ -11,8 +11,13 @@ worker), POST /v1/datasets (format coco), POST /v1/jobs, follow until done, read
 recorded (validation COCO mAP by pycocotools), predict a validation canvas, and check the boxes.
 With --coco-mini it then runs the same road on ../shared/datasets/coco-mini (80 real images).
 
-    .venv/bin/python benchmarks/detection.py [--train 3000 --val 500 --config '{"epochs": 14}'] [--coco-mini]
+    .venv/bin/python benchmarks/detection.py [--train 20000 --val 500 --config '{"epochs": 5}'] [--coco-mini]
         [--threads 1] [--json var/bench-detection.json]
+
+The defaults are the recipe of BENCHMARKS.md: many distinct canvases seen few times each. With 3000
+canvases seen 20 times (the same number of steps as 12000 seen 5 times) the network learnt its training
+canvases (mAP@.5 0.986 on 500 of them) much better than new ones (val 0.928); with 12000 seen 5 times it
+did not (0.956 against val 0.958).
 """
 
 from __future__ import annotations
@@ -105,20 +110,11 @@ def coco_mini_zip(root: Path = SHARED / "coco-mini") -> bytes:
 
 
 def run_job(server, dataset_id: str, config: dict, name: str) -> dict:
+    from benchmarks.training import follow
+
     job = server.http.post("/v1/jobs", json={"task": "detection", "dataset_id": dataset_id, "config": config,
                                              "register_as": name, "alias": "production"}).raise_for_status().json()
-    last = 0.0
-    while True:
-        job = server.http.get(f"/v1/jobs/{job['id']}").raise_for_status().json()
-        if job["status"] in ("succeeded", "failed", "cancelled"):
-            break
-        p = job.get("progress") or {}
-        if time.monotonic() - last > 30:
-            last = time.monotonic()
-            m = job.get("metrics") or {}
-            print(f"  {job['status']} step {p.get('step')}/{p.get('total')} eta {p.get('eta_s')} s "
-                  f"val_map {m.get('val_map')} val_map_50 {m.get('val_map_50')}", flush=True)
-        time.sleep(2)
+    job = follow(server, job["id"], ("val_map", "val_map_50"), every_s=15)
     if job["status"] != "succeeded":
         raise RuntimeError(f"job {job['status']}: {job['error']}")
     return job
@@ -168,7 +164,8 @@ def mnist_road(server, mnist: bytes, args, results: dict) -> None:
     t = time.monotonic()
     job = run_job(server, ds["id"], json.loads(args.config), "mnist-det")
     m = job["metrics"]
-    results["mnist"] = {"config": job["config"], "job_wall_s": round(time.monotonic() - t, 1),
+    results["mnist"] = {"canvases": {"train": args.train, "val": args.val, "seed": args.seed},
+                        "config": job["config"], "job_wall_s": round(time.monotonic() - t, 1),
                         "train_seconds": m["train_seconds"], "val_map": m["val_map"],
                         "val_map_50": m["val_map_50"], "val_map_75": m["val_map_75"],
                         "served": check_served(server, "mnist-det", mnist, "annotations/instances_val.json",
@@ -180,10 +177,10 @@ def main() -> None:
     from benchmarks.training import Server
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--train", type=int, default=3000, help="training canvases")
+    ap.add_argument("--train", type=int, default=20000, help="training canvases")
     ap.add_argument("--val", type=int, default=500, help="validation canvases")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--config", default='{"epochs": 12}', help="job config (JSON) for the MNIST set")
+    ap.add_argument("--config", default='{"epochs": 5}', help="job config (JSON) for the MNIST set")
     ap.add_argument("--coco-mini", action="store_true", help="also run the road on ../shared/datasets/coco-mini")
     ap.add_argument("--no-mnist", action="store_true", help="skip the MNIST set (with --coco-mini: only that)")
     ap.add_argument("--coco-config", default='{"epochs": 10, "image_size": 256, "batch_size": 16}')

@@ -8,7 +8,7 @@ from typing import Literal
 
 @dataclass
 class Config:
-    epochs: int = 20  # the MNIST detection benchmark's setting (BENCHMARKS.md)
+    epochs: int = 20  # a general default; the MNIST detection benchmark sets its own (BENCHMARKS.md)
     batch_size: int = 32
     lr: float = 2e-3
     optimizer: Literal["adamw", "adam", "sgd"] = "adamw"
