@@ -14,7 +14,6 @@ does not decode is named too: DatasetError naming the entry (JSON path / line / 
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -139,29 +138,10 @@ def _is_captions(doc: Any) -> bool:
 
 def _parse_coco(root: Path) -> Parsed:
     files = archive_files.listing(root)
-    candidates = []
-    for name, p in files.items():
-        if not name.lower().endswith(".json"):
-            continue
-        try:
-            doc = json.loads(p.read_bytes())
-        except (ValueError, UnicodeDecodeError) as e:
-            raise DatasetError(f"not valid JSON: {e}", name) from e
-        if _is_captions(doc):
-            candidates.append((name, doc))
-    if not candidates:
-        raise DatasetError("the archive holds no COCO captions JSON (an object with images and annotations "
-                           "that carry a caption)")
+    train, val = archive_files.annotation_json(files, _is_captions, "COCO captions JSON",
+                                               "an object with images and annotations that carry a caption")
     names = archive_files.by_name(files)
-    if len(candidates) == 1:
-        return Parsed(_coco_split(files, names, *candidates[0]))
-    train = [c for c in candidates if "train" in Path(c[0]).name.lower()]
-    val = [c for c in candidates if "val" in Path(c[0]).name.lower()]
-    if len(train) != 1 or len(val) != 1:
-        listed = ", ".join(c[0] for c in candidates)
-        raise DatasetError(f"the archive holds {len(candidates)} COCO captions JSON files ({listed}); "
-                           "give one, or one with 'train' and one with 'val' in its name")
-    return Parsed(_coco_split(files, names, *train[0]), _coco_split(files, names, *val[0]))
+    return Parsed(_coco_split(files, names, *train), _coco_split(files, names, *val) if val else None)
 
 
 def _coco_split(files: dict[str, Path], names: dict[str, list[str]], name: str, doc: dict) -> list[Record]:

@@ -4,8 +4,11 @@ with the families' data modules, which use this)."""
 
 from __future__ import annotations
 
+import json
 import warnings
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -45,6 +48,35 @@ def find(files: dict[str, Path], names: dict[str, list[str]], bases: list[str], 
     if not hits and loose:
         hits = same_name
     return hits[0] if len(hits) == 1 else None
+
+
+def annotation_json(files: dict[str, Path], wanted: Callable[[Any], bool], what: str,
+                    shape: str) -> tuple[tuple[str, Any], tuple[str, Any] | None]:
+    """The archive's annotation JSON that `wanted` accepts, as (name, document): (the one, None), or
+    (train, val) when there are two, one with 'train' and one with 'val' in its file name. DatasetError
+    otherwise, or naming a .json file that does not parse; `what` names the kind ("COCO instances JSON"),
+    `shape` says what makes one."""
+    found = []
+    for name, p in files.items():
+        if not name.lower().endswith(".json"):
+            continue
+        try:
+            doc = json.loads(p.read_bytes())
+        except (ValueError, UnicodeDecodeError) as e:
+            raise DatasetError(f"not valid JSON: {e}", name) from e
+        if wanted(doc):
+            found.append((name, doc))
+    if not found:
+        raise DatasetError(f"the archive holds no {what} ({shape})")
+    if len(found) == 1:
+        return found[0], None
+    train = [c for c in found if "train" in Path(c[0]).name.lower()]
+    val = [c for c in found if "val" in Path(c[0]).name.lower()]
+    if len(train) != 1 or len(val) != 1:
+        listed = ", ".join(c[0] for c in found)
+        raise DatasetError(f"the archive holds {len(found)} {what} files ({listed}); "
+                           "give one, or one with 'train' and one with 'val' in its name")
+    return train[0], val[0]
 
 
 def read_image(path: Path, entry: str, mode: str | None = "RGB", max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:

@@ -16,7 +16,6 @@ pointing at a missing image, a box outside its image, an unknown category, a cor
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -113,30 +112,13 @@ def _check_box(x1: float, y1: float, x2: float, y2: float, w: int, h: int, where
 # -- COCO ---------------------------------------------------------------------------------------------
 def _parse_coco(root: Path) -> Parsed:
     files = archive_files.listing(root)
-    candidates = []
-    for name, p in files.items():
-        if not name.lower().endswith(".json"):
-            continue
-        try:
-            doc = json.loads(p.read_bytes())
-        except (ValueError, UnicodeDecodeError) as e:
-            raise DatasetError(f"not valid JSON: {e}", name) from e
-        if isinstance(doc, dict) and {"images", "annotations", "categories"} <= doc.keys():
-            candidates.append((name, doc))
-    if not candidates:
-        raise DatasetError("the archive holds no COCO instances JSON (an object with images, annotations "
-                           "and categories)")
-    if len(candidates) == 1:
-        labels, records, _ = _coco_split(root, files, *candidates[0], None)
-        return Parsed(labels, records)
-    train = [c for c in candidates if "train" in Path(c[0]).name.lower()]
-    val = [c for c in candidates if "val" in Path(c[0]).name.lower()]
-    if len(train) != 1 or len(val) != 1:
-        listed = ", ".join(c[0] for c in candidates)
-        raise DatasetError(f"the archive holds {len(candidates)} COCO JSON files ({listed}); "
-                           "give one, or one with 'train' and one with 'val' in its name")
-    labels, train_records, cats = _coco_split(root, files, *train[0], None)
-    _, val_records, _ = _coco_split(root, files, *val[0], cats)
+    train, val = archive_files.annotation_json(
+        files, lambda doc: isinstance(doc, dict) and {"images", "annotations", "categories"} <= doc.keys(),
+        "COCO instances JSON", "an object with images, annotations and categories")
+    labels, train_records, cats = _coco_split(root, files, *train, None)
+    if val is None:
+        return Parsed(labels, train_records)
+    _, val_records, _ = _coco_split(root, files, *val, cats)
     return Parsed(labels, train_records, val_records)
 
 

@@ -41,3 +41,27 @@ def test_read_image_keeps_grey_on_request_and_names_the_entry_of_a_broken_file(t
     assert e.value.entry == "imgs/bad.png"
     with pytest.raises(DatasetError, match="over 10"):
         A.read_image(files["g.png"], "g.png", max_pixels=10)
+
+
+def test_annotation_json_is_the_one_file_or_a_train_val_pair_and_says_what_is_wrong(tmp_path):
+    def files(folder, docs):
+        for name, text in docs.items():
+            (tmp_path / folder / name).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / folder / name).write_text(text)
+        return A.listing(tmp_path / folder)
+
+    wanted = lambda doc: isinstance(doc, dict) and "images" in doc  # noqa: E731
+    one = files("one", {"a/instances.json": '{"images": []}', "a/other.json": "[]"})
+    assert A.annotation_json(one, wanted, "COCO JSON", "images") == (("a/instances.json", {"images": []}), None)
+    pair = files("pair", {"a/instances_val.json": '{"images": [1]}', "a/instances_train.json": '{"images": [2]}'})
+    train, val = A.annotation_json(pair, wanted, "COCO JSON", "images")
+    assert (train[0], val[0]) == ("a/instances_train.json", "a/instances_val.json")
+    three = files("pair", {"a/more_train.json": '{"images": []}'})
+    with pytest.raises(DatasetError, match=r"holds 3 COCO JSON files \(a/instances_train.json, "):
+        A.annotation_json(three, wanted, "COCO JSON", "images")
+    with pytest.raises(DatasetError, match=r"holds no COCO JSON \(an object with images\)"):
+        A.annotation_json(one, lambda doc: False, "COCO JSON", "an object with images")
+    broken = files("broken", {"a/broken.json": "{"})
+    with pytest.raises(DatasetError, match="not valid JSON") as e:
+        A.annotation_json(broken, wanted, "COCO JSON", "images")
+    assert e.value.entry == "a/broken.json"
