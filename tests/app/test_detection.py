@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-import tarfile
 import warnings
 import zipfile
 
@@ -17,6 +16,7 @@ import torch
 from PIL import Image
 
 from tests.conftest import assert_problem, upload
+from tests.workers.synthetic import tar_gz
 from workers.runner import run_training
 
 LABELS = ["red", "green"]
@@ -88,16 +88,6 @@ def zipped(files: dict[str, bytes]) -> bytes:
     return buf.getvalue()
 
 
-def tarred(files: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as t:
-        for k, v in files.items():
-            info = tarfile.TarInfo(k)
-            info.size = len(v)
-            t.addfile(info, io.BytesIO(v))
-    return buf.getvalue()
-
-
 def post_dataset(client, content: bytes, fmt: str, filename: str = "d.zip"):
     return client.post("/v1/datasets", files={"file": (filename, content)}, data={"task": "detection", "format": fmt})
 
@@ -114,7 +104,7 @@ def test_uploads_of_both_formats_give_their_statistics(client):
     assert r.status_code == 201, r.text
     stats = r.json()["stats"]
     assert stats["images"] == 8 and stats["categories"] == 2 and stats["labels"] == LABELS and stats["boxes"] >= 8
-    r = post_dataset(client, tarred(yolo_files()), "yolo", "y.tar.gz")
+    r = post_dataset(client, tar_gz(yolo_files()), "yolo", "y.tar.gz")
     assert r.status_code == 201, r.text
     stats = r.json()["stats"]
     assert stats["images"] == 12 and stats["train_images"] == 9 and stats["val_images"] == 3

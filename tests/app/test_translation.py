@@ -4,9 +4,6 @@ Runtime, and /predict: translations, scores, n-best, concurrent requests batched
 
 from __future__ import annotations
 
-import io
-import random
-import tarfile
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -14,6 +11,7 @@ import pytest
 import torch
 
 from tests.conftest import assert_problem
+from tests.workers.synthetic import tar_gz, toy_pairs
 from workers.runner import run_training
 
 CONFIG = {"d_model": 32, "layers": 1, "heads": 2, "ffn": 64, "dropout": 0.0, "tokenizer": "word", "vocab_size": 64,
@@ -21,28 +19,8 @@ CONFIG = {"d_model": 32, "layers": 1, "heads": 2, "ffn": 64, "dropout": 0.0, "to
           "source_lang": "xx", "target_lang": "yy"}
 
 
-def toy(n: int = 400, seed: int = 0) -> list[tuple[str, str]]:
-    """Source word wK becomes vK, in the same order."""
-    rng = random.Random(seed)
-    out = []
-    for _ in range(n):
-        ids = [rng.randrange(12) for _ in range(rng.randint(2, 5))]
-        out.append((" ".join(f"w{i}" for i in ids), " ".join(f"v{i}" for i in ids)))
-    return out
-
-
 def tsv(pairs: list[tuple[str, str]]) -> bytes:
     return "".join(f"{s}\t{t}\tCC-BY attribution\n" for s, t in pairs).encode()
-
-
-def tarred(files: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as t:
-        for k, v in files.items():
-            info = tarfile.TarInfo(k)
-            info.size = len(v)
-            t.addfile(info, io.BytesIO(v))
-    return buf.getvalue()
 
 
 def upload(client, content: bytes, name: str = "pairs.txt", fmt: str | None = None):
@@ -54,19 +32,19 @@ def upload(client, content: bytes, name: str = "pairs.txt", fmt: str | None = No
     (b"", "p.txt", ["line 1", "empty"]),
     (b"a b\tx y\nno tab here\n", "p.txt", ["line 2", "no tab"]),
     (b"a b\tx y\nc\t\n", "p.txt", ["line 2", "column 2 is empty"]),
-    (tarred({"train.de": b"a\nb\nc\n", "train.en": b"x\ny\n"}), "p.tar.gz", ["train.en", "2 lines", "3"]),
-    (tarred({"train.de": b"", "train.en": b"x\n"}), "p.tar.gz", ["train.de", "empty"]),
-    (tarred({"readme.md": b"hello"}), "p.tar.gz", ["train.<lang>"]),
+    (tar_gz({"train.de": b"a\nb\nc\n", "train.en": b"x\ny\n"}), "p.tar.gz", ["train.en", "2 lines", "3"]),
+    (tar_gz({"train.de": b"", "train.en": b"x\n"}), "p.tar.gz", ["train.de", "empty"]),
+    (tar_gz({"readme.md": b"hello"}), "p.tar.gz", ["train.<lang>"]),
 ])
 def test_bad_uploads_are_422_naming_the_line_or_file(client, content, name, needles):
     assert_problem(upload(client, content, name), 422, *needles)
 
 
 def test_uploads_report_languages_and_splits(client):
-    r = upload(client, tsv(toy(10)), "fra.txt")
+    r = upload(client, tsv(toy_pairs(10)), "fra.txt")
     assert r.status_code == 201, r.text
     assert r.json()["format"] == "parallel" and r.json()["stats"]["rows"] == 10 and r.json()["stats"]["columns"] == 2
-    r = upload(client, tarred({"m/train.de": b"ein hund\nzwei\n", "m/train.en": b"a dog\ntwo\n",
+    r = upload(client, tar_gz({"m/train.de": b"ein hund\nzwei\n", "m/train.en": b"a dog\ntwo\n",
                                "m/val.de": b"eins\n", "m/val.en": b"one\n"}), "m30k.tar.gz")
     assert r.status_code == 201, r.text
     stats = r.json()["stats"]
@@ -79,7 +57,7 @@ def trained(client, settings):
     before = torch.get_num_threads()
     torch.set_num_threads(1)  # a tiny model on a busy 2-core machine: one thread is many times faster
     try:
-        ds = upload(client, tsv(toy()))
+        ds = upload(client, tsv(toy_pairs(400)))
         assert ds.status_code == 201, ds.text
         job = client.post("/v1/jobs", json={"task": "translation", "dataset_id": ds.json()["id"],
                                             "config": {**CONFIG, "columns": "xx,yy"}, "register_as": "toy",

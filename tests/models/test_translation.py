@@ -4,7 +4,6 @@ cached decoder step against a full recompute, and ONNX decoding (greedy and beam
 from __future__ import annotations
 
 import copy
-import random
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +16,7 @@ from models.common.errors import DatasetError, InputError, InputTooLarge, TableE
 from models.translation import data, export, serving, training
 from models.translation.config import Config
 from models.translation.networks import LSTMSeq2Seq, Transformer
+from tests.workers.synthetic import toy_pairs
 
 TINY = {"d_model": 32, "layers": 1, "heads": 2, "ffn": 64, "dropout": 0.0, "tokenizer": "word", "vocab_size": 64}
 
@@ -28,16 +28,6 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
-
-
-def toy_pairs(n: int = 300, seed: int = 0) -> list[tuple[str, str]]:
-    """A toy language: each word wK of the source becomes vK in the target, in the same order."""
-    rng = random.Random(seed)
-    out = []
-    for _ in range(n):
-        ids = [rng.randrange(12) for _ in range(rng.randint(2, 5))]
-        out.append((" ".join(f"w{i}" for i in ids), " ".join(f"v{i}" for i in ids)))
-    return out
 
 
 def write(path: Path, content: str | bytes) -> Path:

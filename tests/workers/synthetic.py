@@ -1,9 +1,11 @@
-"""Tiny generated image-classification data that a small CNN learns in a couple of epochs: class k is
-a bright square in corner k of a dark noisy image. As npz bytes, or PNG files in a zip/tar archive."""
+"""Tiny generated data that a small model learns in a few epochs. Image classification: class k is a
+bright square in corner k of a dark noisy image, as npz bytes or PNG files in a zip/tar archive.
+Translation: a toy language pair (toy_pairs)."""
 
 from __future__ import annotations
 
 import io
+import random
 import tarfile
 import zipfile
 
@@ -63,3 +65,13 @@ def zip_of(members: dict[str, bytes]) -> bytes:
         for name, data in members.items():
             z.writestr(name, data)
     return buf.getvalue()
+
+
+def toy_pairs(n: int = 300, seed: int = 0) -> list[tuple[str, str]]:
+    """A toy language: each word wK of the source becomes vK in the target, in the same order."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        ids = [rng.randrange(12) for _ in range(rng.randint(2, 5))]
+        out.append((" ".join(f"w{i}" for i in ids), " ".join(f"v{i}" for i in ids)))
+    return out
