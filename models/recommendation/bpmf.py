@@ -145,9 +145,9 @@ def hyperparameters(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return m.to(device), lam.to(device)
 
 
-def _residuals(u: torch.Tensor, v: torch.Tensor, mean: float, ru: torch.Tensor, ri: torch.Tensor,
-               rr: torch.Tensor) -> torch.Tensor:
-    return rr - (mean + (u[ru, :-1] * v[ri, :-1]).sum(1) + u[ru, -1] + v[ri, -1])
+def _predicted(u: torch.Tensor, v: torch.Tensor, mean: float, ru: torch.Tensor, ri: torch.Tensor) -> torch.Tensor:
+    """The current draw's ratings for the pairs (ru, ri), unclipped."""
+    return mean + (u[ru, :-1] * v[ri, :-1]).sum(1) + u[ru, -1] + v[ri, -1]
 
 
 def train(cfg: Config, data: Any, device: torch.device | str, report: Report,
@@ -183,26 +183,26 @@ def train(cfg: Config, data: Any, device: torch.device | str, report: Report,
         st["u"] = conditional(m, st["v"], data.mean, pm, pp, st["alpha"], draw=True)
         qm, qp = hyperparameters(st["v"])
         st["v"] = conditional(m.t(), st["u"], data.mean, qm, qp, st["alpha"], draw=True)
-        sse = float((_residuals(st["u"], st["v"], data.mean, ru, ri, rr) ** 2).sum())
+        sse = float(((rr - _predicted(st["u"], st["v"], data.mean, ru, ri)) ** 2).sum())
         st["alpha"] = Gamma(torch.tensor(1.0 + len(rr) / 2, dtype=dt),
                             torch.tensor(1.0 + sse / 2, dtype=dt)).sample().to(device)
         mse = sse / max(len(rr), 1)
         epoch += 1
         metrics = {"epoch": float(epoch), "loss": mse}
+        val_every = len(vr) and (epoch % VAL_EVERY == 0 or epoch == cfg.epochs)
+        if epoch > cfg.burn_in or val_every:
+            drawn = _predicted(st["u"], st["v"], data.mean, vu, vi).clamp(data.rating_min, data.rating_max)
         if epoch > cfg.burn_in:
-            st["val_sum"] += (vr - _residuals(st["u"], st["v"], data.mean, vu, vi, vr)).clamp(data.rating_min,
-                                                                                             data.rating_max)
+            st["val_sum"] += drawn
             st["averaged"] += 1
             if (epoch - cfg.burn_in) % spacing == 0 and st["kept"] < s_total:
                 k = st["kept"]
                 st["items"][k], st["prior_mean"][k], st["prior_prec"][k] = st["v"], pm, pp
                 st["kept_alpha"][k] = st["alpha"]
                 st["kept"] = k + 1
-        if len(vr) and (epoch % VAL_EVERY == 0 or epoch == cfg.epochs):
+        if val_every:
             # before burn-in the current draw; after, the running average of the draws so far
-            pred = (st["val_sum"] / st["averaged"] if st["averaged"] else
-                    (vr - _residuals(st["u"], st["v"], data.mean, vu, vi, vr)).clamp(data.rating_min,
-                                                                                     data.rating_max))
+            pred = st["val_sum"] / st["averaged"] if st["averaged"] else drawn
             metrics["val_rmse"] = float(((pred - vr) ** 2).mean().sqrt())
         report(epoch, metrics)
         if checkpoint is not None and (epoch % CHECKPOINT_EVERY == 0 or epoch == cfg.epochs):
