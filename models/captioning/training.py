@@ -41,6 +41,7 @@ from models.captioning.networks import (
 from models.classification.training import Normalise
 from models.common import decoding, text
 from models.common.errors import ParityError
+from models.common.onednn import use_onednn_for
 from models.common.onnx_export import export_batch_dynamic
 
 Report = Callable[[int, dict[str, float]], None]
@@ -170,6 +171,7 @@ def train(
     device = torch.device(device)
     torch.manual_seed(cfg.seed)
     model = build(cfg, data)
+    use_onednn_for(model)
     init_metrics: dict[str, float] = {}
     if init is not None and resume is None:
         init_metrics = {k: float(v) for k, v in load_encoder(model, init).items()}

@@ -28,6 +28,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from models.common.onednn import use_onednn_for
 from models.common.onnx_export import export_batch_dynamic
 from models.detection import data as datasets
 from models.detection.boxes import PAD_VALUE, Letterbox, select
@@ -274,6 +275,7 @@ def train(
     device = torch.device(device)
     torch.manual_seed(cfg.seed)
     model = build(cfg, data).to(device)
+    use_onednn_for(model)
     opt = _optimizer(cfg, model.parameters())
     total = max(1, total_steps(cfg, data))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _schedule(cfg, total))
