@@ -48,9 +48,9 @@ def validate_config(task: str, raw: dict[str, Any]) -> dict[str, Any]:
         raise Unprocessable("; ".join(problems), field=f"config.{'.'.join(str(p) for p in e.errors()[0]['loc'])}",
                             errors=problems) from e
     try:
-        cls(**values)  # the family's own range checks (__post_init__)
+        config = cls(**values)  # the family's own range checks (__post_init__), which also fill in defaults
     except (ValueError, TypeError) as e:
         key = str(e).split(" ", 1)[0]
         field = f"config.{key}" if key in values else "config"
         raise Unprocessable(f"{field}: {e}", field=field) from e
-    return values
+    return dataclasses.asdict(config)  # what will run: keys left out as None show the value they stand for

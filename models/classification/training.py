@@ -1,8 +1,9 @@
 """Image classification with PyTorch (workers and tests only; the API never imports this).
 
     load_dataset(path, fmt, cfg) -> Prepared      train/val splits, labels, normalisation
-    build(cfg, data) -> nn.Module                 LeNet-style CNN or ResNet (networks.py)
+    build(cfg, data) -> nn.Module                 LeNet-style CNN, ResNet or AirNet (networks.py)
     train(cfg, data, device, report, checkpoint=None, resume=None, init=None) -> (module, metrics)
+                                                  the module is wrapped in TestTimeViews when cfg.tta asks
     evaluate(module, data, device) -> {"accuracy", "loss"}
     export_onnx(module, path, data)               input "input" [N,C,H,W] -> "logits" [N,K], opset 17
     example_inputs(data, n) / version_metadata(cfg, data)   for the parity check and the registry
@@ -32,7 +33,16 @@ import torch.nn.functional as F
 from models.classification import data as datasets
 from models.classification.config import Config
 from models.classification.data import ImageSet, Loaded
-from models.classification.networks import LeNet, ResNet, freeze_backbone, load_backbone, set_train_mode
+from models.classification.networks import (
+    AirNet,
+    LeNet,
+    ResNet,
+    TestTimeViews,
+    freeze_backbone,
+    load_backbone,
+    set_train_mode,
+)
+from models.common.onednn import use_onednn_for
 from models.common.onnx_export import export_batch_dynamic
 
 Report = Callable[[int, dict[str, float]], None]
@@ -74,8 +84,10 @@ def prepare(cfg: Config, loaded: Loaded) -> Prepared:
 
 
 def build(cfg: Config, data: Prepared) -> nn.Module:
-    if min(data.size) < 4:
+    if min(data.size) < (AirNet.MIN_SIDE if cfg.arch == "airbench" else 4):
         raise ValueError(f"images of {data.size[0]}x{data.size[1]} are too small for {cfg.arch}; set image_size")
+    if cfg.arch == "airbench":  # airbench's batch-norm momentum 0.4 at batch 1024, per image seen
+        return AirNet(data.channels, len(data.labels), cfg.width, bn_momentum=1 - 0.6 ** (cfg.batch_size / 1024))
     if cfg.arch == "resnet":
         return ResNet(data.channels, len(data.labels), cfg.width, cfg.depth)
     return LeNet(data.channels, len(data.labels), data.size, cfg.width)
@@ -93,55 +105,125 @@ class Normalise:
     """uint8 [N, H, W, C] -> float [N, C, H, W] scaled to [0, 1] then (x - mean) / std, as serving does.
     Also the captioning family's (its encoder is this family's backbone): `data` needs .mean and .std."""
 
-    def __init__(self, data: Prepared, device: torch.device):
+    def __init__(self, data: Prepared, device: torch.device | str):
         self.mean = torch.tensor(data.mean, device=device).view(1, -1, 1, 1)
         self.std = torch.tensor(data.std, device=device).view(1, -1, 1, 1)
 
-    def __call__(self, x_uint8: torch.Tensor) -> torch.Tensor:
+    def __call__(self, x_uint8: torch.Tensor) -> torch.Tensor:  # laid out channels-last in memory, as permuted
         return (x_uint8.permute(0, 3, 1, 2).float() / 255.0 - self.mean) / self.std
 
 
-def _optimizer(cfg: Config, params) -> torch.optim.Optimizer:
+# airbench: batch-norm biases learn at 64x the lr, with the same absolute weight decay
+NORM_BIAS_LR_SCALE = 64.0
+
+
+def _param_groups(cfg: Config, model: nn.Module) -> list[dict[str, Any]]:
+    trainable = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
+    if cfg.arch != "airbench":
+        return [{"params": [p for _, p in trainable]}]
+    norm = [p for name, p in trainable if ".norm" in name]
+    rest = [p for name, p in trainable if ".norm" not in name]
+    return [g for g in ({"params": norm, "lr": cfg.lr * NORM_BIAS_LR_SCALE,
+                         "weight_decay": cfg.weight_decay / NORM_BIAS_LR_SCALE}, {"params": rest}) if g["params"]]
+
+
+def _optimizer(cfg: Config, groups: list[dict[str, Any]]) -> torch.optim.Optimizer:
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
+                               nesterov=bool(cfg.nesterov))
     cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
-    return cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return cls(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def _triangle(step: int, total: int) -> float:
+    """airbench's schedule, a factor on the lr: 0.2 -> 1 over the first 23 % of the steps, then -> 0.07."""
+    peak = max(1, round(0.23 * total))
+    if step <= peak:
+        return 0.2 + 0.8 * step / peak
+    return 1.0 - 0.93 * min(step - peak, total - peak) / max(1, total - peak)
 
 
 def _scheduler(cfg: Config, opt: torch.optim.Optimizer, total: int) -> torch.optim.lr_scheduler.LRScheduler:
     if cfg.scheduler == "onecycle":  # warm up over the first 15 %, then anneal to ~0 (cosine)
-        return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=total + 1, pct_start=0.15,
+        max_lr = [g["lr"] for g in opt.param_groups]
+        return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=max_lr, total_steps=total + 1, pct_start=0.15,
                                                    div_factor=10, final_div_factor=100,
                                                    cycle_momentum=cfg.optimizer == "sgd")
     if cfg.scheduler == "cosine":
         return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
+    if cfg.scheduler == "triangle":
+        return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _triangle(s, total))
     return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
 
 
 class _Augment:
     """Random crop (after zero padding) and horizontal flip of a uint8 batch [N, H, W, C], drawn from a
-    CPU generator so that a resumed run draws the same."""
+    CPU generator so that a resumed run draws the same. airbench: the padding reflects the image, and each
+    image's flip is drawn once per run (from the seed) and inverted every other epoch, so every image is
+    seen both ways round in any two epochs in a row."""
 
     def __init__(self, cfg: Config, data: Prepared):
         # default: 4 px at 32x32 for photos (the CIFAR recipe), 2 px at 28x28 for digits and other grey images
-        auto = min(data.size) // (8 if data.channels == 3 else 14)
+        auto = 2 if cfg.arch == "airbench" else min(data.size) // (8 if data.channels == 3 else 14)
         self.pad = cfg.crop_padding if cfg.crop_padding is not None else auto
         self.flip = cfg.flip if cfg.flip is not None else data.channels == 3
+        self.reflect = cfg.arch == "airbench" and self.pad < min(data.size)
+        self.alternate: torch.Tensor | None = None  # [N] bool: the flip of each training image in even epochs
+        if self.flip and cfg.arch == "airbench":
+            self.alternate = torch.rand(len(data.train.y), generator=torch.Generator().manual_seed(cfg.seed)) < 0.5
 
-    def __call__(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, gen: torch.Generator, idx: torch.Tensor | None = None,
+                 epoch: int = 0) -> torch.Tensor:
         n, h, w, _ = x.shape
         if self.pad:
             p = self.pad
-            padded = F.pad(x, (0, 0, p, p, p, p))  # [N, H+2p, W+2p, C]
             dy = torch.randint(0, 2 * p + 1, (n, 1), generator=gen).to(x.device)
             dx = torch.randint(0, 2 * p + 1, (n, 1), generator=gen).to(x.device)
-            rows = (dy + torch.arange(h, device=x.device))[:, :, None]  # [N, H, 1]
+            rows = (dy + torch.arange(h, device=x.device))[:, :, None]  # [N, H, 1] in padded coordinates
             cols = (dx + torch.arange(w, device=x.device))[:, None, :]  # [N, 1, W]
-            x = padded[torch.arange(n, device=x.device)[:, None, None], rows, cols]
+            batch = torch.arange(n, device=x.device)[:, None, None]
+            if self.reflect:  # index the image itself, mirrored at its edges
+                x = x[batch, _reflect(rows - p, h), _reflect(cols - p, w)]
+            else:
+                x = F.pad(x, (0, 0, p, p, p, p))[batch, rows, cols]  # [N, H+2p, W+2p, C] -> [N, H, W, C]
         if self.flip:
-            mask = (torch.rand(n, generator=gen) < 0.5).to(x.device).view(-1, 1, 1, 1)
-            x = torch.where(mask, x.flip(2), x)
+            if self.alternate is not None and idx is not None:
+                mask = self.alternate.to(x.device)[idx] ^ bool(epoch % 2)
+            else:
+                mask = (torch.rand(n, generator=gen) < 0.5).to(x.device)
+            x = torch.where(mask.view(-1, 1, 1, 1), x.flip(2), x)
         return x
+
+
+def _reflect(i: torch.Tensor, size: int) -> torch.Tensor:
+    """Indices outside [0, size) mirrored back in, without repeating the edge (F.pad's "reflect")."""
+    i = i.abs()
+    return torch.where(i >= size, 2 * (size - 1) - i, i)
+
+
+class _Lookahead:
+    """airbench's weight averaging: an average of the weights (and batch-norm statistics) that the
+    network is reset to each time it is updated, so training goes on from the average. Created at the
+    first update; the network equals it after each epoch (finish), so a checkpoint of the network is
+    also one of the average."""
+
+    START_EPOCH = 3
+    IMAGES_BETWEEN = 5120  # 5 steps of airbench's 1024-image batches
+    DECAY = 0.95 ** 5
+
+    def __init__(self, model: nn.Module):
+        self.average = {k: v.detach().clone() for k, v in model.state_dict().items() if v.is_floating_point()}
+
+    @classmethod
+    def every(cls, cfg: Config) -> int:
+        return max(1, round(cls.IMAGES_BETWEEN / cfg.batch_size))
+
+    @torch.no_grad()
+    def update(self, model: nn.Module, decay: float) -> None:
+        for key, value in model.state_dict().items():
+            if key in self.average:
+                self.average[key].lerp_(value, 1 - decay)
+                value.copy_(self.average[key])
 
 
 def train(
@@ -152,15 +234,23 @@ def train(
     device = torch.device(device)
     torch.manual_seed(cfg.seed)
     model = build(cfg, data)
+    use_onednn_for(model)
     init_metrics: dict[str, float] = {}
     if init is not None and resume is None:
         init_metrics = {k: float(v) for k, v in load_backbone(model, init).items()}
+    airnet = model if isinstance(model, AirNet) else None
+    if airnet is not None and init is None and resume is None:
+        airnet.init_whitening(Normalise(data, "cpu")(torch.from_numpy(data.train.x[:5000])))
     frozen = cfg.freeze_backbone and (init is not None or resume is not None)
     if frozen:
         freeze_backbone(model)
     model = model.to(device)
-    opt = _optimizer(cfg, [p for p in model.parameters() if p.requires_grad])
-    sched = _scheduler(cfg, opt, max(1, total_steps(cfg, data)))
+    if airnet is not None:  # oneDNN's convolutions run about 1.6x faster so on the CPU
+        model = model.to(memory_format=torch.channels_last)
+    opt = _optimizer(cfg, _param_groups(cfg, model))
+    total = max(1, total_steps(cfg, data))
+    sched = _scheduler(cfg, opt, total)
+    lookahead: _Lookahead | None = None
     shuffle = torch.Generator().manual_seed(cfg.seed)  # on the CPU, so its state is device-independent
     epoch, step, stopped = 0, 0, False
     best: dict[str, Any] = {"accuracy": -1.0, "epoch": 0, "metrics": {}, "state": None}
@@ -171,6 +261,8 @@ def train(
         epoch, step, stopped = resume["epoch"], resume["step"], resume.get("stopped", False)
         best = resume.get("best", best)
         init_metrics = resume.get("init_metrics", {})
+        if resume.get("lookahead"):
+            lookahead = _Lookahead(model)
         shuffle.set_state(resume["rng"]["shuffle"])
         torch.set_rng_state(resume["rng"]["torch"])
         if device.type == "cuda" and "cuda" in resume["rng"]:
@@ -182,22 +274,32 @@ def train(
     amp = cfg.amp and device.type == "cuda"
     spe = steps_per_epoch(cfg, data)
     metrics: dict[str, float] = dict(resume.get("metrics", {})) if resume else {}
+    every = _Lookahead.every(cfg)
     while epoch < cfg.epochs and not stopped:
         set_train_mode(model, frozen)
+        if airnet is not None:
+            airnet.whiten.bias.requires_grad_(epoch < AirNet.WHITEN_BIAS_EPOCHS and not frozen)
         order = torch.randperm(n, generator=shuffle).to(device)
         total_loss = torch.zeros((), device=device)
         for i in range(spe):
             idx = order[i * bs:(i + 1) * bs]
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-                logits = model(normalise(augment(x[idx], shuffle)))
+                logits = model(normalise(augment(x[idx], shuffle, idx, epoch)))
             loss = F.cross_entropy(logits.float(), y[idx], label_smoothing=cfg.label_smoothing)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             sched.step()
             step += 1
+            if cfg.lookahead and epoch >= _Lookahead.START_EPOCH and step % every == 0:
+                if lookahead is None:
+                    lookahead = _Lookahead(model)
+                else:  # averages little at first, then ever more strongly
+                    lookahead.update(model, _Lookahead.DECAY * (step / total) ** 3)
             total_loss += loss.detach()
-            report(step, {"epoch": epoch + (i + 1) / spe, "loss": loss.item(), "lr": sched.get_last_lr()[0]})
+            report(step, {"epoch": epoch + (i + 1) / spe, "loss": loss.item(), "lr": sched.get_last_lr()[-1]})
+        if lookahead is not None:
+            lookahead.update(model, 1.0)  # the network is the average from here on
         epoch += 1
         val = evaluate(model, data, device)
         metrics = {"train_loss": float(total_loss) / spe, "val_loss": val["loss"], "val_accuracy": val["accuracy"],
@@ -214,10 +316,14 @@ def train(
                 rng["cuda"] = torch.cuda.get_rng_state_all()
             checkpoint({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
                         "epoch": epoch, "step": step, "rng": rng, "metrics": metrics, "config": asdict(cfg),
-                        "best": best, "stopped": stopped, "init_metrics": init_metrics})
+                        "best": best, "stopped": stopped, "init_metrics": init_metrics,
+                        "lookahead": lookahead is not None})
     if cfg.patience is not None and best["state"] is not None:  # the best epoch's weights, not the last's
         model.load_state_dict(best["state"])
         metrics = {**best["metrics"], "best_epoch": float(best["epoch"]), "epochs_run": float(epoch)}
+    if cfg.tta != "none":  # the per-epoch validation above saw one view; the caller evaluates all of them
+        metrics = {**metrics, "val_accuracy_one_view": metrics.get("val_accuracy", 0.0)}
+        return TestTimeViews(model, cfg.tta), metrics
     return model, metrics
 
 

@@ -173,3 +173,26 @@ def test_a_bad_init_from_fails_the_job_with_a_sentence_naming_it(client, setting
         job = train(client, settings, few, {**FAST, "epochs": 1, **config, "init_from": ref}, "bad", expect="failed")
         for needle in needles:
             assert needle in job["error"], job["error"]
+
+
+def test_airbench_trains_through_the_api_and_serves_its_test_time_views(client, settings):
+    x, y = colour(256, 16, seed=2)
+    zipped = synthetic.zip_of({f"{synthetic.LABELS[k]}/{i}.png": png(img)
+                               for i, (img, k) in enumerate(zip(x, y, strict=True))})
+    dataset = upload(client, zipped, "air.zip")
+    job = train(client, settings, dataset, {"arch": "airbench", "width": 16, "epochs": 6, "batch_size": 32,
+                                            "lr": 0.15, "tta": "flip"}, "air")
+    metrics = job["metrics"]
+    assert metrics["val_accuracy"] >= 0.9 and "val_accuracy_one_view" in metrics, metrics
+    config = client.get("/v1/models/air/versions/1").json()["metadata"]["config"]
+    assert (config["optimizer"], config["nesterov"], config["scheduler"], config["tta"]) == (
+        "sgd", True, "triangle", "flip")  # the recipe's keys, filled in, are recorded on the version
+
+    xt, yt = colour(8, 16, seed=9)
+    inputs = [{"image": base64.b64encode(png(img)).decode()} for img in (*xt, *xt[:, :, ::-1])]
+    r = client.post("/v1/models/air/predict", json={"inputs": inputs, "parameters": {"top_k": 4}})
+    assert r.status_code == 200, r.text
+    outputs = [{d["label"]: d["score"] for d in o["labels"]} for o in r.json()["outputs"]]
+    assert np.mean([max(o, key=o.get) == synthetic.LABELS[k] for o, k in zip(outputs[:8], yt, strict=True)]) >= 0.9
+    for plain, mirrored in zip(outputs[:8], outputs[8:], strict=True):  # the graph averages an image and its mirror
+        assert plain == pytest.approx(mirrored, abs=1e-5)
