@@ -150,8 +150,6 @@ class TestTimeViews(nn.Module):
     up-left and 1 px down-right, reflect-padded). The wrapped network is `module`, so its state dict keys
     start "module." and load_backbone reads them."""
 
-    __test__ = False  # a name pytest would otherwise collect from the test modules that import it
-
     def __init__(self, module: nn.Module, views: str):
         super().__init__()
         if views not in ("flip", "flip_translate"):

@@ -162,7 +162,7 @@ class _Augment:
     image's flip is drawn once per run (from the seed) and inverted every other epoch, so every image is
     seen both ways round in any two epochs in a row."""
 
-    def __init__(self, cfg: Config, data: Prepared):
+    def __init__(self, cfg: Config, data: Prepared, device: torch.device | str = "cpu"):
         # default: 4 px at 32x32 for photos (the CIFAR recipe), 2 px at 28x28 for digits and other grey images
         auto = 2 if cfg.arch == "airbench" else min(data.size) // (8 if data.channels == 3 else 14)
         self.pad = cfg.crop_padding if cfg.crop_padding is not None else auto
@@ -170,7 +170,8 @@ class _Augment:
         self.reflect = cfg.arch == "airbench" and self.pad < min(data.size)
         self.alternate: torch.Tensor | None = None  # [N] bool: the flip of each training image in even epochs
         if self.flip and cfg.arch == "airbench":
-            self.alternate = torch.rand(len(data.train.y), generator=torch.Generator().manual_seed(cfg.seed)) < 0.5
+            drawn = torch.rand(len(data.train.y), generator=torch.Generator().manual_seed(cfg.seed)) < 0.5
+            self.alternate = drawn.to(device)  # drawn on the CPU (device-independent), indexed where the batch is
 
     def __call__(self, x: torch.Tensor, gen: torch.Generator, idx: torch.Tensor | None = None,
                  epoch: int = 0) -> torch.Tensor:
@@ -188,7 +189,7 @@ class _Augment:
                 x = F.pad(x, (0, 0, p, p, p, p))[batch, rows, cols]  # [N, H+2p, W+2p, C] -> [N, H, W, C]
         if self.flip:
             if self.alternate is not None and idx is not None:
-                mask = self.alternate.to(x.device)[idx] ^ bool(epoch % 2)
+                mask = self.alternate[idx] ^ bool(epoch % 2)
             else:
                 mask = (torch.rand(n, generator=gen) < 0.5).to(x.device)
             x = torch.where(mask.view(-1, 1, 1, 1), x.flip(2), x)
@@ -204,7 +205,7 @@ def _reflect(i: torch.Tensor, size: int) -> torch.Tensor:
 class _Lookahead:
     """airbench's weight averaging: an average of the weights (and batch-norm statistics) that the
     network is reset to each time it is updated, so training goes on from the average. Created at the
-    first update; the network equals it after each epoch (finish), so a checkpoint of the network is
+    first update; the network is restored to it after each epoch, so a checkpoint of the network is
     also one of the average."""
 
     START_EPOCH = 3
@@ -223,6 +224,12 @@ class _Lookahead:
         for key, value in model.state_dict().items():
             if key in self.average:
                 self.average[key].lerp_(value, 1 - decay)
+        self.restore(model)
+
+    @torch.no_grad()
+    def restore(self, model: nn.Module) -> None:
+        for key, value in model.state_dict().items():
+            if key in self.average:
                 value.copy_(self.average[key])
 
 
@@ -270,7 +277,7 @@ def train(
 
     x = torch.from_numpy(data.train.x).to(device)  # uint8 [N, H, W, C], normalised per batch
     y = torch.from_numpy(data.train.y).to(device)
-    normalise, augment, n, bs = Normalise(data, device), _Augment(cfg, data), len(y), cfg.batch_size
+    normalise, augment, n, bs = Normalise(data, device), _Augment(cfg, data, device), len(y), cfg.batch_size
     amp = cfg.amp and device.type == "cuda"
     spe = steps_per_epoch(cfg, data)
     metrics: dict[str, float] = dict(resume.get("metrics", {})) if resume else {}
@@ -297,9 +304,10 @@ def train(
                 else:  # averages little at first, then ever more strongly
                     lookahead.update(model, _Lookahead.DECAY * (step / total) ** 3)
             total_loss += loss.detach()
+            # the lr of the last parameter group: the weights (airbench's batch-norm group comes first)
             report(step, {"epoch": epoch + (i + 1) / spe, "loss": loss.item(), "lr": sched.get_last_lr()[-1]})
         if lookahead is not None:
-            lookahead.update(model, 1.0)  # the network is the average from here on
+            lookahead.restore(model)  # the network is the average from here on
         epoch += 1
         val = evaluate(model, data, device)
         metrics = {"train_loss": float(total_loss) / spe, "val_loss": val["loss"], "val_accuracy": val["accuracy"],

@@ -8,10 +8,10 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from models.classification import training
+from models.classification import networks, training
 from models.classification.config import Config
 from models.classification.data import ImageSet, Loaded
-from models.classification.networks import AirNet, LeNet, ResNet, TestTimeViews, load_backbone
+from models.classification.networks import AirNet, LeNet, ResNet, load_backbone
 from tests.workers import synthetic
 
 
@@ -122,7 +122,7 @@ def test_airbench_learns_resumes_bit_for_bit_with_lookahead_and_exports_its_view
     states = []
     served, metrics = training.train(cfg, d, "cpu", lambda *_: None,
                                      checkpoint=lambda state: states.append(copy.deepcopy(state)))
-    assert isinstance(served, TestTimeViews) and served.views == "flip_translate"
+    assert isinstance(served, networks.TestTimeViews) and served.views == "flip_translate"
     assert [s["lookahead"] for s in states] == [False, True, True, True]
     assert training.evaluate(served, d, "cpu")["accuracy"] >= 0.9 and metrics["val_accuracy_one_view"] >= 0.9
     first_bias = states[0]["model"]["whiten.bias"]
@@ -144,7 +144,7 @@ def test_airbench_learns_resumes_bit_for_bit_with_lookahead_and_exports_its_view
 
 def test_flip_views_give_a_mirrored_image_the_same_scores():
     torch.manual_seed(0)
-    net = TestTimeViews(AirNet(3, 4, width=4), "flip").eval()
+    net = networks.TestTimeViews(AirNet(3, 4, width=4), "flip").eval()
     x = torch.randn(3, 3, 16, 16)
     with torch.no_grad():
         torch.testing.assert_close(net(x), net(x.flip(-1)))
