@@ -18,6 +18,8 @@ from app.api.schemas import (
     model_summary,
     version_out,
 )
+from app.errors import Unprocessable
+from app.inference import batching_config
 from app.json_input import json_object
 from app.registry import service
 from app.registry.onnx_inspect import inspect_model
@@ -53,7 +55,12 @@ def upload_version(
 def _parse_metadata(text: str | None) -> dict[str, Any]:
     if text is None or not text.strip():
         return {}
-    return json_object(text, field="metadata")
+    meta = json_object(text, field="metadata")
+    try:
+        batching_config.check(meta)
+    except batching_config.BatchingError as e:
+        raise Unprocessable(str(e), field=e.field) from None
+    return meta
 
 
 @router.get("", response_model=list[ModelSummary])

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.db.tables import ModelAlias, ModelVersion, RegisteredModel
 from app.errors import Conflict, NotFound, ServiceUnavailable
-from app.inference import runtime
+from app.inference import batching_config, runtime
 from app.inference.batcher import Batcher
 from app.inference.loaded import LoadedModel, VersionInfo
 from app.inference.metrics import InferenceMetrics
@@ -197,17 +197,15 @@ class ModelManager:
             info = await asyncio.to_thread(self._read_version, key[0], key[1], None)
         async with self._load_lock:  # one at a time, so the memory reading belongs to this version
             try:
-                lm = await asyncio.to_thread(self._build, info)
+                cfg = batching_config.resolve(info.metadata, self.settings)  # a version stored before the check
+                lm = await asyncio.to_thread(self._build, info, cfg.max_batch)
             except Exception as e:
                 self._failed[key] = (time.monotonic(), runtime_error_text(e))
                 log.error("could not load %s v%s: %s", key[0], key[1], e)
                 raise
         self._failed.pop(key, None)
-        meta_batching = info.metadata.get("batching") or {}
         lm.batcher = Batcher(
-            f"{info.name}-{info.version}", lm.run,
-            max_batch=int(meta_batching.get("max_batch_size", self.settings.max_batch_size)),
-            max_delay_s=float(meta_batching.get("max_queue_delay_ms", self.settings.max_queue_delay_ms)) / 1000,
+            f"{info.name}-{info.version}", lm.run, max_batch=cfg.max_batch, max_delay_s=cfg.max_delay_s,
             max_queue=self.settings.max_queue_size, batchable=runtime.batchable(info.signature),
             stats=self.metrics.batch_stats(info.name, info.version),
             pad=lm.family.batch_padding(lm.spec) if lm.spec is not None and hasattr(lm.family, "batch_padding")
@@ -220,7 +218,7 @@ class ModelManager:
         await self._enforce_budget(keep=key)
         return lm
 
-    def _build(self, info: VersionInfo) -> LoadedModel:
+    def _build(self, info: VersionInfo, max_batch: int) -> LoadedModel:
         before = runtime.rss_bytes()
         session = runtime.create_session(info.path, self.settings, self.providers)
         family = family_part(info.task, "serving")
@@ -240,7 +238,7 @@ class ModelManager:
         elif "graphs" in info.signature:
             raise RuntimeError(f"its files cannot be served: {spec_error}")
         lm = LoadedModel(info, session, family, spec, spec_error, 0, runner=runner)
-        batch = self.settings.max_batch_size if runtime.batchable(info.signature) else 1
+        batch = max_batch if runtime.batchable(info.signature) else 1  # warm the largest batch it will run
         warmup = getattr(family, "warmup_feeds", None) if spec is not None else None
         for rows in sorted({1, batch}):
             try:

@@ -63,6 +63,34 @@ def test_concurrent_callers_are_batched_and_get_their_own_rows(settings, doubler
     assert batches < len(payloads)  # some requests shared a batch
 
 
+def test_a_versions_own_batching_options_override_the_settings(client, settings):
+    """metadata.batching caps this version's batches (settings allow 32) and sets its delay."""
+    upload(client, "dbl", onnx_models.doubler(), task="fraud",
+           metadata='{"batching": {"max_batch_size": 2, "max_queue_delay_ms": 300}}')
+    client.put("/v1/models/dbl/aliases/production", json={"version": 1})
+    with live_server(settings) as url:
+        base = f"http://{url}"
+        xs = [np.full((1, 4), i, np.float32) for i in range(6)]
+        answers: list = [None] * len(xs)
+
+        def call(i):
+            answers[i] = httpx.post(f"{base}/v2/models/dbl/infer", json=infer_body(xs[i]), headers=H, timeout=30)
+
+        threads = [threading.Thread(target=call, args=(i,)) for i in range(len(xs))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        text = httpx.get(f"{base}/metrics").text
+    assert all(r.status_code == 200 for r in answers), [r.text for r in answers]
+    for x, r in zip(xs, answers, strict=True):
+        np.testing.assert_array_equal(np.array(r.json()["outputs"][0]["data"]).reshape(1, 4), 2 * x)
+    assert metric(text, 'dlserve_inference_batch_size_sum{model="dbl",version="1"}') == 6
+    # at most 2 rows a batch; the 300 ms delay lets each batch fill to 2 (1-row batches would be 4 or more)
+    assert metric(text, 'dlserve_inference_batch_size_count{model="dbl",version="1"}') == 3
+    assert 'dlserve_inference_batch_size_bucket{le="2.0",model="dbl",version="1"} 3.0' in text
+
+
 def test_full_queue_answers_429_at_once(settings, doubler):
     settings.max_queue_size = 2
     settings.max_queue_delay_ms = 1500  # the first requests wait in the queue for a fuller batch

@@ -92,6 +92,15 @@ def test_alias_errors(client, tiny_onnx):
     ({"task": "classification", "metadata": "{not json"}, 422, "'metadata' is not valid JSON"),
     ({"task": "classification", "metadata": "[1, 2]"}, 422, "must be a JSON object"),
     ({}, 422, "body.task"),
+    # batching options are checked here, not when an alias first makes the version load
+    ({"task": "classification", "metadata": '{"batching": {"max_batch_size": "lots"}}'}, 422,
+     "metadata.batching.max_batch_size must be an integer from 1 to 4096, not 'lots'"),
+    ({"task": "classification", "metadata": '{"batching": {"max_batch_size": 0}}'}, 422,
+     "metadata.batching.max_batch_size"),
+    ({"task": "classification", "metadata": '{"batching": {"max_queue_delay_ms": -1}}'}, 422,
+     "metadata.batching.max_queue_delay_ms must be a number"),
+    ({"task": "classification", "metadata": '{"batching": {"max_batch": 8}}'}, 422, "unknown key(s) ['max_batch']"),
+    ({"task": "classification", "metadata": '{"batching": 8}'}, 422, "metadata.batching must be an object"),
 ])
 def test_upload_field_errors(client, tiny_onnx, fields, status, needle):
     r = client.post("/v1/models/m/versions", files={"file": ("m.onnx", tiny_onnx)}, data=fields)
