@@ -159,8 +159,12 @@ class OnnxSeq2Seq:
     length_penalty) -> pack()'s tensors. Rows that ask for the same options are searched together."""
 
     def __init__(self, encoder: Any, decoder: Any, *, default_max_length: Callable[[Arrays], np.ndarray] | int = 64,
-                 bos: int = BOS, eos: int = EOS):
+                 bos: int = BOS, eos: int = EOS, static_device: str | None = None):
         self.encoder, self.decoder, self.bos, self.eos = encoder, decoder, bos, eos
+        # On a GPU the static inputs (a transformer's cross-attention keys/values: as big as the whole
+        # self-attention cache at full length) would be copied to the device for every step; kept there
+        # instead, they are copied once per beam search and again only when finished rows drop out.
+        self.static_device = static_device if static_device is not None else _device_of(decoder)
         self.default_max_length = default_max_length
         self.encoder_inputs = [i.name for i in encoder.get_inputs()]
         self.encoder_outputs = [o.name for o in encoder.get_outputs()]
@@ -197,9 +201,37 @@ class OnnxSeq2Seq:
         outs = self.decoder.run(self.decoder_outputs, feeds)
         return outs[0], dict(zip(self.cache_names, outs[1:], strict=True))
 
+    def device_step(self) -> Step:
+        """step() with the static inputs bound on `static_device` (one search's state: make one per search)."""
+        import onnxruntime as ort  # here: the reference searches (parity, BLEU) run with PyTorch alone
+
+        device, device_id = (self.static_device.split(":") + ["0"])[:2]
+        held: dict[str, tuple[np.ndarray, Any]] = {}  # name -> (the host array, its copy on the device)
+
+        def step(prefix: np.ndarray, static: Arrays, cache: Arrays) -> tuple[np.ndarray, Arrays]:
+            binding = self.decoder.io_binding()
+            binding.bind_cpu_input("token", np.ascontiguousarray(prefix[:, -1]))
+            if self.has_step:
+                binding.bind_cpu_input("step", np.array([prefix.shape[1] - 1], dtype=np.int64))
+            for name, value in static.items():
+                if name not in held or held[name][0] is not value:  # new rows: search() dropped finished ones
+                    on_device = ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(value), device, int(device_id))
+                    held[name] = (value, on_device)
+                binding.bind_ortvalue_input(name, held[name][1])
+            for name, value in cache.items():
+                binding.bind_cpu_input(name, np.ascontiguousarray(value))
+            for name in self.decoder_outputs:
+                binding.bind_output(name, "cpu")
+            self.decoder.run_with_iobinding(binding)
+            outs = binding.copy_outputs_to_cpu()
+            return outs[0], dict(zip(self.cache_names, outs[1:], strict=True))
+
+        return step
+
     def decode(self, feeds: Arrays, max_length: np.ndarray, options: Options) -> list[list[Hypothesis]]:
         static, cache = self.encode(feeds)
-        return search(self.step, static, cache, batch_axes=self.batch_axes, bos=self.bos, eos=self.eos,
+        step = self.device_step() if self.static_device else self.step
+        return search(step, static, cache, batch_axes=self.batch_axes, bos=self.bos, eos=self.eos,
                       max_length=max_length, beam_size=options.beam_size, n_best=options.n_best,
                       length_penalty=options.length_penalty)
 
@@ -228,6 +260,14 @@ class OnnxSeq2Seq:
 def _opt(feeds: Arrays, name: str, row: int, default: float) -> float:
     v = feeds.get(name)
     return default if v is None else v.reshape(-1)[row]
+
+
+def _device_of(session: Any) -> str | None:
+    """'cuda:N' when the session runs on a CUDA device, else None (on the CPU the plain run() copies nothing)."""
+    if not hasattr(session, "get_providers") or session.get_providers()[0] != "CUDAExecutionProvider":
+        return None
+    options = session.get_provider_options().get("CUDAExecutionProvider", {})
+    return f"cuda:{options.get('device_id', 0)}"
 
 
 def _batch_axis(shape: list[Any]) -> int:

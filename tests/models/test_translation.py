@@ -11,7 +11,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from models.common import text
+from models.common import decoding, text
 from models.common.errors import DatasetError, InputError, InputTooLarge, TableError
 from models.translation import data, export, serving, training
 from models.translation.config import Config
@@ -156,6 +156,36 @@ def test_onnx_decoding_reproduces_pytorch_greedy_and_beam(tmp_path, net):
     assert shapes["token"] == ["batch"]
     if isinstance(net, Transformer):
         assert shapes["past_k"][0] == "batch" and shapes["past_k"][3] == "past_len"
+
+
+def test_static_inputs_bound_on_the_device_decode_the_same_and_are_copied_only_when_rows_drop(tmp_path,
+                                                                                               monkeypatch):
+    """The path a CUDA session takes (the encoder's outputs bound once on the device, not copied every step),
+    run here with the device "cpu": the same hypotheses and scores as plain run() calls."""
+    net = _nets()[0]
+    export.export(net, tmp_path)
+    enc, dec = (ort.InferenceSession(str(tmp_path / f), providers=["CPUExecutionProvider"])
+                for f in ("model.onnx", "decoder.onnx"))
+    plain, bound = decoding.OnnxSeq2Seq(enc, dec), decoding.OnnxSeq2Seq(enc, dec, static_device="cpu")
+    assert plain.static_device is None and plain.static_names == ["src_bias", "cross_k", "cross_v"]
+    uploads, steps = [], []
+    real_upload, real_run = ort.OrtValue.ortvalue_from_numpy, dec.run_with_iobinding
+    monkeypatch.setattr(ort.OrtValue, "ortvalue_from_numpy", lambda *a: uploads.append(a[0].shape) or real_upload(*a))
+    monkeypatch.setattr(dec, "run_with_iobinding", lambda b: steps.append(1) or real_run(b))
+    src = export.pad_batch([[5, 6, 7, 2], [8, 9, 10, 11, 12, 13, 2], [4, 2], [20, 21, 22, 23, 2]])
+    max_length = export.default_max_length(src)  # rows of different lengths finish (and drop out) at different steps
+    for beam in (1, 3):
+        options = decoding.Options(beam, min(beam, 2), 0.6)
+        want = plain.decode({"src": src}, max_length, options)
+        uploads.clear(), steps.clear()
+        got = bound.decode({"src": src}, max_length, options)
+        assert [[t for t, _ in row] for row in got] == [[t for t, _ in row] for row in want]
+        np.testing.assert_allclose([[s for _, s in row] for row in got], [[s for _, s in row] for row in want],
+                                   atol=1e-5)
+        # the three static inputs are copied together: at the first step, then only when finished rows drop out
+        rows = [shape[0] for shape in uploads[::3]]
+        assert len(uploads) == 3 * len(rows) and rows == sorted(set(rows), reverse=True) and rows[0] == 4 * beam
+        assert 1 < len(rows) < len(steps)
 
 
 def test_parity_check_catches_a_broken_export(tmp_path):
