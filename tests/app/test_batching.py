@@ -34,24 +34,27 @@ def metric(text: str, name: str) -> float:
     return float(line.rsplit(" ", 1)[1])
 
 
+def infer_at_once(base: str, payloads: list[np.ndarray]) -> tuple[list[httpx.Response], str]:
+    """One V2 request to dbl per payload, all sent together from threads; -> (answers in order, /metrics)."""
+    answers: list = [None] * len(payloads)
+
+    def call(i):
+        answers[i] = httpx.post(f"{base}/v2/models/dbl/infer", json=infer_body(payloads[i]), headers=H, timeout=30)
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(len(payloads))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return answers, httpx.get(f"{base}/metrics").text
+
+
 def test_concurrent_callers_are_batched_and_get_their_own_rows(settings, doubler):
     settings.max_queue_delay_ms = 25
     rng = np.random.default_rng(0)
     payloads = [rng.standard_normal((int(rng.integers(1, 4)), 4)).astype(np.float32) for _ in range(24)]
-    answers: list = [None] * len(payloads)
     with live_server(settings) as url:
-        base = f"http://{url}"
-
-        def call(i):
-            r = httpx.post(f"{base}/v2/models/dbl/infer", json=infer_body(payloads[i]), headers=H, timeout=30)
-            answers[i] = r
-
-        threads = [threading.Thread(target=call, args=(i,)) for i in range(len(payloads))]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        text = httpx.get(f"{base}/metrics").text
+        answers, text = infer_at_once(f"http://{url}", payloads)
     for x, r in zip(payloads, answers, strict=True):
         assert r.status_code == 200, r.text
         out = r.json()["outputs"][0]
@@ -68,20 +71,9 @@ def test_a_versions_own_batching_options_override_the_settings(client, settings)
     upload(client, "dbl", onnx_models.doubler(), task="fraud",
            metadata='{"batching": {"max_batch_size": 2, "max_queue_delay_ms": 300}}')
     client.put("/v1/models/dbl/aliases/production", json={"version": 1})
+    xs = [np.full((1, 4), i, np.float32) for i in range(6)]
     with live_server(settings) as url:
-        base = f"http://{url}"
-        xs = [np.full((1, 4), i, np.float32) for i in range(6)]
-        answers: list = [None] * len(xs)
-
-        def call(i):
-            answers[i] = httpx.post(f"{base}/v2/models/dbl/infer", json=infer_body(xs[i]), headers=H, timeout=30)
-
-        threads = [threading.Thread(target=call, args=(i,)) for i in range(len(xs))]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        text = httpx.get(f"{base}/metrics").text
+        answers, text = infer_at_once(f"http://{url}", xs)
     assert all(r.status_code == 200 for r in answers), [r.text for r in answers]
     for x, r in zip(xs, answers, strict=True):
         np.testing.assert_array_equal(np.array(r.json()["outputs"][0]["data"]).reshape(1, 4), 2 * x)

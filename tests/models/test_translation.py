@@ -188,6 +188,16 @@ def test_static_inputs_bound_on_the_device_decode_the_same_and_are_copied_only_w
         assert 1 < len(rows) < len(steps)
 
 
+def test_only_a_session_on_cuda_binds_its_static_inputs_on_the_device():
+    class Session:  # what OnnxSeq2Seq reads of a session to pick the device: its providers and their options
+        def __init__(self, providers, options):
+            self.get_providers, self.get_provider_options = lambda: providers, lambda: options
+
+    on_gpu = Session(["CUDAExecutionProvider", "CPUExecutionProvider"], {"CUDAExecutionProvider": {"device_id": "1"}})
+    assert decoding._device_of(on_gpu) == "cuda:1"
+    assert decoding._device_of(Session(["CPUExecutionProvider"], {"CPUExecutionProvider": {}})) is None
+
+
 def test_parity_check_catches_a_broken_export(tmp_path):
     net = _nets()[0]
     export.export(net, tmp_path)
