@@ -17,7 +17,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
 from app.api.deps import ManagerDep, PredictKey, SettingsDep
-from app.errors import Unprocessable
+from app.errors import Unprocessable, UnsupportedMediaType
 from app.inference import calls
 from app.inference.loaded import LoadedModel
 from app.json_input import json_object
@@ -48,6 +48,9 @@ async def predict_by_body(request: Request, _: PredictKey, models: ManagerDep, s
 
 
 async def _predict(request, models, settings, name, version, alias, body) -> Response:
+    if version is not None and alias is not None:
+        raise Unprocessable(f"give a version or an alias, not both (version {version}, alias {alias!r})",
+                            field="version")
     inputs = body["inputs"]
     until, ms = calls.deadline(settings, body.get("timeout_ms"), "timeout_ms")
     async with models.use(name, version, alias) as lm:
@@ -103,6 +106,10 @@ async def _read_body(request: Request, settings) -> dict[str, Any]:
     ctype = request.headers.get("content-type", "")
     if ctype.startswith("multipart/form-data"):
         return await _read_multipart(request)
+    if ctype.startswith("application/x-www-form-urlencoded"):
+        # what curl -d and HTML forms send by default; parsed as JSON it would only say "not valid JSON"
+        raise UnsupportedMediaType("send JSON (Content-Type: application/json) with {\"inputs\": [...]}, or "
+                                   "multipart/form-data with one or more \"file\" parts; not a url-encoded form")
     raw = await request.body()
     body = json_object(raw, hint=': {"inputs": [...]}')
     _check_inputs(body.get("inputs"), settings)

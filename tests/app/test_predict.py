@@ -85,6 +85,16 @@ def test_lookup_errors(client, classifier):
     assert_problem(client.post("/v1/models/clf/predict?alias=beta", json={"inputs": [image]}), 404, "no alias 'beta'")
     upload(client, "unaliased", classifier)
     assert_problem(client.post("/v1/models/unaliased/predict", json={"inputs": [image]}), 404, "aliases/production")
+    # both at once would leave one silently ignored
+    assert_problem(client.post("/v1/models/clf/predict?version=1&alias=production", json={"inputs": [image]}), 422,
+                   "a version or an alias, not both")
+    assert_problem(client.post("/predict", json={"model": "clf", "version": 1, "alias": "production",
+                                                 "inputs": [image]}), 422, "not both")
+
+
+def test_a_url_encoded_form_is_415_saying_what_to_send(client, classifier):
+    r = client.post("/v1/models/clf/predict", data={"inputs": "cat.png"})
+    assert_problem(r, 415, "application/json", "multipart/form-data")
 
 
 @pytest.mark.parametrize("body, status, needle", [
