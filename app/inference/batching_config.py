@@ -39,7 +39,7 @@ def check(metadata: dict[str, Any]) -> dict[str, Any]:
         if value is None:
             continue
         number = isinstance(value, (int, float)) and not isinstance(value, bool)
-        if not number or (kind is int and value != int(value)) or not low <= value <= high:
+        if not number or not low <= value <= high or (kind is int and value != int(value)):  # range first: int(inf)
             what = "an integer" if kind is int else "a number"
             raise BatchingError(f"metadata.batching.{key}", f"must be {what} from {low} to {high}, not {value!r}")
     return batching
