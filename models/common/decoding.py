@@ -264,7 +264,7 @@ def _opt(feeds: Arrays, name: str, row: int, default: float) -> float:
 
 def _device_of(session: Any) -> str | None:
     """'cuda:N' when the session runs on a CUDA device, else None (on the CPU the plain run() copies nothing)."""
-    if not hasattr(session, "get_providers") or session.get_providers()[0] != "CUDAExecutionProvider":
+    if session.get_providers()[0] != "CUDAExecutionProvider":
         return None
     options = session.get_provider_options().get("CUDAExecutionProvider", {})
     return f"cuda:{options.get('device_id', 0)}"
