@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 from sqlalchemy import select
 
-from app import client_cli
+from app import client_cli, private
 from app.auth import create_key, parse_scopes
 from app.db import migrate
 from app.db.base import utcnow
@@ -90,7 +90,8 @@ def keys_revoke(prefix: str) -> None:
 
 @cli.command("serve")
 def serve(
-    host: str = "127.0.0.1", port: int = 8000,
+    host: Annotated[str | None, typer.Option(help="default: DLSERVE_HOST, else 127.0.0.1", show_default=False)] = None,
+    port: Annotated[int | None, typer.Option(help="default: DLSERVE_PORT, else 8000", show_default=False)] = None,
     workers: Annotated[int, typer.Option(help="uvicorn worker processes")] = 1,
     migrate_first: Annotated[bool, typer.Option(
         "--migrate/--no-migrate", help="upgrade the database first (compose has a migrate service)")] = True,
@@ -102,12 +103,16 @@ def serve(
     import uvicorn
 
     from app.jobs.supervisor import WorkerSupervisor
+    from app.server import DlserveH11Protocol, raise_open_files_limit
 
     settings = Settings()
-    settings.home.mkdir(parents=True, exist_ok=True)
+    host, port = host or settings.host, port or settings.port
+    private.make_private(settings)
     if migrate_first:
         migrate.upgrade(settings.resolved_database_url)
+    private.make_private(settings)  # the database file the migration may just have created
     _announce_admin_key(settings, host, port)
+    raise_open_files_limit(settings.max_connections)
     supervisor = WorkerSupervisor() if (settings.uses_file_broker if with_worker is None else with_worker) else None
     if supervisor is not None:
         supervisor.start()
@@ -116,9 +121,12 @@ def serve(
         signal.signal(signal.SIGTERM, _exit_on_signal)
     try:
         # h11, not httptools: httptools lowercases every response header name, and clients that keep
-        # headers in a plain dict then miss "Content-Type" (see app/middleware.py).
+        # headers in a plain dict then miss "Content-Type" (see app/middleware.py). The subclass adds
+        # the header deadline and connection cap (app/server.py). On SIGTERM uvicorn stops accepting
+        # and lets the requests in flight finish, for up to shutdown_timeout_s.
         uvicorn.run("app.main:create_app", factory=True, host=host, port=port, workers=workers,
-                    log_level="info", proxy_headers=False, http="h11")
+                    log_level="info", proxy_headers=False, http=DlserveH11Protocol,
+                    timeout_graceful_shutdown=settings.shutdown_timeout_s)
     finally:
         if supervisor is not None:
             supervisor.stop()
@@ -138,13 +146,15 @@ def worker(
     from workers.celery_app import app as celery_app
     from workers.celery_app import settings
 
-    settings.home.mkdir(parents=True, exist_ok=True)
+    private.make_private(settings)
     celery_app.worker_main(["worker", "-Q", settings.queue, "--concurrency", str(concurrency), "--pool", pool,
                             "--loglevel", loglevel, "--hostname", f"dlserve-{os.getpid()}@%h",
                             "--without-gossip", "--without-mingle", "--without-heartbeat"])
 
 
 def _announce_admin_key(settings: Settings, host: str, port: int) -> None:
+    """Shows the local admin key once, when it is created; later starts say where it is kept, since a
+    log is read by more people (and kept longer) than a 0600 file."""
     url = f"http://{host}:{port}"
     if settings.admin_key:
         typer.echo("Admin key: $DLSERVE_ADMIN_KEY")
@@ -152,18 +162,18 @@ def _announce_admin_key(settings: Settings, host: str, port: int) -> None:
         return
     path = settings.home / "admin.key"
     if path.exists():
-        key = path.read_text().strip()
-        typer.echo(f"Admin key (from {path}): {key}")
-    else:
-        with _sessions(settings)() as session:
-            _, key = create_key(session, ["admin"], "local admin (make run)")
-            session.commit()
-        # Written 0600 next to the database: the key is shown once by the API, but a local user
-        # restarting `make run` needs to find it again.
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, stat.S_IRUSR | stat.S_IWUSR)
-        with os.fdopen(fd, "w") as f:
-            f.write(key + "\n")
-        typer.echo(f"Created a local admin key (kept in {path}): {key}")
+        typer.echo(f"Admin key: kept in {path} (readable by this user only)")
+        typer.echo(f"  curl -H \"Authorization: Bearer $(cat {path})\" {url}/v1/models")
+        return
+    with _sessions(settings)() as session:
+        _, key = create_key(session, ["admin"], "local admin (make run)")
+        session.commit()
+    # Written 0600 next to the database: the key is shown once, but a local user restarting
+    # `make run` needs to find it again.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, stat.S_IRUSR | stat.S_IWUSR)
+    with os.fdopen(fd, "w") as f:
+        f.write(key + "\n")
+    typer.echo(f"Created a local admin key (kept in {path}; shown only this once): {key}")
     typer.echo(f"  curl -H 'Authorization: Bearer {key}' {url}/v1/models")
 
 

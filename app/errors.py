@@ -48,6 +48,14 @@ class Conflict(DlserveError):
     status, title, slug = 409, "Conflict", "conflict"
 
 
+class RequestTimeout(DlserveError):
+    status, title, slug = 408, "Request timeout", "request-timeout"
+
+    def __init__(self, detail: str, **kw: Any):
+        # The rest of the body may still be on its way: close, rather than read it as the next request.
+        super().__init__(detail, headers={"Connection": "close"}, **kw)
+
+
 class PayloadTooLarge(DlserveError):
     status, title, slug = 413, "Payload too large", "payload-too-large"
 

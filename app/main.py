@@ -72,6 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 return settings.max_upload_bytes
         return settings.max_request_bytes
 
-    app.add_middleware(RequestContext, body_limit=body_limit, metrics=HttpMetrics(app.state.metrics_registry))
+    app.add_middleware(RequestContext, body_limit=body_limit, metrics=HttpMetrics(app.state.metrics_registry),
+                       body_timeout_s=settings.body_timeout_s, body_min_rate=settings.body_min_rate_bytes_s)
     logging.getLogger("dlserve").setLevel(logging.INFO)
     return app

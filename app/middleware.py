@@ -1,11 +1,13 @@
 """Pure-ASGI middleware (no BaseHTTPMiddleware: it costs throughput on the predict path).
 
 RequestContext gives every request an id (echoed as X-Request-ID), enforces the body size limits
-before and while the body streams in, and records request metrics by route template.
+before and while the body streams in, gives the body a deadline (408), and records request metrics by
+route template.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import time
@@ -14,17 +16,20 @@ from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.errors import PROBLEM_JSON, PayloadTooLarge
+from app.errors import PROBLEM_JSON, PayloadTooLarge, RequestTimeout
 from app.metrics import HttpMetrics
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
 class RequestContext:
-    def __init__(self, app: ASGIApp, *, body_limit: Callable[[str, str], int], metrics: HttpMetrics):
+    def __init__(self, app: ASGIApp, *, body_limit: Callable[[str, str], int], metrics: HttpMetrics,
+                 body_timeout_s: float = 15.0, body_min_rate: int = 32 * 1024):
         self.app = app
         self.body_limit = body_limit
         self.metrics = metrics
+        self.body_timeout_s = body_timeout_s
+        self.body_min_rate = body_min_rate
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -50,6 +55,7 @@ class RequestContext:
                 await _refuse_too_large(send_with_id, rid, declared, limit)
                 status = 413
                 return
+            receive = _deadline(receive, start, self.body_timeout_s, self.body_min_rate)
             await self.app(scope, _counting(receive, limit), send_with_id)
         finally:
             route = scope.get("route")
@@ -77,6 +83,31 @@ def _counting(receive: Receive, limit: int) -> Receive:
             seen += len(message.get("body", b""))
             if seen > limit:
                 raise PayloadTooLarge(f"request body is over the limit of {limit} bytes", limit_bytes=limit)
+        return message
+
+    return wrapped
+
+
+def _deadline(receive: Receive, start: float, timeout_s: float, min_rate: int) -> Receive:
+    """The whole body must have arrived by `timeout_s` after the headers, plus a second per `min_rate`
+    bytes received: a deadline, not an idle timer, so a client trickling a byte at a time is cut off,
+    while a large upload at an honest rate never is."""
+    seen = 0
+    done = False
+
+    async def wrapped() -> Message:
+        nonlocal seen, done
+        if done:  # after the body, receive() waits for the disconnect, which may never come
+            return await receive()
+        left = start + timeout_s + seen / min_rate - time.perf_counter()
+        try:
+            message = await asyncio.wait_for(receive(), max(left, 0.001))
+        except TimeoutError:
+            raise RequestTimeout(f"the request body did not arrive in time ({seen} bytes in "
+                                 f"{time.perf_counter() - start:.0f} s)") from None
+        if message["type"] == "http.request":
+            seen += len(message.get("body", b""))
+            done = not message.get("more_body", False)
         return message
 
     return wrapped

@@ -50,6 +50,17 @@ class Settings(BaseSettings):
     max_inputs_per_request: int = Field(256, ge=1)
     inline_preprocess_bytes: int = Field(64 * 1024, ge=0)  # smaller bodies are decoded on the event loop
 
+    # HTTP server (`dlserve serve` and `make run`; --host/--port override)
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    # Slow clients: whole-request deadlines, not idle timers (a byte every few seconds would reset those).
+    header_timeout_s: float = Field(10.0, gt=0)  # request line and headers, from connect or the previous answer
+    body_timeout_s: float = Field(15.0, gt=0)  # the body gets this long, plus 1 s per body_min_rate_bytes_s
+    body_min_rate_bytes_s: int = Field(32 * 1024, ge=1)  # so a large upload on an honest link is never cut
+    max_connections: int = Field(1024, ge=1)  # more are answered 503 with Retry-After
+    shutdown_timeout_s: float = Field(30.0, gt=0)  # on SIGTERM, requests in flight get this long to finish
+    metrics_public: bool = False  # true: /metrics needs no key (a Prometheus scraper on a private network)
+
     # Auth
     admin_key: str | None = None  # accepted as an admin key when set (compose, automation)
     auth_enabled: bool = True

@@ -10,6 +10,8 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
+from app.private import private_file, sqlite_path
+
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 
 
@@ -39,6 +41,7 @@ def current_revision(engine: Engine) -> str | None:
 
 
 def _ensure_sqlite_dir(url: str) -> None:
-    prefix = "sqlite:///"
-    if url.startswith(prefix) and ":memory:" not in url:
-        Path(url[len(prefix):]).parent.mkdir(parents=True, exist_ok=True)
+    path = sqlite_path(url)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        private_file(path)  # sqlite would create it 0644; it holds the API keys' hashes

@@ -12,6 +12,7 @@ from celery import Celery
 from kombu.utils.url import maybe_sanitize_url
 
 from app.errors import ServiceUnavailable
+from app.private import private_dir
 from app.settings import Settings
 
 log = logging.getLogger("dlserve.jobs")
@@ -79,8 +80,9 @@ class Broker:
 
     def ensure(self) -> None:
         if self.settings.uses_file_broker:
+            private_dir(self.settings.broker_dir)
             for d in file_broker_dirs(self.settings).values():
-                d.mkdir(parents=True, exist_ok=True)
+                private_dir(d)
 
     def publish(self, run_id: str) -> None:
         try:

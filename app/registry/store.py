@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from app.errors import PayloadTooLarge
+from app.private import private_dir
 
 CHUNK = 1024 * 1024
 MODEL_FILE = "model.onnx"
@@ -36,6 +37,7 @@ class ArtifactStore:
         self.staging_dir = self.root / ".staging"
 
     def ensure(self) -> None:
+        private_dir(self.root)
         self.staging_dir.mkdir(parents=True, exist_ok=True)
         (self.root / "models").mkdir(parents=True, exist_ok=True)
 
