@@ -112,7 +112,7 @@ def thread_cpu(pid: int) -> tuple[float, float]:
 
 
 def batch_stats(base: str) -> tuple[float, float]:
-    text = httpx.get(f"{base}/metrics").text
+    text = httpx.get(f"{base}/metrics", headers={"Authorization": f"Bearer {KEY}"}).text
     get = lambda name: sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name))  # noqa: E731
     return get("dlserve_inference_batch_size_sum"), get("dlserve_inference_batch_size_count")
 

@@ -33,13 +33,15 @@ async def server_metadata(_: PredictKey) -> Response:
                   "extensions": ["binary_tensor_data", "model_repository"]})
 
 
+# Health is open, as in Triton and KServe (tritonclient's is_server_live() sends no key); it says
+# nothing about which models there are.
 @router.get("/health/live")
-async def live(_: PredictKey) -> Response:
+async def live() -> Response:
     return _json({"live": True})
 
 
 @router.get("/health/ready")
-async def ready(request: Request, _: PredictKey, models: ManagerDep) -> Response:
+async def ready(request: Request, models: ManagerDep) -> Response:
     if not models.ready:
         return problem(request, 503, "loading and warming the aliased model versions", headers={"Retry-After": "2"})
     return _json({"ready": True})

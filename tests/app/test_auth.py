@@ -79,7 +79,8 @@ def test_revoked_key_is_refused(settings, tmp_path):
         assert_problem(c.get("/v1/models", headers={"Authorization": f"Bearer {key}"}), 401, "revoked")
 
 
-def test_health_and_metrics_need_no_key(client):
+def test_health_needs_no_key_and_metrics_does(client):
     client.headers.pop("Authorization")
-    for path in ("/healthz", "/readyz", "/metrics"):
+    for path in ("/healthz", "/readyz", "/v2/health/live"):
         assert client.get(path).status_code == 200, path
+    assert_problem(client.get("/metrics"), 401, "API key")

@@ -46,7 +46,7 @@ def infer_at_once(base: str, payloads: list[np.ndarray]) -> tuple[list[httpx.Res
         t.start()
     for t in threads:
         t.join()
-    return answers, httpx.get(f"{base}/metrics").text
+    return answers, httpx.get(f"{base}/metrics", headers=H).text
 
 
 def test_concurrent_callers_are_batched_and_get_their_own_rows(settings, doubler):
@@ -118,7 +118,7 @@ def test_a_request_still_queued_at_its_deadline_gets_504_and_never_runs(settings
         assert "200 ms" in r.json()["detail"]
         assert 0.15 < elapsed < 1.2
         time.sleep(1.6)  # past the batching delay: had it stayed queued, it would have run by now
-        text = httpx.get(f"{base}/metrics").text
+        text = httpx.get(f"{base}/metrics", headers=H).text
     assert metric(text, 'dlserve_inference_batch_size_count{model="dbl",version="1"}') == 0
     assert 'dlserve_inference_requests_total{api="v2",model="dbl",status="504",version="1"} 1.0' in text
 

@@ -38,7 +38,7 @@ def wait_ready(c: TestClient) -> dict:
 
 
 def test_ready_means_the_production_versions_are_loaded(settings, two_versions):
-    with TestClient(create_app(settings)) as c:
+    with TestClient(create_app(settings), headers=H) as c:
         assert wait_ready(c)["checks"]["models"] == "ok (1 loaded)"
         assert 'dlserve_models_loaded 1.0' in c.get("/metrics").text
 

@@ -31,6 +31,13 @@ def triton(client, settings, tiny_onnx):
         c.close()
 
 
+def test_health_needs_no_key_and_names_no_model(triton, settings):
+    # as Triton and KServe: a probe (or tritonclient's is_server_live()) sends no key
+    assert triton.is_server_live() and triton.is_server_ready()
+    with pytest.raises(InferenceServerException):
+        triton.get_server_metadata()  # everything else still needs one
+
+
 def test_server_and_model_metadata(triton):
     assert triton.is_server_live(headers=_fresh()) and triton.is_server_ready(headers=_fresh())
     assert triton.get_server_metadata(headers=_fresh())["extensions"] == ["binary_tensor_data", "model_repository"]

@@ -62,7 +62,7 @@ def test_first_start_prints_a_working_admin_key_and_serves_the_registry(server):
     assert r.status_code == 201, r.text
     assert httpx.put(f"{base}/v1/models/tiny/aliases/production", json={"version": 1}, headers=h).status_code == 200
     assert httpx.delete(f"{base}/v1/models/tiny/versions/1", headers=h).status_code == 409
-    assert "dlserve_http_requests_total" in httpx.get(f"{base}/metrics").text
+    assert "dlserve_http_requests_total" in httpx.get(f"{base}/metrics", headers=h).text
 
 
 def test_header_names_arrive_in_their_conventional_case(server):
