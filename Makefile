@@ -16,8 +16,13 @@ QUIET := 2>&1 | { grep -v "^WARNING: Location '" || true; }
 .PHONY: run test install dev lint clean bench bench-serving bench-training bench-classification bench-detection \
 	bench-fraud bench-recommendation bench-translation bench-captioning bench-memory
 
+# `make run PORT=8100 HOST=0.0.0.0`; DLSERVE_PORT / DLSERVE_HOST work too. Only values given on the
+# command line count: many shells export HOST (the machine's name) and some platforms PORT.
+RUN_FLAGS := $(if $(filter command line,$(origin HOST)),--host $(HOST)) \
+	$(if $(filter command line,$(origin PORT)),--port $(PORT))
+
 run: install
-	$(BIN)/dlserve serve
+	$(BIN)/dlserve serve $(strip $(RUN_FLAGS))
 
 test: dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
