@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger("dlserve")
@@ -148,6 +149,15 @@ def install_error_handlers(app: FastAPI) -> None:
         if exc.status_code == 405:
             detail = f"{request.method} is not allowed on {request.url.path}"
         return problem(request, exc.status_code, detail, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(InterfaceError)
+    async def _database_unavailable(request: Request, exc: Exception):
+        # The database is down, restarting or out of connections: the client should come back (the pool
+        # reconnects by itself). The driver's message names hosts and SQL, so it stays in the log.
+        log.warning("database unavailable on %s %s (request %s): %s", request.method, request.url.path,
+                    request_id(request), exc)
+        return problem(request, 503, "the database is unavailable; retry shortly", headers={"Retry-After": "5"})
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception):

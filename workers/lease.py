@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, insert, select, update
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.db.base import utcnow
@@ -203,7 +204,15 @@ class Reporter:
         self.step = step
         self.epoch = float(epoch) if epoch is not None else self.epoch
         if time.monotonic() - self.last_flush >= self.interval_s:
-            self.flush()
+            try:
+                self.flush()
+            except (OperationalError, InterfaceError) as e:
+                # The database is restarting or unreachable: training goes on and the metrics wait
+                # (they are written with the next flush that gets through). The heartbeat thread says
+                # the same; if the outage outlasts heartbeat_timeout_s, the run is handed on instead.
+                log.warning("job %s: progress not written, database unavailable (%s); training on",
+                            self.run_id, type(e).__name__)
+                self.last_flush = time.monotonic()
 
     def progress(self, phase: str) -> dict[str, Any]:
         elapsed = time.monotonic() - self.started
