@@ -32,12 +32,11 @@ import torch.nn as nn
 from models.common.onnx_export import export_batch_dynamic
 from models.recommendation import bpmf
 from models.recommendation import data as datasets
-from models.recommendation.config import Config
+from models.recommendation.config import MAX_CELLS, Config
 from models.recommendation.graph import excluded, solve_cg
 
 Report = Callable[[int, dict[str, float]], None]
 OPSET = 17
-MAX_CELLS = 200_000_000  # users x items of the dense matrices the graph holds
 NEG_SAMPLES = 99  # leave-one-out: the held-out item ranked among this many unrated items
 EXCLUDED = -1e9
 
