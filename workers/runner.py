@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import re
 import shutil
 import time
 import uuid
@@ -30,6 +29,7 @@ from app.registry.onnx_inspect import inspect_model
 from app.registry.store import MODEL_FILE, ArtifactStore
 from app.settings import Settings
 from models import family_part
+from models.common.checks import is_weights_file, registry_ref, weights_file
 from models.common.errors import ParityError
 from workers.lease import (
     Cancelled,
@@ -45,7 +45,6 @@ from workers.lease import (
 
 log = logging.getLogger("dlserve.worker")
 PARITY_BATCH = 32
-WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth")
 
 
 class InitFromError(RuntimeError):
@@ -196,31 +195,31 @@ class _Run:
         """config init_from -> a state dict: "name:3" / "name@alias" is a registered version of the same
         task trained here (its metadata.weights); a name ending .safetensors/.pt/.pth is a file in the
         dataset's archive (at its top, or inside its one enclosing folder). A family may start from
-        versions of other tasks (training.INIT_FROM_TASKS: captioning from a classification backbone)."""
+        versions of other tasks (config.INIT_FROM_TASKS: captioning from a classification backbone). The API
+        made the same checks at submit (app/jobs/precheck.py); these catch what changed since."""
         ref = getattr(cfg, "init_from", None)
         if not ref:
             return None
-        if ref.lower().endswith(WEIGHT_SUFFIXES):
+        if is_weights_file(ref):
             folder = self.data_path
             if not folder.is_dir():
                 raise InitFromError(f"init_from {ref!r}: the dataset is a single file; ship weights inside an "
                                     "archive dataset (imagefolder or csv), or name a registered version")
-            candidates = [folder / ref, *(d / ref for d in sorted(folder.iterdir()) if d.is_dir())]
-            file = next((c for c in candidates if c.resolve().is_relative_to(folder.resolve()) and c.is_file()), None)
+            file = weights_file(folder, ref)
             if file is None:
                 raise InitFromError(f"init_from {ref!r}: the dataset's archive holds no such file")
         else:
-            m = re.fullmatch(r"(?P<name>[^:@]+)(?::(?P<version>[0-9]+)|@(?P<alias>.+))?", ref)
-            if m is None:
-                raise InitFromError(f"init_from {ref!r}: expected 'name:version' or 'name@alias'")
+            try:
+                name, number, alias = registry_ref(ref)
+            except ValueError as e:
+                raise InitFromError(str(e)) from None
             with self.sessions() as session:
                 try:
-                    version = registry.resolve(session, m["name"], int(m["version"]) if m["version"] else None,
-                                               m["alias"])
+                    version = registry.resolve(session, name, number, alias)
                 except DlserveError as e:
                     raise InitFromError(f"init_from {ref!r}: {e.detail}") from e
                 task, weights = version.task, (version.meta or {}).get("weights") or {}
-            accepted = getattr(training, "INIT_FROM_TASKS", (job.task,))
+            accepted = family_part(job.task, "config").INIT_FROM_TASKS
             if task not in accepted:
                 raise InitFromError(f"init_from {ref!r}: that is a {task} model; a {job.task} job starts from "
                                     f"{' or '.join(accepted)} versions")

@@ -13,7 +13,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.api.deps import SessionDep, TrainKey
+from app.api.deps import SessionDep, StoreDep, TrainKey
 from app.db.tables import TrainingRun
 from app.jobs import service
 from app.jobs.broker import Broker
@@ -97,9 +97,10 @@ def job_out(run: TrainingRun, version: tuple[str, int] | None) -> JobOut:
 
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=JobOut)
-def submit_job(body: JobIn, _: TrainKey, session: SessionDep, broker: BrokerDep, response: Response) -> JobOut:
+def submit_job(body: JobIn, _: TrainKey, session: SessionDep, broker: BrokerDep, store: StoreDep,
+               response: Response) -> JobOut:
     run = service.create(session, task=body.task, dataset_id=body.dataset_id, config=body.config,
-                         register_as=body.register_as, alias=body.alias)
+                         register_as=body.register_as, alias=body.alias, store=store)
     # Published before the commit: a broker that cannot take it leaves nothing recorded (the session
     # rolls back), and a worker that gets the message first waits for the row to appear.
     broker.publish(run.id)

@@ -13,17 +13,20 @@ from sqlalchemy.orm import Session
 from app.db.base import utcnow
 from app.db.tables import RUN_STATUSES, Dataset, ModelVersion, RegisteredModel, RunMetric, TrainingRun, new_id
 from app.errors import Conflict, NotFound, Unprocessable
+from app.jobs import precheck
 from app.jobs.broker import Broker
 from app.jobs.config import validate_config
 from app.registry.service import check_alias, check_name, check_task
+from app.registry.store import ArtifactStore
 
 log = logging.getLogger("dlserve.jobs")
 TERMINAL = ("succeeded", "failed", "cancelled")
 
 
 def create(session: Session, *, task: str, dataset_id: str, config: dict[str, Any], register_as: str | None,
-           alias: str | None) -> TrainingRun:
-    """A queued run, flushed; the caller publishes it and then commits (see app.api.jobs)."""
+           alias: str | None, store: ArtifactStore | None = None) -> TrainingRun:
+    """A queued run, flushed; the caller publishes it and then commits (see app.api.jobs). `store`: where
+    init_from's weights must be (without it, their files are not looked for)."""
     check_task(task)
     values = validate_config(task, config)
     # FOR UPDATE: a dataset being deleted right now cannot gain a run (the delete checks for runs).
@@ -34,6 +37,7 @@ def create(session: Session, *, task: str, dataset_id: str, config: dict[str, An
     if dataset.task != task:
         raise Unprocessable(f"field 'dataset_id': dataset {dataset_id} is a {dataset.task} dataset, not {task}",
                             field="dataset_id")
+    precheck.check(session, store, task, values, dataset)
     run_id = new_id()
     name = check_name(register_as or f"{task}-{run_id[:8]}")
     if alias is not None:

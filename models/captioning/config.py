@@ -6,12 +6,12 @@ weights); the decoder is a Show, Attend and Tell LSTM with soft attention over t
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
-REGISTRY_REF = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)(?::(?P<version>[0-9]+)|@(?P<alias>[A-Za-z0-9._-]+))$")
-WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth")
+from models.common.checks import REGISTRY_REF, WEIGHT_SUFFIXES, at_least_two, same_backbone
+
+INIT_FROM_TASKS = ("captioning", "classification")
 
 
 @dataclass
@@ -83,3 +83,20 @@ class Config:
         for name, ok, message in checks:
             if not ok:
                 raise ValueError(f"{name} {message} (got {getattr(self, name)!r})")
+
+
+def check_against_dataset(cfg: Config, stats: dict[str, Any]) -> None:
+    """What models/captioning/training.py's prepare would refuse once the job ran."""
+    at_least_two(stats, "train_images", "training image(s)", bool(stats.get("val_images")))
+
+
+def check_init_from(cfg: Config, ref: str, task: str, meta: dict[str, Any], stats: dict[str, Any]) -> None:
+    """The encoder's backbone is loaded: arch, width, depth and channels must match (not the image size)."""
+    theirs = (meta.get("config") or {}) if task == "classification" else (meta.get("encoder") or {})
+    images, grey = stats.get("images"), stats.get("grey_images")
+    channels = cfg.channels or ((1 if grey == images else 3) if isinstance(images, int) and isinstance(grey, int)
+                                else None)
+    same_backbone(ref, {"arch": theirs.get("arch"), "width": theirs.get("width"), "depth": theirs.get("depth"),
+                        "channels": (meta.get("preprocessing") or {}).get("channels")},
+                  {"arch": cfg.arch, "width": cfg.width, "depth": cfg.depth if cfg.arch == "resnet" else None,
+                   "channels": channels})

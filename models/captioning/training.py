@@ -46,7 +46,6 @@ from models.common.onnx_export import export_batch_dynamic
 
 Report = Callable[[int, dict[str, float]], None]
 OPSET = 17
-INIT_FROM_TASKS = ("captioning", "classification")
 TOKENIZER_FILE = "target.tokenizer.json"
 DECODER_FILE = "decoder.onnx"
 ENCODER_FILE = "model.onnx"

@@ -6,13 +6,14 @@ Keller Jordan's airbench94 (2024) restated for a mean loss at any batch size (BE
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 # init_from: a registered version "name:3" or "name@production", or a weights file in the dataset archive
-REGISTRY_REF = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)(?::(?P<version>[0-9]+)|@(?P<alias>[A-Za-z0-9._-]+))$")
-WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth")
+from models.common.checks import REGISTRY_REF, WEIGHT_SUFFIXES, ConfigError, at_least_two, same_backbone
+
+INIT_FROM_TASKS = ("classification",)
+MIN_SIDE = {"airbench": 16, "lenet": 4, "resnet": 4}  # the smallest image side each network takes
 
 # Keys left out (None) take these; lr None is 1.5 per 1024 images of a batch for airbench (the linear rule).
 # airbench94's numbers, "per 1024 examples" with a summed loss (lr 11.5, momentum 0.85, weight decay 0.0153),
@@ -99,3 +100,29 @@ class Config:
         for name, ok, message in checks:
             if not ok:
                 raise ValueError(f"{name} {message} (got {getattr(self, name)!r})")
+
+
+def _side(cfg: Config, stats: dict[str, Any]) -> list[int] | None:
+    if cfg.image_size:
+        return [cfg.image_size, cfg.image_size]
+    common = (stats.get("image_sizes") or {}).get("most_common")
+    return list(common) if isinstance(common, list) and len(common) == 2 else None
+
+
+def check_against_dataset(cfg: Config, stats: dict[str, Any]) -> None:
+    """What models/classification/training.py's prepare and build would refuse once the job ran."""
+    at_least_two(stats, "rows", "image(s)", len(stats.get("splits") or {}) > 1)
+    side = _side(cfg, stats)
+    if side is not None and min(side) < MIN_SIDE[cfg.arch]:
+        raise ConfigError("image_size", f"images of {side[0]}x{side[1]} are too small for {cfg.arch} (at least "
+                                        f"{MIN_SIDE[cfg.arch]} pixels a side); set image_size")
+
+
+def check_init_from(cfg: Config, ref: str, task: str, meta: dict[str, Any], stats: dict[str, Any]) -> None:
+    """Every tensor but the head's is loaded: arch, width, depth, channels (and LeNet's image size) must match."""
+    theirs, pre = meta.get("config") or {}, meta.get("preprocessing") or {}
+    same_backbone(ref, {"arch": theirs.get("arch"), "width": theirs.get("width"), "depth": theirs.get("depth"),
+                        "channels": pre.get("channels"), "image size": pre.get("size")},
+                  {"arch": cfg.arch, "width": cfg.width, "depth": cfg.depth if cfg.arch == "resnet" else None,
+                   "channels": cfg.channels or stats.get("channels"),
+                   "image size": _side(cfg, stats) if cfg.arch == "lenet" else None})

@@ -12,6 +12,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from models.classification.config import MIN_SIDE as MIN_SIDES
+
 
 class LeNet(nn.Module):
     HEAD = "fc2"
@@ -110,7 +112,7 @@ class AirNet(nn.Module):
 
     HEAD = "head"
     WHITEN_BIAS_EPOCHS = 3
-    MIN_SIDE = 16
+    MIN_SIDE = MIN_SIDES["airbench"]
 
     def __init__(self, channels: int, classes: int, width: int = 64, bn_momentum: float = 0.4):
         super().__init__()

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
+
+from models.common.checks import at_least_two
 
 
 @dataclass
@@ -39,3 +41,8 @@ class Config:
         for name, ok, message in checks:
             if not ok:
                 raise ValueError(f"{name} {message} (got {getattr(self, name)!r})")
+
+
+def check_against_dataset(cfg: Config, stats: dict[str, Any]) -> None:
+    """What models/detection/training.py's load_dataset would refuse once the job ran."""
+    at_least_two(stats, "train_images", "training image(s)", bool(stats.get("val_images")))

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
+
+from models.common.checks import ConfigError
 
 ARCHS = ("autoencoder", "deep_autoencoder", "denoising_autoencoder", "contractive_autoencoder", "mlp", "hybrid")
 
@@ -70,3 +72,23 @@ class Config:
             raise ValueError("target_precision and target_recall: give at most one (got both)")
         if self.prevalence is not None and self.negative_weight is not None:
             raise ValueError("prevalence and negative_weight: give at most one (got both)")
+
+
+def check_against_dataset(cfg: Config, stats: dict[str, Any]) -> None:
+    """What models/fraud/data.py's read and training.prepare would refuse once the job ran."""
+    columns, label = stats.get("columns"), stats.get("label_column")
+    if not isinstance(columns, list) or not isinstance(label, str):
+        return  # a dataset uploaded before these were recorded
+    header = [*columns, label]
+    if cfg.label_column is not None and cfg.label_column not in header:
+        raise ConfigError("label_column", f"no column {cfg.label_column!r} in the dataset "
+                                          f"(columns: {', '.join(header)})")
+    wanted = cfg.label_column or label  # the upload found the default one
+    features = [c for c in header if c != wanted and c not in cfg.drop_columns]
+    if not features:
+        raise ConfigError("drop_columns", "leaves no feature columns")
+    if wanted == label:  # the counts were taken with this label column
+        for name, n in (("frauds (1)", stats.get("frauds")), ("legitimate rows (0)", stats.get("legitimate"))):
+            if isinstance(n, int) and n < 2:
+                raise ConfigError(None, f"the dataset has {n} {name}; at least 2 are needed to hold one out for "
+                                        "validation")

@@ -1,8 +1,10 @@
 """Fraud serving (numpy only): {"features": {name: value, ...}} -> the model's "features" row in schema
 order; its "scores" row -> {"score", "is_fraud", "threshold", "top_features"}.
 
-The version's metadata holds the schema (`features`: names in order, `scaling`) and the `threshold`
-chosen on the validation split. A record with a missing, extra, non-numeric or non-finite feature is
+The version's metadata holds the schema (`features`: names in order, `scaling`), the `threshold` chosen
+on the validation split and `ignored_columns`: the training file's other columns (the label, dropped
+columns such as Time), so that a row sent exactly as it appears in that file is scored; their values are
+not read. A record with a missing, unknown, non-numeric, non-finite or float32-overflowing feature is
 refused with a 422 naming it (e.g. "inputs[0].features.V3").
 """
 
@@ -17,6 +19,7 @@ import numpy as np
 from models.common.errors import InputError
 
 DEFAULT_TOP_FEATURES = 3
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 @dataclass(frozen=True)
@@ -26,6 +29,7 @@ class Spec:
     features: tuple[str, ...]
     index: dict[str, int]
     threshold: float
+    ignored: frozenset[str] = frozenset()
 
 
 def make_spec(signature: dict[str, Any], metadata: dict[str, Any], max_pixels: int = 0) -> Spec:
@@ -44,7 +48,18 @@ def make_spec(signature: dict[str, Any], metadata: dict[str, Any], max_pixels: i
         raise ValueError("the version's metadata has no decision threshold (metadata.threshold)")
     out = next((o for o in outputs if o["name"] == "scores"), outputs[0])
     names = tuple(str(n) for n in names)
-    return Spec(inputs[0]["name"], out["name"], names, {n: i for i, n in enumerate(names)}, float(threshold))
+    return Spec(inputs[0]["name"], out["name"], names, {n: i for i, n in enumerate(names)}, float(threshold),
+                ignored_columns(metadata) - set(names))
+
+
+def ignored_columns(metadata: dict[str, Any]) -> frozenset[str]:
+    """Versions registered before metadata.ignored_columns existed: their label column and the
+    drop_columns of their config (dropped where present, so a name may not have been in the file)."""
+    listed = metadata.get("ignored_columns")
+    if listed is None:
+        config = metadata.get("config") or {}
+        listed = [metadata.get("label_column"), *(config.get("drop_columns") or [])]
+    return frozenset(str(c) for c in listed if isinstance(c, str))
 
 
 def check_params(params: dict[str, Any]) -> dict[str, Any]:
@@ -75,17 +90,29 @@ def preprocess(item: Any, index: int, params: dict[str, Any], spec: Spec) -> dic
         field = f"{where}.features.{name}"
         j = spec.index.get(name)
         if j is None:
+            if name in spec.ignored:
+                continue  # a column of the training file that the model does not use
             raise InputError(field, f"not a feature of this model; it takes {', '.join(spec.features)}")
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise InputError(field, f"must be a number (got {value!r:.40})")
-        if not math.isfinite(value):
-            raise InputError(field, f"must be a finite number (got {value})")
-        row[j] = value
+        row[j] = _float32(value, field)
     missing = [n for n in spec.features if n not in record]
     if missing:
         more = f" (and {len(missing) - 1} more: {', '.join(missing[1:6])})" if len(missing) > 1 else ""
         raise InputError(f"{where}.features.{missing[0]}", f"missing{more}; every feature of the schema is needed")
     return {spec.input_name: row[None]}
+
+
+def _float32(value: Any, field: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InputError(field, f"must be a number (got {value!r:.40})")
+    try:
+        v = float(value)
+    except OverflowError:  # a JSON integer of hundreds of digits
+        raise InputError(field, f"is beyond float32's range (±{FLOAT32_MAX:.3g})") from None
+    if not math.isfinite(v):
+        raise InputError(field, f"must be a finite number (got {value})")
+    if abs(v) > FLOAT32_MAX:  # would become inf in the float32 tensor, and the score NaN
+        raise InputError(field, f"{v:.4g} is beyond float32's range (±{FLOAT32_MAX:.3g})")
+    return v
 
 
 def postprocess(outputs: dict[str, np.ndarray], params: dict[str, Any], spec: Spec) -> dict[str, Any]:

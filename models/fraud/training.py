@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +55,7 @@ class Prepared:
     target_recall: float | None = None
     threshold: float | None = None  # chosen by evaluate()
     threshold_rule: str | None = None
+    dropped: list[str] = field(default_factory=list)  # columns of the file left out of the features
 
 
 def load_dataset(path: Path, fmt: str, cfg: Config) -> Prepared:
@@ -85,7 +86,8 @@ def prepare(cfg: Config, table: datasets.Table) -> Prepared:
     mean, std = z.mean(0), np.maximum(z.std(0), 1e-6)
     w = M.negative_weight(y[is_val], cfg.prevalence, cfg.negative_weight)
     return Prepared(features, log_columns, mean.tolist(), std.tolist(), x[~is_val], y[~is_val], x[is_val], y[is_val],
-                    table.label, w, cfg.target_precision, cfg.target_recall)
+                    table.label, w, cfg.target_precision, cfg.target_recall,
+                    dropped=[c for c in table.columns if c not in features])
 
 
 def _log(x: np.ndarray, cols: list[int]) -> np.ndarray:
@@ -315,6 +317,8 @@ def export_onnx(model: nn.Module, path: Path, data: Prepared) -> None:
 
 def version_metadata(cfg: Config, data: Prepared) -> dict[str, Any]:
     return {"features": list(data.features), "label_column": data.label,
+            # accepted and not read at predict, so that a row of the training file is scored as it is
+            "ignored_columns": [*data.dropped, data.label],
             "scaling": {"log1p": list(data.log_columns), "mean": data.mean, "std": data.std},
             "threshold": data.threshold, "threshold_rule": data.threshold_rule,
             "score": "reconstruction_error" if cfg.arch in AUTOENCODERS else "probability",

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
+
+from models.common.checks import ConfigError
+
+MAX_CELLS = 200_000_000  # users x items of the dense matrices the graph holds
 
 DEFAULT_EPOCHS = {"bpmf": 600, "mf": 10, "rbm": 20}
 DEFAULT_FACTORS = {"bpmf": 10, "mf": 32, "rbm": 32}
@@ -57,3 +61,11 @@ class Config:
         for name, ok, message in checks:
             if not ok:
                 raise ValueError(f"{name} {message} (got {getattr(self, name)!r})")
+
+
+def check_against_dataset(cfg: Config, stats: dict[str, Any]) -> None:
+    """What models/recommendation/training.py's prepare would refuse once the job ran."""
+    users, items = stats.get("users"), stats.get("items")
+    if isinstance(users, int) and isinstance(items, int) and users * items > MAX_CELLS:
+        raise ConfigError(None, f"{users} users x {items} items is over {MAX_CELLS} cells, more than this "
+                                "family's dense matrices hold")

@@ -5,7 +5,7 @@
     train(cfg, data, device, report, checkpoint=None, resume=None) -> (module, metrics)
     evaluate(module, data, device)               RMSE, MAE on held-out ratings; HR@10, NDCG@10 (leave-one-out)
     export_onnx(module, path, data)              + top_scores/top_items [N, K]: TopK over unrated items
-    example_inputs(data, n) / version_metadata(cfg, data)
+    example_inputs(data, n) / version_metadata(cfg, data)   (with each user's and item's bias, from train)
 
 Three archs: bpmf (the default; Bayesian matrix factorisation by Gibbs sampling, in bpmf.py), mf (the
 same model's point estimate by alternating least squares) and rbm (the seed book's).
@@ -32,12 +32,11 @@ import torch.nn as nn
 from models.common.onnx_export import export_batch_dynamic
 from models.recommendation import bpmf
 from models.recommendation import data as datasets
-from models.recommendation.config import Config
+from models.recommendation.config import MAX_CELLS, Config
 from models.recommendation.graph import excluded, solve_cg
 
 Report = Callable[[int, dict[str, float]], None]
 OPSET = 17
-MAX_CELLS = 200_000_000  # users x items of the dense matrices the graph holds
 NEG_SAMPLES = 99  # leave-one-out: the held-out item ranked among this many unrated items
 EXCLUDED = -1e9
 
@@ -95,7 +94,7 @@ def prepare(cfg: Config, d: datasets.Ratings) -> Prepared:
     tr = d.r[~held]
     return Prepared(d.users, d.items, d.titles, matrix, seen, d.u[held], d.i[held], d.r[held], d.u[loo], d.i[loo],
                     float(d.r.min()), float(d.r.max()), float(tr.mean()) if len(tr) else float(d.r.mean()),
-                    d.source)
+                    d.source, {"max_k": cfg.max_k})
 
 
 # -- the networks: (user [N] int64, ratings [N, I] float32) -> predicted ratings [N, I]
@@ -233,12 +232,30 @@ def _ridge(model: MF, m: torch.Tensor, f: torch.Tensor, other_bias: torch.Tensor
     return torch.cat(out)
 
 
-def train(
-    cfg: Config, data: Prepared, device: torch.device | str, report: Report,
-    checkpoint: Callable[[dict[str, Any]], None] | None = None, resume: dict[str, Any] | None = None,
-) -> tuple[nn.Module, dict[str, float]]:
-    if cfg.arch == "bpmf":
-        return bpmf.train(cfg, data, device, report, checkpoint, resume)
+def train(cfg: Config, data: Prepared, device: torch.device | str, report: Report,
+          checkpoint: Callable[[dict[str, Any]], None] | None = None,
+          resume: dict[str, Any] | None = None) -> tuple[nn.Module, dict[str, float]]:
+    model, metrics = (bpmf.train if cfg.arch == "bpmf" else _train)(cfg, data, device, report, checkpoint, resume)
+    data.extra["biases"] = biases(model, data)
+    return model, metrics
+
+
+@torch.no_grad()
+def biases(model: nn.Module, data: Prepared, damping: float = 5.0) -> tuple[np.ndarray, np.ndarray]:
+    """(user [U], item [I]) offsets from the mean, serving's answer where one side is cold (rbm: damped means)."""
+    if isinstance(model, bpmf.BPMF):
+        return model.users[:, :, -1].mean(1).cpu().numpy(), model.items[:, :, -1].mean(0).cpu().numpy()
+    if isinstance(model, MF):
+        return model.bu.detach().cpu().numpy(), model.bi.detach().cpu().numpy()
+    m, rated = data.matrix.astype(np.float64), data.matrix > 0
+    item = np.where(rated, m - data.mean, 0).sum(0) / (rated.sum(0) + damping)
+    user = np.where(rated, m - data.mean - item, 0).sum(1) / (rated.sum(1) + damping)
+    return user, item
+
+
+def _train(cfg: Config, data: Prepared, device: torch.device | str, report: Report,
+           checkpoint: Callable[[dict[str, Any]], None] | None,
+           resume: dict[str, Any] | None) -> tuple[nn.Module, dict[str, float]]:
     device = torch.device(device)
     torch.manual_seed(cfg.seed)
     model = build(cfg, data).to(device)
@@ -309,8 +326,7 @@ def predict_known(model: nn.Module, data: Prepared, users: np.ndarray, device: t
                   batch_size: int = 512) -> np.ndarray:
     """Full predicted rows [len(users), I] for known user indices."""
     model.eval()
-    out = []
-    ni = data.matrix.shape[1]
+    out, ni = [], data.matrix.shape[1]
     for s in range(0, len(users), batch_size):
         u = torch.from_numpy(users[s:s + batch_size]).to(device)
         if isinstance(model, bpmf.BPMF):  # skips the fold-in its graph computes for every row
@@ -375,6 +391,9 @@ def export_onnx(model: nn.Module, path: Path, data: Prepared) -> None:
 
 
 def version_metadata(cfg: Config, data: Prepared) -> dict[str, Any]:
+    # user_bias and item_bias, aligned with users and items: serving's answer for a cold user or item
+    ub, ib = ([round(float(b), 4) for b in side] for side in data.extra.get("biases") or ([], []))
     return {"users": list(data.users), "items": list(data.items), "titles": dict(data.titles),
             "rating_range": [data.rating_min, data.rating_max], "mean_rating": data.mean,
+            "user_bias": ub, "item_bias": ib,
             "max_k": min(cfg.max_k, len(data.items)), "arch": cfg.arch, "source": data.source}

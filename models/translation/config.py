@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
+
+from models.common.checks import ConfigError, at_least_two
 
 LANG = re.compile(r"^[A-Za-z0-9_-]{1,20}$")
 
@@ -97,3 +99,31 @@ class Config:
             raise ValueError(f"source_lang {self.source_lang!r} is not one of columns {self.columns!r}")
         if self.columns is not None and self.target_lang is not None and self.target_lang not in langs:
             raise ValueError(f"target_lang {self.target_lang!r} is not one of columns {self.columns!r}")
+
+
+def check_against_dataset(cfg: Config, stats: dict[str, Any]) -> None:
+    """What models/translation/data.py's read and pick would refuse once the job ran (see models/common/checks.py)."""
+    has_val = bool((stats.get("splits") or {}).get("val"))
+    at_least_two(stats, "rows", "sentence pair(s)", has_val)
+    langs = stats.get("languages")
+    if isinstance(langs, list):  # an archive of train.<lang> files: the languages are the files'
+        for key in ("source_lang", "target_lang"):
+            lang = getattr(cfg, key)
+            if lang is not None and lang not in langs:
+                raise ConfigError(key, f"{lang!r} is not in the dataset, which holds {', '.join(langs)}")
+        _direction(cfg, langs, "the dataset holds")
+    elif cfg.columns is not None:  # a tab-separated file whose columns the config names
+        names = [c.strip() for c in cfg.columns.split(",")]
+        fields = stats.get("min_fields")
+        if isinstance(fields, int) and len(names) > fields:
+            raise ConfigError("columns", f"names {len(names)} languages, but some lines of the dataset have only "
+                                         f"{fields} tab-separated fields")
+        _direction(cfg, names, "columns names")
+
+
+def _direction(cfg: Config, langs: list[str], holds: str) -> None:
+    if cfg.source_lang and cfg.target_lang or len(langs) == 2 and (cfg.source_lang or cfg.target_lang):
+        return
+    key = "target_lang" if cfg.source_lang else "source_lang"
+    raise ConfigError(key, f"{holds} {', '.join(langs)}: set source_lang and target_lang to say which way to "
+                           "translate" + (" (one of them is enough with two languages)" if len(langs) == 2 else ""))

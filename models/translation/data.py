@@ -44,6 +44,7 @@ class Corpus:
     langs: list[str]
     texts: dict[str, list[str]]
     val: dict[str, list[str]] | None = None  # a split the data itself designates (val.<lang>)
+    fields: int | None = None  # tsv: the fewest tab-separated fields on a line (how many languages `columns` may name)
 
     def __len__(self) -> int:
         return len(self.texts[self.langs[0]])
@@ -63,6 +64,7 @@ def validate(path: Path, fmt: str, max_bytes: int | None = None) -> dict[str, An
     stats: dict[str, Any] = {"rows": len(corpus), "splits": {"train": len(corpus)}}
     if tsv:
         stats["columns"] = len(corpus.langs)
+        stats["min_fields"] = corpus.fields
     else:
         stats["languages"] = corpus.langs
     if corpus.val is not None:
@@ -123,6 +125,7 @@ def _read_tsv(path: Path, columns: list[str] | None, max_bytes: int | None) -> C
     langs = list(columns) if columns else ["1", "2"]
     width = max(2, len(langs))
     texts: dict[str, list[str]] = {lang: [] for lang in langs}
+    fewest = None
     for n, line in enumerate(lines, start=1):
         where = f"line {n}"
         if not line.strip():
@@ -132,6 +135,7 @@ def _read_tsv(path: Path, columns: list[str] | None, max_bytes: int | None) -> C
             raise TableError(f"no tab: expected `source<TAB>target`, got {line[:60]!r}", where)
         if len(fields) < width:
             raise TableError(f"{len(fields)} tab-separated fields, but columns names {width} languages", where)
+        fewest = len(fields) if fewest is None else min(fewest, len(fields))
         for k, lang in enumerate(langs):
             value = fields[k].strip()
             if not value:
@@ -140,7 +144,7 @@ def _read_tsv(path: Path, columns: list[str] | None, max_bytes: int | None) -> C
                 raise TableError(f"column {k + 1} is {len(value)} characters, over the limit of {MAX_LINE_CHARS}",
                                  where)
             texts[lang].append(value)
-    return Corpus(langs, texts)
+    return Corpus(langs, texts, fields=fewest)
 
 
 # -- an archive of aligned files ---------------------------------------------------------------------

@@ -123,13 +123,20 @@ def test_bad_training_options_are_a_422_naming_the_key(client, dataset_id, confi
 
 def test_the_new_training_options_are_accepted_with_their_defaults(client, dataset_id):
     config = {"arch": "resnet", "width": 8, "depth": 14, "optimizer": "sgd", "scheduler": "onecycle",
-              "label_smoothing": 0.1, "crop_padding": 2, "flip": True, "amp": True, "patience": 3,
-              "init_from": "digits@production", "freeze_backbone": True}
+              "label_smoothing": 0.1, "crop_padding": 2, "flip": True, "amp": True, "patience": 3}
     r = client.post("/v1/jobs", json={"task": "classification", "dataset_id": dataset_id, "config": config})
     assert r.status_code == 202, r.text
     got = r.json()["config"]
     assert {k: got[k] for k in config} == config and got["epochs"] == 10
-    for ref in ("digits:3", "weights.safetensors", "top/weights.pt"):
-        r = client.post("/v1/jobs", json={"task": "classification", "dataset_id": dataset_id,
-                                          "config": {"init_from": ref}})
-        assert r.status_code == 202, (ref, r.text)
+
+
+@pytest.mark.parametrize("ref, needle", [
+    ("digits@production", "no model named 'digits'"),
+    ("digits:3", "no model named 'digits'"),
+    ("weights.safetensors", "single file"),
+    ("top/weights.pt", "single file"),
+])
+def test_an_init_from_that_cannot_load_is_a_422_at_submit(client, dataset_id, ref, needle):
+    r = client.post("/v1/jobs", json={"task": "classification", "dataset_id": dataset_id,
+                                      "config": {"init_from": ref, "freeze_backbone": True}})
+    assert_problem(r, 422, "config.init_from", needle)

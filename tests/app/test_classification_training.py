@@ -1,7 +1,7 @@
 """Classification trained through the real API: upload, job (the worker's task body run in this
 process), registry, /predict. A ResNet on a csv archive of colour images serves and agrees with
 PyTorch; init_from starts a second job from a registered version or from a weights file shipped in
-the archive, and a bad reference fails the job with a sentence naming it."""
+the archive, and a bad reference is a 422 at submit naming it."""
 
 import base64
 import io
@@ -13,6 +13,7 @@ import torch
 from safetensors.torch import save_file
 
 from models.classification.networks import LeNet, ResNet
+from tests.conftest import assert_problem
 from tests.workers import synthetic
 from workers.runner import run_training
 
@@ -161,18 +162,21 @@ def test_a_weights_file_in_the_archive_initialises_the_job(client, settings):
     assert torch.allclose(got["conv1.weight"], net.state_dict()["conv1.weight"], atol=1e-3)
 
 
-def test_a_bad_init_from_fails_the_job_with_a_sentence_naming_it(client, settings, first):
+def test_a_bad_init_from_is_a_422_at_submit_naming_it(client, settings, first):
+    """These jobs were accepted, queued and failed on the worker; now nothing is queued."""
     few = upload(client, keras_npz(8, 16, seed=51), "few.npz")
     for ref, config, needles in [
-        ("nosuch:1", {}, ["init_from 'nosuch:1'", "nosuch"]),
-        ("corners:7", {}, ["init_from 'corners:7'", "no version 7"]),
-        ("corners@staging", {}, ["init_from 'corners@staging'", "no alias 'staging'"]),
-        ("corners:1", {"arch": "resnet", "depth": 8}, ["stem.0.weight", "same arch"]),
-        ("weights.pt", {}, ["init_from 'weights.pt'", "single file"]),
+        ("nosuch:1", {}, ["init_from: 'nosuch:1'", "nosuch"]),
+        ("corners:7", {}, ["init_from: 'corners:7'", "no version 7"]),
+        ("corners@staging", {}, ["init_from: 'corners@staging'", "no alias 'staging'"]),
+        ("corners:1", {"arch": "resnet", "depth": 8}, ["trained with arch lenet", "this job has arch resnet"]),
+        ("corners:1", {"width": 16}, ["width 8", "width 16", "would not fit"]),
+        ("weights.pt", {}, ["init_from: 'weights.pt'", "single file"]),
     ]:
-        job = train(client, settings, few, {**FAST, "epochs": 1, **config, "init_from": ref}, "bad", expect="failed")
-        for needle in needles:
-            assert needle in job["error"], job["error"]
+        r = client.post("/v1/jobs", json={"task": "classification", "dataset_id": few,
+                                          "config": {**FAST, "epochs": 1, **config, "init_from": ref}})
+        assert_problem(r, 422, "config.init_from", *needles)
+    assert client.get("/v1/jobs", params={"status": "queued"}).json()["total"] == 0
 
 
 def test_airbench_trains_through_the_api_and_serves_its_test_time_views(client, settings):

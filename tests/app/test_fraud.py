@@ -125,3 +125,21 @@ def test_autoencoder_and_hybrid_scorers_train_and_serve(client, settings, arch):
     assert r.status_code == 200, r.text
     out = r.json()["outputs"][0]
     assert set(out) == {"score", "is_fraud", "threshold", "top_features"} and len(out["top_features"]) == 3
+
+
+def test_a_row_of_the_training_file_is_scored_as_it_is_and_overflowing_numbers_are_422(client, settings):
+    """Time (dropped by default) and Class (the label) are columns of the training file: accepted and not
+    read. A number float32 cannot hold would have been scored as NaN ("score": null, "is_fraud": false)."""
+    version = _train(client, settings, {"arch": "mlp", "epochs": 1, "batch_size": 256}, "tx")
+    assert set(version["metadata"]["ignored_columns"]) == {"Time", "Class"}
+    header, line = csv_bytes(5).decode().splitlines()[:2]
+    row = {name: float(v) for name, v in zip(header.split(","), line.split(","), strict=True)}
+    r = client.post("/v1/models/tx/predict", json={"inputs": [{"features": row}]})
+    assert r.status_code == 200, r.text
+    assert isinstance(r.json()["outputs"][0]["score"], float)
+    for bad in (3.5e38, -1e308):
+        r = client.post("/v1/models/tx/predict",
+                        json={"inputs": [{"features": row}] * 3 + [{"features": {**row, "V7": bad}}]})
+        assert_problem(r, 422, "inputs[3].features.V7", "float32")
+    r = client.post("/v1/models/tx/predict", json={"inputs": [{"features": {**row, "Tme": 1.0}}]})
+    assert_problem(r, 422, "inputs[0].features.Tme", "not a feature")

@@ -128,21 +128,24 @@ def test_matrix_factorisation_beats_the_mean_and_serves_every_request_kind(clien
     assert r.status_code == 200, r.text
     fold, pairs_new, pairs_known = r.json()["outputs"]
     assert all(6 <= e["item"] <= 20 for e in fold["items"])
+    assert fold["known"] and all(p["known"] for p in pairs_new["ratings"] + pairs_known["ratings"])
     liked, disliked = (p["rating"] for p in pairs_new["ratings"])
     assert [p["item"] for p in pairs_new["ratings"]] == [6, 30] and liked > disliked + 1.5
     assert pairs_known["ratings"][0]["rating"] > pairs_known["ratings"][1]["rating"] + 1.5
 
 
 @pytest.mark.parametrize("body, field, needle", [
-    ({"user": 999}, "inputs[1].user", "unknown user id 999"),
-    ({"user": 1, "items": [3, 777]}, "inputs[1].items[1]", "unknown item id 777"),
-    ({"ratings": [{"item": 888, "rating": 4}]}, "inputs[1].ratings[0].item", "unknown item id 888"),
     ({"ratings": [{"item": 3, "rating": 9}]}, "inputs[1].ratings[0].rating", "must be a number from 1 to 5"),
+    ({"ratings": [{"item": 3, "rating": 3.5e38}]}, "inputs[1].ratings[0].rating", "must be a number from 1 to 5"),
+    ({"ratings": [{"item": 3, "rating": -1e308}]}, "inputs[1].ratings[0].rating", "must be a number from 1 to 5"),
+    ({"ratings": [{"item": 888, "rating": 4}, {"item": 888, "rating": 2}]}, "inputs[1].ratings[1].item",
+     "rated twice"),
+    ({"user": 1, "items": [3, [777]]}, "inputs[1].items[1]", "must be an id"),
     ({"user": 1, "ratings": [{"item": 3, "rating": 4}]}, "inputs[1]", "not both"),
     ({"user": 1, "k": 0}, "inputs[1].k", "must be an integer from 1"),
     ({"user": True}, "inputs[1].user", "must be an id"),
 ])
-def test_bad_requests_and_unknown_ids_are_422_naming_them(client, settings, body, field, needle):
+def test_malformed_inputs_are_422_naming_them(client, settings, body, field, needle):
     _train(client, settings, u_data(ratings()), "u.data", {"epochs": 1, "factors": 2}, "films")
     r = predict(client, "films", {"user": 1}, body)
     assert_problem(r, 422, field, needle)
@@ -160,3 +163,30 @@ def test_the_rbm_trains_and_folds_in_a_new_user(client, settings):
     assert r.status_code == 200, r.text
     pairs, top = r.json()["outputs"]
     assert pairs["ratings"][0]["rating"] > pairs["ratings"][1]["rating"] and len(top["items"]) == 3
+
+
+def test_ids_never_rated_in_training_are_answered_per_item_with_the_bias_only_prediction(client, settings):
+    """A request for 152 items of which one is cold was a 422 for all. Now the cold pair gets mean + the known
+    side's bias, marked "known": false; the rest are the model's own predictions."""
+    version = _train(client, settings, u_data(ratings()), "u.data",
+                     {"arch": "mf", "epochs": 4, "factors": 4, "reg": 0.05, "bias_reg": 1.0}, "films")
+    meta = version["metadata"]
+    mean, ub, ib = meta["mean_rating"], meta["user_bias"], meta["item_bias"]
+    assert len(ub) == len(meta["users"]) and len(ib) == len(meta["items"]) and any(ib)
+    users, items = [str(u) for u in meta["users"]], [str(i) for i in meta["items"]]
+    u1, i7 = users.index("1"), items.index("7")
+    asked = [*range(1, N_ITEMS + 1)] * 4 + [*range(1, 8)] + ["never-rated"]  # 168 items, one cold
+    r = predict(client, "films", {"user": 1, "items": asked}, {"user": "stranger", "items": [7, "never-rated"]},
+                {"user": "stranger", "k": 3},
+                {"ratings": [{"item": 7, "rating": 5}, {"item": "nope", "rating": 1}], "items": ["nope"]})
+    assert r.status_code == 200, r.text
+    known_user, cold_user, cold_top, folded = r.json()["outputs"]
+    *rest, cold = known_user["ratings"]
+    assert len(rest) == len(asked) - 1 and all(p["known"] for p in rest)
+    assert cold == {"item": "never-rated", "rating": pytest.approx(mean + ub[u1], abs=1e-3), "known": False}
+    assert cold_user["ratings"] == [{"item": 7, "rating": pytest.approx(mean + ib[i7], abs=1e-3), "known": False},
+                                    {"item": "never-rated", "rating": pytest.approx(mean, abs=1e-3), "known": False}]
+    best = sorted(range(len(items)), key=lambda j: -ib[j])[:3]
+    assert not cold_top["known"] and [e["item"] for e in cold_top["items"]] == [int(items[j]) for j in best]
+    assert folded["ignored_items"] == ["nope"] and folded["ratings"][0]["known"] is False
+    assert folded["ratings"][0]["rating"] > mean  # one 5 on an item: a user who rates above the mean
