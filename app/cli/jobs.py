@@ -135,12 +135,13 @@ def _follow(api: Api, job_id: str, quiet: bool = False) -> dict[str, Any]:
 
     from app.cli.api import console
 
-    state = api.call("GET", f"/v1/jobs/{job_id}")  # a wrong id fails here, before any progress bar
+    first = api.call("GET", f"/v1/jobs/{job_id}")  # a wrong id fails here, before any progress bar
     columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[steps]}"),
                TimeRemainingColumn())
     with Progress(*columns, console=console(stderr=True), transient=False, disable=quiet) as bar:
-        task = bar.add_task(state["status"], total=None, steps="")
-        for state in _states(api, job_id) if state["status"] not in TERMINAL else [state]:
+        task = bar.add_task(first["status"], total=None, steps="")
+        state = first
+        for state in _states(api, job_id) if first["status"] not in TERMINAL else [first]:
             p = state.get("progress") or {}
             loss = (state.get("metrics") or {}).get("loss")
             desc = state["status"] if state["status"] != "running" else \

@@ -209,7 +209,8 @@ def test_client_commands_need_neither_torch_nor_onnxruntime(server, tmp_path, ti
     script = ("import app.cli, sys\n"
               "for argv in sys.argv[1:]:\n"
               "    sys.argv = ['dlserve', *argv.split()]\n"
-              "    try:\n        app.cli.main()\n    except SystemExit as e:\n        assert not e.code, (argv, e.code)\n"
+              "    try:\n        app.cli.main()\n"
+              "    except SystemExit as e:\n        assert not e.code, (argv, e.code)\n"
               "assert 'torch' not in sys.modules and 'onnxruntime' not in sys.modules\n")
     commands = ["--version", f"versions upload light {model} --task classification", "models list --json",
                 "models show light", "datasets list", "jobs list", "keys list", "aliases set light production 1"]
