@@ -55,6 +55,8 @@ class DefaultGroup(TyperGroup):
     """`dlserve jobs` lists, `dlserve jobs ID` shows: a bare group runs `list`, an unknown word `show`."""
 
     def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
+        if ctx.resilient_parsing:  # shell completion: offer the subcommands, don't pick one
+            return super().parse_args(ctx, args)
         if not args or (args[0].startswith("-") and args[0] not in ("--help", "-h")):
             args = ["list", *args]
         elif args[0] not in self.commands and not args[0].startswith("-") and "show" in self.commands:

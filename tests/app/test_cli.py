@@ -106,3 +106,14 @@ def test_login_writes_a_private_profile_and_flags_beat_env_beat_file(settings, t
         assert cli_config.resolve("http://127.0.0.1:9", None, None).key is None
         assert cli_config.resolve(url, None, None).key == ADMIN_KEY
         assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+
+
+def test_shell_completion_offers_subcommands_and_options():
+    def complete(words: str) -> list[str]:
+        env = {"_DLSERVE_COMPLETE": "complete_bash", "COMP_WORDS": words, "COMP_CWORD": str(len(words.split(" ")) - 1)}
+        result = CliRunner().invoke(cli, [], env=env, prog_name="dlserve")
+        return result.stdout.split()
+
+    assert "jobs" in complete("dlserve jo")
+    assert {"list", "show", "follow", "cancel", "metrics"} <= set(complete("dlserve jobs "))
+    assert "--status" in complete("dlserve jobs list --st")

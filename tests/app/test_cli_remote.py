@@ -105,6 +105,10 @@ def test_registry_commands_print_summaries_and_json(dlserve, tmp_path, tiny_onnx
     assert len(json.loads(dlserve("predict", "clf", str(image), "--json").stdout)["outputs"]) == 1
     # an image model given a sentence: the CLI says which file it cannot read (was a FileNotFoundError traceback)
     assert "cannot read a sentence" in dlserve("predict", "clf", "a sentence", ok=False).stderr
+    # a translation model takes the sentence itself: it reaches the server (this stand-in model can't translate)
+    dlserve("versions", "upload", "tr", str(model), "--task", "translation", "--alias", "production")
+    sent = dlserve("predict", "tr", "a sentence", ok=False).stderr
+    assert "422" in sent and "cannot read" not in sent
 
 
 def test_predict_reads_records_as_json_and_whole_bodies(dlserve, tmp_path):
