@@ -1,6 +1,7 @@
 """API keys: `Authorization: Bearer dls_<prefix>_<secret>`, stored as sha256 (keys are 190-bit random
-tokens, so a fast hash is enough; bcrypt would only slow every predict call). Scopes: predict, train,
-admin; admin may do everything."""
+tokens, so a fast hash is enough; bcrypt would only slow every predict call). Scopes: read (sees datasets,
+jobs, runs and models; changes nothing; cannot predict), predict, train (also reads), admin (everything).
+A key may carry an expiry; past it the key is refused with a 401 that says so."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import hmac
 import secrets
 import time
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -17,7 +19,7 @@ from app.db.base import utcnow
 from app.db.tables import ApiKey
 from app.errors import Forbidden, Unauthorized
 
-SCOPES = ("predict", "train", "admin")
+SCOPES = ("read", "predict", "train", "admin")
 KEY_PREFIX = "dls"
 CACHE_SECONDS = 30.0  # how long a checked key is trusted without the database; also the revocation delay
 
@@ -27,9 +29,15 @@ class Principal:
     name: str
     scopes: frozenset[str]
     key_id: int | None = None  # None for the DLSERVE_ADMIN_KEY from settings
+    expires_at: datetime | None = None
 
     def allows(self, scope: str) -> bool:
-        return "admin" in self.scopes or scope in self.scopes
+        if "admin" in self.scopes or scope in self.scopes:
+            return True
+        return scope == "read" and "train" in self.scopes  # who may change datasets and jobs may see them
+
+    def expired(self, now: datetime | None = None) -> bool:
+        return self.expires_at is not None and (now or utcnow()) >= self.expires_at
 
 
 def hash_key(key: str) -> str:
@@ -44,11 +52,12 @@ def parse_scopes(text: str) -> list[str]:
     return scopes
 
 
-def create_key(session: Session, scopes: list[str], name: str | None = None) -> tuple[ApiKey, str]:
+def create_key(session: Session, scopes: list[str], name: str | None = None,
+               expires_at: datetime | None = None) -> tuple[ApiKey, str]:
     """Adds a key row (the caller commits) and returns it with the plaintext key, shown only this once."""
     prefix = secrets.token_hex(6)
     key = f"{KEY_PREFIX}_{prefix}_{secrets.token_urlsafe(24)}"
-    row = ApiKey(prefix=prefix, key_hash=hash_key(key), scopes=",".join(scopes), name=name)
+    row = ApiKey(prefix=prefix, key_hash=hash_key(key), scopes=",".join(scopes), name=name, expires_at=expires_at)
     session.add(row)
     session.flush()
     return row, key
@@ -82,9 +91,13 @@ class Authenticator:
         if self.admin_key and hmac.compare_digest(key.encode(), self.admin_key.encode()):
             return Principal("DLSERVE_ADMIN_KEY", frozenset({"admin"}))
         hit = self._cache.get(hash_key(key))
-        if hit and time.monotonic() - hit[0] < CACHE_SECONDS:
+        if hit and time.monotonic() - hit[0] < CACHE_SECONDS and not hit[1].expired():
             return hit[1]
         return None
+
+    def forget(self, key_hash: str) -> None:
+        """Drops a key from this process's cache (revoked here: refused at once, not after CACHE_SECONDS)."""
+        self._cache.pop(key_hash, None)
 
     def _lookup(self, key: str, digest: str) -> Principal:
         parts = key.split("_", 2)
@@ -94,9 +107,14 @@ class Authenticator:
             row = s.scalar(select(ApiKey).where(ApiKey.prefix == parts[1]))
             if row is None or row.revoked_at is not None or not hmac.compare_digest(row.key_hash, digest):
                 raise Unauthorized("the API key is not valid or has been revoked")
-            row.last_used_at = utcnow()
+            now = utcnow()
+            if row.expires_at is not None and now >= row.expires_at:
+                raise Unauthorized(f"the API key expired at {row.expires_at.isoformat(timespec='seconds')}; "
+                                   "ask an admin for a new one")
+            row.last_used_at = now
             s.commit()
-            return Principal(row.name or f"key {row.prefix}", frozenset(row.scopes.split(",")), row.id)
+            return Principal(row.name or f"key {row.prefix}", frozenset(row.scopes.split(",")), row.id,
+                             row.expires_at)
 
 
 def require_scope(principal: Principal, scope: str) -> Principal:

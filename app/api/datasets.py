@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, Form, Query, Response, UploadFile, status
 from pydantic import BaseModel
 
-from app.api.deps import SessionDep, SettingsDep, StoreDep, TrainKey
+from app.api.deps import ReadKey, SessionDep, SettingsDep, StoreDep, TrainKey
 from app.datasets import service
 from app.db.tables import Dataset
 
@@ -64,7 +64,7 @@ def upload_dataset(
 
 @router.get("", response_model=DatasetPage)
 def list_datasets(
-    _: TrainKey, session: SessionDep, task: str | None = None,
+    _: ReadKey, session: SessionDep, task: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50, offset: Annotated[int, Query(ge=0)] = 0,
 ) -> DatasetPage:
     rows, total = service.list_page(session, task, limit, offset)
@@ -72,7 +72,7 @@ def list_datasets(
 
 
 @router.get("/{dataset_id}", response_model=DatasetOut)
-def get_dataset(dataset_id: str, _: TrainKey, session: SessionDep) -> DatasetOut:
+def get_dataset(dataset_id: str, _: ReadKey, session: SessionDep) -> DatasetOut:
     return dataset_out(service.get(session, dataset_id))
 
 

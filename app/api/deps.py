@@ -53,6 +53,7 @@ SettingsDep = Annotated[Settings, Depends(_settings)]
 StoreDep = Annotated[ArtifactStore, Depends(_store)]
 ManagerDep = Annotated[ModelManager, Depends(_manager)]
 AnyKey = Annotated[Principal, Depends(_principal)]  # any valid key: read-only registry access
+ReadKey = Annotated[Principal, Depends(_scoped("read"))]  # read, train or admin: datasets, jobs, runs
 PredictKey = Annotated[Principal, Depends(_scoped("predict"))]
 TrainKey = Annotated[Principal, Depends(_scoped("train"))]
 AdminKey = Annotated[Principal, Depends(_scoped("admin"))]

@@ -13,7 +13,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.api.deps import SessionDep, StoreDep, TrainKey
+from app.api.deps import ReadKey, SessionDep, StoreDep, TrainKey
 from app.db.tables import TrainingRun
 from app.jobs import service
 from app.jobs.broker import Broker
@@ -111,7 +111,7 @@ def submit_job(body: JobIn, _: TrainKey, session: SessionDep, broker: BrokerDep,
 
 @router.get("", response_model=JobPage)
 def list_jobs(
-    _: TrainKey, session: SessionDep, status: str | None = None, task: str | None = None,
+    _: ReadKey, session: SessionDep, status: str | None = None, task: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50, offset: Annotated[int, Query(ge=0)] = 0,
 ) -> JobPage:
     runs, total = service.list_page(session, status, task, limit, offset)
@@ -120,13 +120,13 @@ def list_jobs(
 
 
 @router.get("/{job_id}", response_model=JobOut)
-def get_job(job_id: str, _: TrainKey, session: SessionDep) -> JobOut:
+def get_job(job_id: str, _: ReadKey, session: SessionDep) -> JobOut:
     run = service.get(session, job_id)
     return job_out(run, service.versions_of(session, [run.id]).get(run.id))
 
 
 @router.get("/{job_id}/metrics", response_model=MetricHistory)
-def job_metrics(job_id: str, _: TrainKey, session: SessionDep, key: str | None = None) -> MetricHistory:
+def job_metrics(job_id: str, _: ReadKey, session: SessionDep, key: str | None = None) -> MetricHistory:
     service.get(session, job_id)
     rows = service.metrics(session, job_id, key)
     return MetricHistory(job_id=job_id, items=[
@@ -143,7 +143,7 @@ def cancel_job(job_id: str, _: TrainKey, session: SessionDep) -> JobOut:
 @router.get("/{job_id}/events", response_class=StreamingResponse,
             responses={200: {"content": {"text/event-stream": {}},
                              "description": "events `progress` (the job), `metrics` (new rows), then `end`"}})
-def job_events(job_id: str, _: TrainKey, request: Request, session: SessionDep) -> StreamingResponse:
+def job_events(job_id: str, _: ReadKey, request: Request, session: SessionDep) -> StreamingResponse:
     service.get(session, job_id)  # 404 now, not inside the stream
     session.close()
     return StreamingResponse(_events(request, job_id), media_type="text/event-stream",

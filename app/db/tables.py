@@ -160,8 +160,9 @@ class ApiKey(Base):
     # The public part of the key, used to find the row; the secret is only ever stored hashed.
     prefix: Mapped[str] = mapped_column(String(32), unique=True)
     key_hash: Mapped[str] = mapped_column(String(64))
-    scopes: Mapped[str] = mapped_column(String(200))  # comma-separated: predict,train,admin
+    scopes: Mapped[str] = mapped_column(String(200))  # comma-separated: read,predict,train,admin
     name: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # None: never

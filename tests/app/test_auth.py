@@ -73,7 +73,7 @@ def test_revoked_key_is_refused(settings, tmp_path):
     key = make_key(settings, ["admin"])
     env = {"DLSERVE_DATABASE_URL": settings.resolved_database_url, "DLSERVE_HOME": str(tmp_path)}
     prefix = key.split("_")[1]
-    result = CliRunner().invoke(cli, ["keys", "revoke", prefix], env=env)
+    result = CliRunner().invoke(cli, ["keys", "revoke", "--local", prefix], env=env)
     assert result.exit_code == 0, result.output
     with TestClient(create_app(settings)) as c:
         assert_problem(c.get("/v1/models", headers={"Authorization": f"Bearer {key}"}), 401, "revoked")

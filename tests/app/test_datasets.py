@@ -152,12 +152,14 @@ def test_delete_is_refused_while_a_job_uses_the_dataset(client, settings):
     assert after["status"] == "cancelled" and after["dataset_id"] is None
 
 
-def test_datasets_need_the_train_scope(client, settings):
+def test_datasets_need_the_read_scope_to_list_and_train_to_upload(client, settings):
     from app.auth import create_key
     from app.db.session import make_engine, make_sessionmaker
 
     with make_sessionmaker(make_engine(settings.resolved_database_url))() as s:
         _, key = create_key(s, ["predict"])
         s.commit()
-    assert_problem(client.get("/v1/datasets", headers={"Authorization": f"Bearer {key}"}), 403, "'train' scope")
+    assert_problem(client.get("/v1/datasets", headers={"Authorization": f"Bearer {key}"}), 403, "'read' scope")
+    assert_problem(client.post("/v1/datasets", files={"file": ("a.csv", b"a")}, data={"task": "fraud"},
+                               headers={"Authorization": f"Bearer {key}"}), 403, "'train' scope")
     assert_problem(client.get("/v1/datasets", headers={"Authorization": ""}), 401)

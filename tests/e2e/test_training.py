@@ -127,7 +127,7 @@ def test_the_cli_uploads_trains_follows_and_lists(served, tmp_path):
     jobs = subprocess.run([str(BIN / "dlserve"), "jobs"], capture_output=True, text=True, env=env, timeout=30)
     assert jobs.returncode == 0 and "cli-corners:1" in jobs.stdout and "succeeded" in jobs.stdout
     models = subprocess.run([str(BIN / "dlserve"), "models"], capture_output=True, text=True, env=env, timeout=30)
-    assert re.search(r"cli-corners\s+classification\s+1\s+production=1", models.stdout), models.stdout
+    assert re.search(r"cli-corners\s+classification\s+1\s+1\s+production=1", models.stdout), models.stdout
 
     bad = subprocess.run([str(BIN / "dlserve"), "train", "--task", "classification", "--dataset", str(data),
                           "-c", "epochz=2"], capture_output=True, text=True, env=env, timeout=60)

@@ -1,8 +1,8 @@
-"""`dlserve`: run the service, migrate the database, manage API keys.
+"""The server half of `dlserve`: serve, worker, db. These run on the server's own machine.
 
 `dlserve serve` is what `make run` calls: it migrates, makes sure a local admin key exists, runs
 uvicorn and, on the file-system broker, one training worker beside it. `dlserve worker` runs a
-training worker alone. The HTTP client commands (train, jobs, models, predict) are in app/client_cli.py."""
+training worker alone. The HTTP client commands are beside this module (app/cli/)."""
 
 from __future__ import annotations
 
@@ -12,23 +12,15 @@ import stat
 from typing import Annotated
 
 import typer
-from sqlalchemy import select
 
-from app import client_cli, private
-from app.auth import create_key, parse_scopes
+from app import private
+from app.auth import create_key
 from app.db import migrate
-from app.db.base import utcnow
 from app.db.session import make_engine, make_sessionmaker
-from app.db.tables import ApiKey
 from app.settings import Settings
 
-cli = typer.Typer(help="dlserve: train deep-learning models and serve them with ONNX Runtime.",
-                  no_args_is_help=True)
-db_cli = typer.Typer(help="Database migrations (Alembic).", no_args_is_help=True)
-keys_cli = typer.Typer(help="API keys.", no_args_is_help=True)
-cli.add_typer(db_cli, name="db")
-cli.add_typer(keys_cli, name="keys")
-client_cli.register(cli)
+cli = typer.Typer()  # its commands are added to the root app in app/cli/__init__.py
+db_cli = typer.Typer(help="Database migrations (Alembic); on the server's machine.", no_args_is_help=True)
 
 
 def _sessions(settings: Settings):
@@ -49,43 +41,6 @@ def db_current() -> None:
     settings = Settings()
     current = migrate.current_revision(make_engine(settings.resolved_database_url))
     typer.echo(f"current: {current or 'none'}  head: {migrate.head_revision()}")
-
-
-@keys_cli.command("create")
-def keys_create(
-    scopes: Annotated[str, typer.Option(help="comma-separated: predict,train,admin")] = "predict",
-    name: Annotated[str | None, typer.Option(help="a label to recognise the key by")] = None,
-) -> None:
-    """Create an API key and print it (it is stored hashed and cannot be shown again)."""
-    try:
-        scope_list = parse_scopes(scopes)
-    except ValueError as e:
-        raise typer.BadParameter(str(e), param_hint="--scopes") from e
-    with _sessions(Settings())() as session:
-        _, key = create_key(session, scope_list, name)
-        session.commit()
-    typer.echo(key)
-
-
-@keys_cli.command("list")
-def keys_list() -> None:
-    """List keys (prefix, scopes, name, last use); never the secrets."""
-    with _sessions(Settings())() as session:
-        for k in session.scalars(select(ApiKey).order_by(ApiKey.id)):
-            state = "revoked" if k.revoked_at else "active"
-            typer.echo(f"{k.prefix}\t{k.scopes}\t{state}\t{k.name or ''}\tlast used {k.last_used_at or 'never'}")
-
-
-@keys_cli.command("revoke")
-def keys_revoke(prefix: str) -> None:
-    """Revoke the key with this prefix (the part after 'dls_'); takes effect within 30 s."""
-    with _sessions(Settings())() as session:
-        key = session.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
-        if key is None:
-            raise typer.BadParameter(f"no key with prefix {prefix!r}", param_hint="PREFIX")
-        key.revoked_at = utcnow()
-        session.commit()
-    typer.echo(f"revoked {prefix}")
 
 
 @cli.command("serve")
@@ -175,11 +130,3 @@ def _announce_admin_key(settings: Settings, host: str, port: int) -> None:
         f.write(key + "\n")
     typer.echo(f"Created a local admin key (kept in {path}; shown only this once): {key}")
     typer.echo(f"  curl -H 'Authorization: Bearer {key}' {url}/v1/models")
-
-
-def main() -> None:
-    cli()
-
-
-if __name__ == "__main__":
-    main()
