@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import signal
 import stat
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -27,7 +28,9 @@ cli = typer.Typer(help="dlserve: train deep-learning models and serve them with 
 db_cli = typer.Typer(help="Database migrations (Alembic).", no_args_is_help=True)
 keys_cli = typer.Typer(help="API keys.", no_args_is_help=True)
 cli.add_typer(db_cli, name="db")
+examples_cli = typer.Typer(help="Example files to try dlserve with (what the README uses).", no_args_is_help=True)
 cli.add_typer(keys_cli, name="keys")
+cli.add_typer(examples_cli, name="examples")
 client_cli.register(cli)
 
 
@@ -86,6 +89,15 @@ def keys_revoke(prefix: str) -> None:
         key.revoked_at = utcnow()
         session.commit()
     typer.echo(f"revoked {prefix}")
+
+
+@examples_cli.command("write")
+def examples_write(folder: Annotated[Path, typer.Argument(help="where to write them (created if missing)")]) -> None:
+    """Write a tiny ONNX classifier, a small dataset per family and an input per family into FOLDER."""
+    from app import examples
+
+    for name, path in examples.write(folder).items():
+        typer.echo(f"{path}  ({path.stat().st_size} bytes)")
 
 
 @cli.command("serve")
