@@ -19,79 +19,113 @@ KNOWN_PROVIDERS = {
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="DLSERVE_", env_file=".env", extra="ignore")
 
-    # Where the embedded default keeps its state (SQLite file, artifacts, broker folders, local admin key).
-    home: Path = Path("var")
-    database_url: str = ""  # empty: sqlite file under `home`
-    broker_url: str = ""  # empty: file-system broker under `home`
-    artifact_root: Path | None = None  # None: `home`/artifacts
+    # Every field says what it does in its description: docs/operations.md and RELIABILITY.md print them
+    # (app/settings_doc.py), and a test fails on a setting without one.
+
+    # State of the embedded default
+    home: Path = Field(Path("var"), description="where the embedded default keeps its state: the SQLite file, "
+                       "artifacts, broker folders and the local admin key (private to the service's user)")
+    database_url: str = Field("", description="SQLAlchemy URL, e.g. `postgresql+psycopg://user:pw@host/db`; "
+                              "unset: a SQLite file `dlserve.db` under DLSERVE_HOME")
+    broker_url: str = Field("", description="Celery broker, e.g. `redis://host:6379/0`; unset: a file-system "
+                            "broker under DLSERVE_HOME/broker")
+    artifact_root: Path | None = Field(None, description="the artifact folder (datasets, checkpoints, model "
+                                       "versions); unset: DLSERVE_HOME/artifacts")
 
     # ONNX Runtime
-    providers: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["cpu"])  # e.g. "cuda,cpu"
-    intra_op_threads: int = Field(0, ge=0)  # 0 lets ONNX Runtime choose
-    inter_op_threads: int = Field(0, ge=0)
-    graph_optimization: str = "all"  # disable | basic | extended | all
+    providers: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["cpu"], description="ONNX Runtime execution providers in order, e.g. `cuda,cpu`")
+    intra_op_threads: int = Field(0, ge=0, description="ONNX Runtime threads within an operator (0: ORT decides)")
+    inter_op_threads: int = Field(0, ge=0, description="ONNX Runtime threads across operators (0: ORT decides)")
+    graph_optimization: str = Field("all", description="ONNX Runtime graph optimisation: disable, basic, "
+                                    "extended or all")
     # ORT's pool threads busy-wait between runs by default; on a small machine that spinning takes the
     # CPU the HTTP and image-decoding work beside them needs.
-    ort_spinning: bool = False
+    ort_spinning: bool = Field(False, description="let ONNX Runtime's pool threads busy-wait between runs")
 
     # Model loading
-    preload_aliases: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["production"])  # "*": all
-    alias_poll_interval_s: float = Field(1.0, gt=0)  # how soon every API process follows an alias move
-    load_wait_s: float = Field(10.0, ge=0)  # a request for a version still loading waits this long, then 503
-    model_memory_budget_mb: float = Field(4096, ge=0)  # 0: no budget; LRU versions no alias points at go first
-    max_image_pixels: int = Field(40_000_000, ge=1)  # images claiming more are refused (413) before decoding
+    preload_aliases: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["production"], description="aliases whose versions load and warm at start, "
+        "before /readyz says ready (`*`: all); other versions load on first use")
+    alias_poll_interval_s: float = Field(1.0, gt=0, description="how soon every API process follows an alias "
+                                         "moved by another process")
+    load_wait_s: float = Field(10.0, ge=0, description="a request for a version still loading waits this long, "
+                               "then gets 503 with Retry-After")
+    model_memory_budget_mb: float = Field(4096, ge=0, description="loaded versions no alias points at are "
+                                          "unloaded, least recently used first, past this (0: no budget)")
+    max_image_pixels: int = Field(40_000_000, ge=1, description="an image declaring more pixels is refused (413) "
+                                  "before it is decoded")
 
     # Dynamic batching defaults (a model version may override them in metadata.batching)
-    max_batch_size: int = Field(32, ge=1)
-    max_queue_delay_ms: float = Field(2.0, ge=0)
-    max_queue_size: int = Field(256, ge=1)
-    request_timeout_ms: int = Field(10_000, ge=1)
-    max_request_timeout_ms: int = Field(60_000, ge=1)
-    max_inputs_per_request: int = Field(256, ge=1)
-    inline_preprocess_bytes: int = Field(64 * 1024, ge=0)  # smaller bodies are decoded on the event loop
+    max_batch_size: int = Field(32, ge=1, description="the most requests run as one batch")
+    max_queue_delay_ms: float = Field(2.0, ge=0, description="how long a request waits for others to batch with")
+    max_queue_size: int = Field(256, ge=1, description="requests queued per version; beyond, 429 with "
+                                "Retry-After")
+    request_timeout_ms: int = Field(10_000, ge=1, description="a request still queued this long is answered 504 "
+                                    "and never run (per request: `timeout_ms`)")
+    max_request_timeout_ms: int = Field(60_000, ge=1, description="the longest `timeout_ms` a request may ask for")
+    max_inputs_per_request: int = Field(256, ge=1, description="the most `inputs` in one predict request")
+    inline_preprocess_bytes: int = Field(64 * 1024, ge=0, description="predict bodies up to this size are "
+                                         "decoded on the event loop, larger ones in a thread")
 
     # HTTP server (`dlserve serve` and `make run`; --host/--port override)
-    host: str = "127.0.0.1"
-    port: int = Field(8000, ge=1, le=65535)
+    host: str = Field("127.0.0.1", description="the address `dlserve serve` listens on (`0.0.0.0`: every "
+                      "interface)")
+    port: int = Field(8000, ge=1, le=65535, description="the port `dlserve serve` listens on")
     # Slow clients: whole-request deadlines, not idle timers (a byte every few seconds would reset those).
-    header_timeout_s: float = Field(10.0, gt=0)  # request line and headers, from connect or the previous answer
-    body_timeout_s: float = Field(15.0, gt=0)  # the body gets this long, plus 1 s per body_min_rate_bytes_s
-    body_min_rate_bytes_s: int = Field(32 * 1024, ge=1)  # so a large upload on an honest link is never cut
-    max_connections: int = Field(1024, ge=1)  # more are answered 503 with Retry-After
-    shutdown_timeout_s: float = Field(30.0, gt=0)  # on SIGTERM, requests in flight get this long to finish
-    metrics_public: bool = False  # true: /metrics needs no key (a Prometheus scraper on a private network)
+    header_timeout_s: float = Field(10.0, gt=0, description="a request's line and headers must arrive within "
+                                    "this long of the connection or the previous answer (else 408, closed)")
+    body_timeout_s: float = Field(15.0, gt=0, description="a request's body must arrive within this long, plus "
+                                  "1 s per DLSERVE_BODY_MIN_RATE_BYTES_S received (else 408, closed)")
+    body_min_rate_bytes_s: int = Field(32 * 1024, ge=1, description="the slowest upload rate that is never cut "
+                                       "off (bytes per second)")
+    max_connections: int = Field(1024, ge=1, description="open connections per API process; more are answered "
+                                 "503 with Retry-After")
+    shutdown_timeout_s: float = Field(30.0, gt=0, description="on SIGTERM, requests in flight get this long to "
+                                      "finish before the process exits")
+    metrics_public: bool = Field(False, description="true: /metrics needs no key (for a Prometheus scraper on a "
+                                 "private network)")
 
     # Auth
-    admin_key: str | None = None  # accepted as an admin key when set (compose, automation)
-    auth_enabled: bool = True
+    admin_key: str | None = Field(None, description="accepted as an admin key when set (compose, automation)")
+    auth_enabled: bool = Field(True, description="false: no API key is asked for (a private test setup only)")
 
     # Limits
-    max_request_bytes: int = Field(32 * 1024 * 1024, ge=1024)  # JSON bodies and anything not an upload
-    max_upload_bytes: int = Field(2 * 1024 * 1024 * 1024, ge=1024)  # multipart uploads (models, datasets)
-    max_model_bytes: int = Field(1024 * 1024 * 1024, ge=1024)
+    max_request_bytes: int = Field(32 * 1024 * 1024, ge=1024, description="JSON bodies and anything that is not "
+                                   "an upload (413 above)")
+    max_upload_bytes: int = Field(2 * 1024 * 1024 * 1024, ge=1024, description="a multipart upload (a model or "
+                                  "a dataset), counted on the bytes received (413 above)")
+    max_model_bytes: int = Field(1024 * 1024 * 1024, ge=1024, description="one .onnx file")
 
     # Datasets: limits on what an uploaded archive may unpack to (zip bombs, millions of tiny files)
-    dataset_max_bytes: int = Field(20 * 1024 ** 3, ge=1024)  # total extracted size
-    dataset_max_files: int = Field(1_000_000, ge=1)
-    dataset_max_ratio: float = Field(200.0, ge=1)  # extracted size / compressed size
+    dataset_max_bytes: int = Field(20 * 1024 ** 3, ge=1024, description="what a dataset upload may unpack or "
+                                   "inflate to in all (413 above)")
+    dataset_max_files: int = Field(1_000_000, ge=1, description="files in one dataset archive (413 above)")
+    dataset_max_ratio: float = Field(200.0, ge=1, description="unpacked size over upload size, for every archive "
+                                     "format (413 above: a compression bomb)")
 
     # Training (workers; the API reads the queue and broker settings to publish)
-    device: str = "auto"  # DLSERVE_DEVICE: cuda | cpu | auto (cuda when available)
-    # torch's CPU threads per training run; 0: torch's default (one per core). On a machine shared with
-    # other work, fewer threads than cores train small models many times faster (no threads spinning
-    # while they wait for a core).
-    train_threads: int = Field(0, ge=0)
-    queue: str = "training"
-    train_soft_time_limit_s: int = Field(12 * 3600, ge=1)  # the run fails with a clear error
-    train_time_limit_s: int = Field(12 * 3600 + 300, ge=1)  # the worker process is killed
-    heartbeat_interval_s: float = Field(10.0, gt=0)
-    heartbeat_timeout_s: float = Field(60.0, gt=0)  # a running run silent this long has lost its worker
-    reaper_interval_s: float = Field(30.0, ge=0)  # 0: the API does not look for lost runs (workers still do)
-    max_attempts: int = Field(3, ge=1)  # deliveries of one run before it is marked failed
-    progress_interval_s: float = Field(1.0, gt=0)  # how often a worker writes progress and checks for cancel
-    parity_atol: float = Field(1e-4, ge=0)  # ONNX Runtime vs PyTorch on a held batch
-    parity_rtol: float = Field(1e-3, ge=0)
-    publish_retry_after_s: int = Field(10, ge=1)  # Retry-After when the broker cannot take a job
+    device: str = Field("auto", description="training device: auto (cuda when there is one), cpu, cuda, cuda:N")
+    # On a machine shared with other work, fewer threads than cores train small models many times faster
+    # (no threads spinning while they wait for a core).
+    train_threads: int = Field(0, ge=0, description="torch CPU threads per training run (0: one per core)")
+    queue: str = Field("training", description="the Celery queue training jobs go to")
+    train_soft_time_limit_s: int = Field(12 * 3600, ge=1, description="a job running longer fails with a clear "
+                                         "error")
+    train_time_limit_s: int = Field(12 * 3600 + 300, ge=1, description="a job running longer has its worker "
+                                    "process killed")
+    heartbeat_interval_s: float = Field(10.0, gt=0, description="how often a running job says it is alive")
+    heartbeat_timeout_s: float = Field(60.0, gt=0, description="a running job silent this long has lost its "
+                                       "worker and is queued again")
+    reaper_interval_s: float = Field(30.0, ge=0, description="how often the API looks for lost jobs (0: only "
+                                     "workers do)")
+    max_attempts: int = Field(3, ge=1, description="deliveries of one job before it is marked failed")
+    progress_interval_s: float = Field(1.0, gt=0, description="how often a worker writes progress and checks for "
+                                       "a cancel")
+    parity_atol: float = Field(1e-4, ge=0, description="ONNX Runtime against PyTorch on a held batch at export: "
+                               "absolute tolerance (beyond it the job fails)")
+    parity_rtol: float = Field(1e-3, ge=0, description="the same, relative tolerance")
+    publish_retry_after_s: int = Field(10, ge=1, description="`Retry-After` when the broker cannot take a job")
 
     @field_validator("providers", "preload_aliases", mode="before")
     @classmethod

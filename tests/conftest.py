@@ -125,3 +125,13 @@ def assert_problem(r, status: int, *needles: str) -> dict:
 
 def root_path() -> Path:
     return Path(__file__).resolve().parents[1]
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    from tests.docblocks import EXEMPT
+
+    exempt = config.stash.get(EXEMPT, [])
+    if exempt:
+        terminalreporter.section(f"README and docs blocks not run ({len(exempt)})")
+        for line in exempt:
+            terminalreporter.line(line)

@@ -9,25 +9,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-
-def tiny_classifier(classes: int = 10, seed: int = 0) -> onnx.ModelProto:
-    """input [batch,3,32,32] float -> logits [batch,classes]; the same layout as shared/tools/lib/tiny.onnx."""
-    rng = np.random.default_rng(seed)
-    w = numpy_helper.from_array(rng.standard_normal((3 * 32 * 32, classes)).astype(np.float32) * 0.01, "W")
-    b = numpy_helper.from_array(np.zeros(classes, np.float32), "B")
-    shape = numpy_helper.from_array(np.array([-1, 3 * 32 * 32], np.int64), "S")
-    nodes = [
-        helper.make_node("Reshape", ["input", "S"], ["flat"]),
-        helper.make_node("Gemm", ["flat", "W", "B"], ["logits"]),
-    ]
-    graph = helper.make_graph(
-        nodes, "tiny", [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 3, 32, 32])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", classes])], [w, b, shape],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    return model
+from app.examples import tiny_classifier  # noqa: F401  (the tests' tiny model is the one users get)
 
 
 def to_bytes(model: onnx.ModelProto) -> bytes:

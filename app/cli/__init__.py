@@ -100,7 +100,7 @@ def group(help: str) -> typer.Typer:
 
 
 def _register() -> None:
-    from app.cli import datasets, jobs, keys, login, predict, registry, server
+    from app.cli import datasets, examples, jobs, keys, login, predict, registry, server
 
     cli.command("login")(login.login)
     cli.command("train")(jobs.train)
@@ -114,6 +114,7 @@ def _register() -> None:
     cli.command("serve")(server.serve)
     cli.command("worker")(server.worker)
     cli.add_typer(server.db_cli, name="db")
+    cli.add_typer(examples.app, name="examples")
 
 
 _register()

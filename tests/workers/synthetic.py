@@ -10,33 +10,20 @@ import tarfile
 import zipfile
 
 import numpy as np
-from PIL import Image
 
-LABELS = ["north-west", "north-east", "south-west", "south-east"]
+from app.examples import CORNERS as LABELS
+from app.examples import corner_images, png
 
 
 def images(n: int, size: int = 16, seed: int = 0, classes: int = 4) -> tuple[np.ndarray, np.ndarray]:
-    """x uint8 [n, size, size], y int64 [n]."""
-    rng = np.random.default_rng(seed)
-    y = np.arange(n) % classes
-    x = rng.integers(0, 40, size=(n, size, size)).astype(np.uint8)
-    half = size // 2
-    for i, k in enumerate(y):
-        r, c = (k // 2) * half, (k % 2) * half
-        x[i, r + 1:r + half - 1, c + 1:c + half - 1] = rng.integers(200, 256)
-    return x, y.astype(np.int64)
+    """x uint8 [n, size, size], y int64 [n]: the example images of `dlserve examples write`."""
+    return corner_images(n, size, seed, classes)
 
 
 def npz_bytes(n: int = 200, size: int = 16, seed: int = 0, **extra: np.ndarray) -> bytes:
     x, y = images(n, size, seed)
     buf = io.BytesIO()
     np.savez(buf, x=x, y=y, **extra)
-    return buf.getvalue()
-
-
-def png(img: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(img).save(buf, format="PNG")
     return buf.getvalue()
 
 
