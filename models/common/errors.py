@@ -27,6 +27,11 @@ class DatasetError(ValueError):
         self.message = message
 
 
+class DatasetTooLarge(DatasetError):
+    """A dataset that would unpack (or inflate in memory) past the byte budget the API gave the family's
+    loader; refused from the sizes an archive declares, before anything is inflated. The API answers 413."""
+
+
 class ParityError(RuntimeError):
     """ONNX Runtime and PyTorch disagree about a freshly exported model: the run fails rather than
     register a version that would serve something other than what was trained and evaluated."""
