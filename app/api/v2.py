@@ -107,6 +107,7 @@ async def _infer(request: Request, models, settings, name: str, version: int | N
         with calls.recorded(request.app.state.inference_metrics, lm, "v2"):
             feeds, rows = tensors.decode_inputs(req, tail, lm.info.signature)
             outputs = await calls.submit(lm, feeds, rows, until, ms)
+            tensors.check_outputs_finite(outputs, f"model {lm.name!r} version {lm.version}")
             out_tensors, blobs = tensors.encode_outputs(outputs, req)
     answer = {"model_name": name, "model_version": str(lm.version), "outputs": out_tensors}
     if "id" in req:
