@@ -70,11 +70,17 @@ class Server:
                         target = os.readlink(fd)
                     except OSError:
                         continue
-                    # ONNX Runtime (1.2x+) keeps a telemetry SQLite file under $XDG_CACHE_HOME or ~/.cache at
-                    # its first session: not an upload's, left out here and reported (RELIABILITY.md).
-                    if target.startswith("/") and not target.startswith(("/dev/", "/proc/", home)) \
-                            and not target.endswith((".so", ".py", ".pyc")) and "site-packages" not in target \
-                            and "/Microsoft/DeveloperTools/.onnxruntime/" not in target:
+                    # ONNX Runtime 1.32 keeps telemetry in SQLite (~/.cache/Microsoft/DeveloperTools, and small
+                    # temporary files in /tmp whatever TMPDIR says): not an upload's bytes, and reported. So:
+                    # anything in the server's TMPDIR, and anything else outside home over a megabyte.
+                    if not target.startswith("/") or target.startswith(("/dev/", "/proc/", home)) \
+                            or "/Microsoft/DeveloperTools/.onnxruntime/" in target:
+                        continue
+                    try:
+                        size = os.stat(fd).st_size
+                    except OSError:
+                        continue
+                    if target.startswith(str(self.tmpdir)) or (size > MIB and not target.endswith(".so")):
                         outside.add(target)
                 done.wait(0.05)
 
