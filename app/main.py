@@ -21,8 +21,13 @@ from app.middleware import RequestContext
 from app.readiness import artifact_store, database
 from app.registry.store import ArtifactStore
 from app.settings import Settings, get_settings
+from app.uploads import SpoolUnder
 
-UPLOAD_ROUTES = (("POST", "/v1/models/", "/versions"), ("POST", "/v1/datasets", ""))
+# (method, path prefix, suffix, the setting that bounds the file); a multipart body may carry a little
+# more than its file (the form fields, part headers): MULTIPART_SLACK.
+UPLOAD_ROUTES = (("POST", "/v1/models/", "/versions", "max_model_bytes"),
+                 ("POST", "/v1/datasets", "", "max_upload_bytes"))
+MULTIPART_SLACK = 1024 * 1024
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -68,11 +73,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(keys.router)
 
     def body_limit(method: str, path: str) -> int:
-        for m, prefix, suffix in UPLOAD_ROUTES:
+        for m, prefix, suffix, limit in UPLOAD_ROUTES:
             if method == m and path.startswith(prefix) and path.endswith(suffix):
-                return settings.max_upload_bytes
+                return getattr(settings, limit) + MULTIPART_SLACK
         return settings.max_request_bytes
 
+    app.add_middleware(SpoolUnder, folder=store.staging_dir)
     app.add_middleware(RequestContext, body_limit=body_limit, metrics=HttpMetrics(app.state.metrics_registry),
                        body_timeout_s=settings.body_timeout_s, body_min_rate=settings.body_min_rate_bytes_s)
     logging.getLogger("dlserve").setLevel(logging.INFO)

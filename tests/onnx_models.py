@@ -74,3 +74,16 @@ def png(array: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(array).save(buf, "PNG")
     return buf.getvalue()
+
+
+def big_linear(mib: int, width: int = 256) -> onnx.ModelProto:
+    """features [batch, F] -> scores [batch, width] by one MatMul whose weights take `mib` MiB."""
+    rows = mib * 1024 * 1024 // 4 // width
+    w = numpy_helper.from_array(np.random.default_rng(0).standard_normal((rows, width)).astype(np.float32), "W")
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["features", "W"], ["scores"])], "big",
+        [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["batch", rows])],
+        [helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["batch", width])], [w])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import numpy as np
 import orjson
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
@@ -22,6 +23,7 @@ from app.inference import calls
 from app.inference.loaded import LoadedModel
 from app.json_input import json_object
 from models.common.errors import InputError
+from models.common.numbers import FLOAT32_MAX, first_non_finite, first_unrepresentable
 
 router = APIRouter(tags=["predict"])
 
@@ -68,12 +70,14 @@ async def _predict(request, models, settings, name, version, alias, body) -> Res
             else:
                 feeds = await run_in_threadpool(_preprocess_all, family, spec, inputs, params)
             feeds, contexts = _split_context(feeds)
+            _check_feeds_finite(feeds, inputs)
             if len(feeds) == 1:
                 rows = [await calls.submit(lm, feeds[0], 1, until, ms)]
             else:
                 rows = await asyncio.gather(*(calls.submit(lm, f, 1, until, ms) for f in feeds))
             outputs = [family.postprocess(r, params, spec) if c is None else family.postprocess(r, params, spec, c)
                        for r, c in zip(rows, contexts, strict=True)]
+            _check_outputs_finite(outputs, lm)
     return Response(orjson.dumps({"model": name, "version": lm.version, "outputs": outputs},
                                  option=orjson.OPT_SERIALIZE_NUMPY), media_type="application/json")
 
@@ -95,9 +99,32 @@ def _split_context(prepared: list[Any]) -> tuple[list[Any], list[Any]]:
     return feeds, [p[1] if isinstance(p, tuple) else None for p in prepared]
 
 
+def _check_feeds_finite(feeds: list[dict[str, Any]], inputs: list[Any]) -> None:
+    """Whatever a family checks, a float feed holding NaN or infinity (a JSON number past float32's range
+    becomes one) would come back as a NaN answer, which JSON writes as null: refuse it, naming the field."""
+    for i, feed in enumerate(feeds):
+        for array in feed.values():
+            if isinstance(array, np.ndarray) and array.dtype.kind == "f" and not np.isfinite(array).all():
+                field = first_unrepresentable(inputs[i], f"inputs[{i}]") or f"inputs[{i}]"
+                raise Unprocessable(f"{field}: a number that is not finite or beyond float32's range "
+                                    f"(±{FLOAT32_MAX:.4g}), which the model cannot compute with", field=field)
+
+
+def _check_outputs_finite(outputs: list[Any], lm: LoadedModel) -> None:
+    # A model that computes NaN or infinity for an input has no answer for it; a 200 with null in place
+    # of a number would pass for one. The input is what the client can change, so the 422 names it.
+    for i, out in enumerate(outputs):
+        where = first_non_finite(out, f"outputs[{i}]")
+        if where is not None:
+            raise Unprocessable(f"inputs[{i}]: model {lm.name!r} version {lm.version} computed a value that is not "
+                                f"finite ({where}) for this input, so it has no answer for it", field=f"inputs[{i}]",
+                                output=where)
+
+
 def _preprocess_all(family, spec, inputs: list[Any], params: dict[str, Any]):
     try:
-        return [family.preprocess(item, i, params, spec) for i, item in enumerate(inputs)]
+        with np.errstate(over="ignore", invalid="ignore"):  # a number cast to infinity is refused after, by name
+            return [family.preprocess(item, i, params, spec) for i, item in enumerate(inputs)]
     except InputError as e:
         raise calls.input_problem(e) from None
 

@@ -23,6 +23,8 @@ from app.inference import batching_config
 from app.json_input import json_object
 from app.registry import service
 from app.registry.onnx_inspect import inspect_model
+from models import family_part
+from models.common.errors import MetadataMismatch
 
 router = APIRouter(prefix="/v1/models", tags=["registry"])
 
@@ -39,6 +41,7 @@ def upload_version(
     meta = _parse_metadata(metadata)
     with store.staged_copy(file.file, settings.max_model_bytes) as (path, sha256, size):
         signature = inspect_model(path)
+        _check_metadata_fits(task, signature, meta)
         version = service.register_version(
             session, store, name=name, task=task, staged_file=path, sha256=sha256, size_bytes=size,
             signature=signature, metadata=meta,
@@ -50,6 +53,22 @@ def upload_version(
         raise
     response.headers["Location"] = f"/v1/models/{name}/versions/{version.version}"
     return version_out(version)
+
+
+def _check_metadata_fits(task: str, signature: dict[str, Any], meta: dict[str, Any]) -> None:
+    """Metadata that contradicts the model (labels for 3 classes on a 10-class output) would serve every
+    answer with the wrong label: refused here. Metadata the task-level API cannot use otherwise (none at
+    all, say) still makes a version that V2 serves, as before; encoder-decoder families check their
+    files when they load."""
+    family = family_part(task, "serving")
+    if family is None or hasattr(family, "make_runner"):
+        return
+    try:
+        family.make_spec(signature, meta)
+    except MetadataMismatch as e:
+        raise Unprocessable(f"field 'metadata': {e}", field="metadata") from None
+    except (ValueError, KeyError, TypeError, IndexError):
+        pass
 
 
 def _parse_metadata(text: str | None) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from app.json_input import json_object
 
 router = APIRouter(prefix="/v2", tags=["open inference protocol"])
 PLATFORM = "onnxruntime_onnx"
+DECOMPRESS_STEP = 1024 * 1024
 
 
 def _json(data, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -109,6 +110,7 @@ async def _infer(request: Request, models, settings, name: str, version: int | N
         with calls.recorded(request.app.state.inference_metrics, lm, "v2"):
             feeds, rows = tensors.decode_inputs(req, tail, lm.info.signature)
             outputs = await calls.submit(lm, feeds, rows, until, ms)
+            tensors.check_outputs_finite(outputs, f"model {lm.name!r} version {lm.version}")
             out_tensors, blobs = tensors.encode_outputs(outputs, req)
     answer = {"model_name": name, "model_version": str(lm.version), "outputs": out_tensors}
     if "id" in req:
@@ -126,13 +128,22 @@ def _decompress(body: bytes, encoding: str | None, limit: int) -> bytes:
     if encoding not in ("gzip", "deflate"):
         raise Unprocessable(f"Content-Encoding {encoding!r} is not supported; use gzip or deflate")
     d = zlib.decompressobj(wbits=31 if encoding == "gzip" else 15)
+    # In steps of a megabyte, counting: a refused bomb costs the limit, not the limit twice over (one
+    # decompress call with max_length grows its output buffer by copying).
+    parts, size, data = [], 0, body
     try:
-        out = d.decompress(body, limit + 1)
+        while data or not d.eof:
+            chunk = d.decompress(data, DECOMPRESS_STEP)
+            data = d.unconsumed_tail
+            if not chunk:
+                break
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge(f"the decompressed body is over the limit of {limit} bytes", limit_bytes=limit)
+            parts.append(chunk)
     except zlib.error as e:
         raise Unprocessable(f"the {encoding} body does not decompress: {e}") from None
-    if len(out) > limit:
-        raise PayloadTooLarge(f"the decompressed body is over the limit of {limit} bytes", limit_bytes=limit)
-    return out
+    return b"".join(parts)
 
 
 async def _optional_json(request: Request) -> dict:

@@ -25,11 +25,12 @@ from sqlalchemy.orm import Session
 
 from app.datasets.archive import Limits, extract, is_archive
 from app.db.tables import Dataset, TrainingRun
-from app.errors import Conflict, NotFound, Unprocessable
+from app.errors import Conflict, NotFound, PayloadTooLarge, Unprocessable
 from app.registry.service import check_task
 from app.registry.store import ArtifactStore
 from app.settings import Settings
 from models import family_part
+from models.common.errors import DatasetTooLarge
 
 ACTIVE = ("queued", "running")
 
@@ -85,9 +86,13 @@ def materialise(store: ArtifactStore, settings: Settings, upload: Upload, staged
                 upload.format in getattr(upload.family, "EITHER_FORMATS", ()) and is_archive(staged)):
             limits = Limits(settings.dataset_max_bytes, settings.dataset_max_files, settings.dataset_max_ratio)
             extract(staged, build / "files", limits)
+            budget = settings.dataset_max_bytes  # the unpacked files are on disk, already within their budget
         else:
+            # A single file the family reads in place (npz, a zip of MovieLens files) may still inflate in
+            # memory: it gets the same budget as an archive unpacked to disk, ratio included.
+            budget = min(settings.dataset_max_bytes, int(max(staged.stat().st_size, 1) * settings.dataset_max_ratio))
             os.replace(staged, build / f"data.{upload.format}")  # staged_copy tolerates it gone
-        stats = _validate(upload, data_path(build, upload.format, upload.family), settings)
+        stats = _validate(upload, data_path(build, upload.format, upload.family), settings, budget)
         final = store.path(key)
         final.parent.mkdir(parents=True, exist_ok=True)
         # A folder already there holds these very bytes (same hash), left by an earlier upload whose
@@ -99,9 +104,15 @@ def materialise(store: ArtifactStore, settings: Settings, upload: Upload, staged
     return stats
 
 
-def _validate(upload: Upload, path: Path, settings: Settings) -> dict[str, Any]:
+def _validate(upload: Upload, path: Path, settings: Settings, budget: int) -> dict[str, Any]:
     try:
-        return upload.family.validate(path, upload.format, max_bytes=settings.dataset_max_bytes)
+        return upload.family.validate(path, upload.format, max_bytes=budget)
+    except DatasetTooLarge as e:
+        extra = {"entry": e.entry} if e.entry else {}
+        raise PayloadTooLarge(f"field 'file': {e}; an upload may unpack to at most {settings.dataset_max_ratio:g} "
+                              f"times its size and {settings.dataset_max_bytes} bytes in all (a compression bomb?)",
+                              field="file", limit_bytes=budget, limit_ratio=settings.dataset_max_ratio,
+                              **extra) from None
     except ValueError as e:  # the family's DatasetError
         entry = getattr(e, "entry", None)
         extra = {"entry": entry} if entry else {}

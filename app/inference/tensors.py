@@ -72,6 +72,7 @@ def decode_inputs(request: dict[str, Any], tail: memoryview,
             offset += size
         else:
             feeds[name] = _from_json(tensor.get("data"), datatype, shape, name)
+        _check_finite(feeds[name], f"input '{name}'")
     missing = [n for n in expected if n not in feeds]
     if missing:
         raise Unprocessable(f"missing input(s) {missing}; the model takes {_describe(signature)}")
@@ -79,6 +80,24 @@ def decode_inputs(request: dict[str, Any], tail: memoryview,
     if len(rows) > 1:
         raise Unprocessable(f"inputs disagree on the batch size (first dimension): {sorted(rows)}")
     return feeds, (rows.pop() if rows else 1)
+
+
+def _check_finite(array: np.ndarray, what: str) -> None:
+    # A JSON number past FP32's range becomes infinity in the array (binary data may carry NaN and
+    # infinities as they are); the model would answer NaN, which JSON can only write as null.
+    if array.dtype.kind in "fc" and array.size and not np.isfinite(array).all():
+        j = int(np.argmin(np.isfinite(array).reshape(-1)))
+        raise Unprocessable(f"{what} holds a value that is NaN, infinite or beyond {datatype_of(array)}'s range "
+                            f"(first at flat index {j}); every value must be a finite number")
+
+
+def check_outputs_finite(outputs: dict[str, np.ndarray], model: str) -> None:
+    """A non-finite output is never sent as a success: 422 naming the output tensor."""
+    for name, array in outputs.items():
+        if array.dtype.kind in "fc" and array.size and not np.isfinite(array).all():
+            j = int(np.argmin(np.isfinite(array).reshape(-1)))
+            raise Unprocessable(f"output '{name}' of {model} is not finite (NaN or infinity, first at flat index "
+                                f"{j}) for these inputs, so there is no answer to send")
 
 
 def _shape(tensor: dict[str, Any], name: str) -> list[int]:
@@ -103,7 +122,8 @@ def _from_json(data: Any, datatype: str, shape: list[int], name: str) -> np.ndar
             flat = np.asarray(data, dtype=object).reshape(-1)
             array = np.array([_text(v if isinstance(v, str) else bytes(v), name) for v in flat], dtype=object)
         else:
-            array = np.asarray(data, dtype=NUMPY_DTYPES[datatype])
+            with np.errstate(over="ignore", invalid="ignore"):  # overflow to infinity is refused below, by name
+                array = np.asarray(data, dtype=NUMPY_DTYPES[datatype])
     except (ValueError, TypeError, OverflowError) as e:
         raise Unprocessable(f"input '{name}': data is not a list of {datatype} values ({e})") from None
     if array.size != int(np.prod(shape)):

@@ -26,7 +26,10 @@ def _model(cls: type):
     for f in dataclasses.fields(cls):
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
         fields[f.name] = (hints[f.name], default)
-    return create_model(f"{cls.__name__}Check", __config__=ConfigDict(extra="forbid", strict=False), **fields)
+    # allow_inf_nan=False: Python's JSON reader takes NaN, Infinity and 1e999, and a range check written
+    # as `x >= 0` lets infinity through (and NaN through `not x < 0`).
+    config = ConfigDict(extra="forbid", strict=False, allow_inf_nan=False)
+    return create_model(f"{cls.__name__}Check", __config__=config, **fields)
 
 
 def validate_config(task: str, raw: dict[str, Any]) -> dict[str, Any]:

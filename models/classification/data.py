@@ -21,7 +21,6 @@ from __future__ import annotations
 import csv
 import io
 import warnings
-import zipfile
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +31,7 @@ from PIL import Image
 
 from models.common.errors import DatasetError
 from models.common.images import DEFAULT_MAX_PIXELS, resize
+from models.common.npz import read_npz
 
 FORMATS = {
     "imagefolder": "zip, tar or tar.gz archive of <class>/<image> (PNG, JPEG or WebP)",
@@ -244,26 +244,7 @@ def _pixels(img: Image.Image, channels: int, size: tuple[int, int]) -> np.ndarra
 # -- npz ---------------------------------------------------------------------------------------------
 
 def _read_npz(path: Path, max_bytes: int | None) -> dict[str, np.ndarray]:
-    try:
-        with zipfile.ZipFile(path) as z:
-            total = sum(i.file_size for i in z.infolist())
-    except zipfile.BadZipFile as e:
-        raise DatasetError(f"the file is not a numpy .npz archive ({e})") from e
-    if max_bytes is not None and total > max_bytes:
-        raise DatasetError(f"the arrays unpack to {total} bytes, over the limit of {max_bytes}")
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {}
-            for key in npz.files:
-                try:
-                    arrays[key] = npz[key]
-                except ValueError as e:  # object arrays need pickle, which an upload must never use
-                    raise DatasetError(f"cannot be read without pickle ({e}); store plain arrays", key) from e
-    except DatasetError:
-        raise
-    except Exception as e:
-        raise DatasetError(f"the file is not a readable numpy .npz archive ({e})") from e
-    return arrays
+    return read_npz(path, max_bytes)
 
 
 def _npz_splits(arrays: dict[str, np.ndarray]) -> dict[str, tuple[str, str]]:

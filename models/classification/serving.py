@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from models.common.errors import InputError
+from models.common.errors import InputError, MetadataMismatch
 from models.common.images import DEFAULT_MAX_PIXELS, decode_input, resize
 
 DEFAULT_TOP_K = 5
@@ -34,6 +34,10 @@ def make_spec(signature: dict[str, Any], metadata: dict[str, Any], max_pixels: i
     size, channels, mean, std = image_preprocessing(inputs[0]["shape"], metadata)
     out = next((o for o in outputs if o["name"] == "logits"), outputs[0])
     labels = metadata.get("labels")
+    classes = out["shape"][-1] if len(out["shape"]) == 2 else -1
+    if labels and classes > 0 and classes != len(labels):
+        raise MetadataMismatch(f"metadata.labels names {len(labels)} labels but output {out['name']!r} "
+                               f"{out['shape']} has {classes} classes")
     return Spec(inputs[0]["name"], out["name"], size, channels, mean, std,
                 tuple(str(x) for x in labels) if labels else None, max_pixels)
 

@@ -27,6 +27,17 @@ class DatasetError(ValueError):
         self.message = message
 
 
+class DatasetTooLarge(DatasetError):
+    """A dataset that would unpack (or inflate in memory) past the byte budget the API gave the family's
+    loader; refused from the sizes an archive declares, before anything is inflated. The API answers 413."""
+
+
+class MetadataMismatch(ValueError):
+    """A version's metadata contradicts its ONNX signature (metadata.labels names 3 classes, the output
+    has 10): every answer would carry the wrong labels, so the API refuses the upload (422) rather than
+    serve it. Raised by a family's make_spec; its other ValueErrors only keep the task-level API off."""
+
+
 class ParityError(RuntimeError):
     """ONNX Runtime and PyTorch disagree about a freshly exported model: the run fails rather than
     register a version that would serve something other than what was trained and evaluated."""

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from models.common.errors import InputError
+from models.common.errors import InputError, MetadataMismatch
 from models.common.images import DEFAULT_MAX_PIXELS, decode_input
 from models.detection.boxes import PAD_VALUE, Letterbox, select
 
@@ -49,7 +49,7 @@ def make_spec(signature: dict[str, Any], metadata: dict[str, Any], max_pixels: i
     labels = metadata.get("labels")
     width = out["shape"][2] if layout == "dlserve" else out["shape"][1]
     if labels and width > 0 and width != 4 + len(labels):
-        raise ValueError(f"output {out['name']!r} {out['shape']} has {width - 4} class scores per box "
+        raise MetadataMismatch(f"output {out['name']!r} {out['shape']} has {width - 4} class scores per box "
                          f"but metadata.labels names {len(labels)}")
     return Spec(inputs[0]["name"], out["name"], (int(size[0]), int(size[1])), layout,
                 tuple(str(x) for x in labels) if labels else None, int(pre.get("pad_value", PAD_VALUE)), max_pixels)

@@ -18,12 +18,14 @@ import csv
 import math
 import tarfile
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
 
+from models.common.errors import DatasetTooLarge
 from models.common.errors import TableError as DatasetError
 
 FORMATS = {
@@ -87,29 +89,38 @@ def load(path: Path, fmt: str, max_bytes: int | None = None) -> Ratings:
 
 
 def _archive_members(path: Path, max_bytes: int | None) -> dict[str, bytes]:
+    """The known members' bytes. Every member's declared size counts against `max_bytes`, the ones
+    skipped too, and is checked before the member is read: a bomb stops at its directory (zip) or at
+    the first header past the budget (tar), never inflated in memory."""
     wanted = set(RATING_FILES) | set(ITEM_FILES)
     limit = max_bytes or 2**31
     out: dict[str, bytes] = {}
+    seen = 0
+
+    def count(size: int, name: str) -> None:
+        nonlocal seen
+        seen += size
+        if seen > limit:
+            raise DatasetTooLarge(f"the archive unpacks to more than its budget of {limit} bytes", name)
+
     try:
         if zipfile.is_zipfile(path):
             with zipfile.ZipFile(path) as z:
                 for info in z.infolist():
+                    count(info.file_size, info.filename)
+                for info in z.infolist():
                     if info.is_dir() or PurePosixPath(info.filename).name not in wanted:
                         continue
-                    if info.file_size > limit:
-                        raise DatasetError(f"unpacks to {info.file_size} bytes, over the limit of {limit}",
-                                           info.filename)
-                    with z.open(info) as f:
-                        out[info.filename] = f.read(limit + 1)[:limit]
+                    with z.open(info) as f:  # stops at the directory's file_size, whatever the data holds
+                        out[info.filename] = f.read()
         else:
             with tarfile.open(path) as tf:
                 for m in tf:
+                    count(max(m.size, 0), m.name)
                     if not m.isfile() or PurePosixPath(m.name).name not in wanted:
                         continue
-                    if m.size > limit:
-                        raise DatasetError(f"unpacks to {m.size} bytes, over the limit of {limit}", m.name)
-                    out[m.name] = tf.extractfile(m).read(limit)
-    except (zipfile.BadZipFile, tarfile.TarError, OSError, EOFError) as e:
+                    out[m.name] = tf.extractfile(m).read()
+    except (zipfile.BadZipFile, tarfile.TarError, OSError, EOFError, zlib.error, NotImplementedError) as e:
         raise DatasetError(f"the archive cannot be read: {e}") from None
     return out
 
