@@ -7,8 +7,10 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError, SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 log = logging.getLogger("dlserve")
 
@@ -106,6 +108,23 @@ def problem(
     return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
 
 
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route takes on this path (Starlette's own 405 names only the first route's)."""
+    methods = {"OPTIONS"}
+    for route in request.app.router.routes:
+        route_methods = getattr(route, "methods", None)
+        if route_methods and route.matches(request.scope)[0] != Match.NONE:  # PARTIAL: the path, not the method
+            methods |= set(route_methods)
+    return sorted(methods)
+
+
+def _unreachable(exc: SQLAlchemyError) -> bool:
+    """A lost or refused connection (or a locked SQLite file): the request may succeed when retried."""
+    if isinstance(exc, DisconnectionError):
+        return True
+    return isinstance(exc, DBAPIError) and (exc.connection_invalidated or isinstance(exc, OperationalError))
+
+
 def _field(loc: tuple | list) -> str:
     # ("body", "inputs", 0, "image") -> "body.inputs[0].image"
     out = ""
@@ -137,9 +156,25 @@ def install_error_handlers(app: FastAPI) -> None:
         detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
         if exc.status_code == 404 and detail == "Not Found":
             detail = f"no route {request.method} {request.url.path}; see /docs for the API"
+        headers = getattr(exc, "headers", None)
         if exc.status_code == 405:
-            detail = f"{request.method} is not allowed on {request.url.path}"
-        return problem(request, exc.status_code, detail, headers=getattr(exc, "headers", None))
+            allow = ", ".join(allowed_methods(request))
+            if request.method == "OPTIONS":
+                return Response(status_code=204, headers={"Allow": allow})
+            detail = f"{request.method} is not allowed on {request.url.path}; it takes {allow}"
+            headers = {**(headers or {}), "Allow": allow}
+        return problem(request, exc.status_code, detail, headers=headers)
+
+    @app.exception_handler(SQLAlchemyError)
+    async def _database(request: Request, exc: SQLAlchemyError):
+        # The driver's message quotes SQL and parameters: it goes to the log, never into an answer.
+        if _unreachable(exc):
+            log.warning("database unreachable on %s %s (request %s): %s", request.method, request.url.path,
+                        request_id(request), exc)
+            return problem(request, 503, "the database cannot be reached; retry shortly", headers={"Retry-After": "5"},
+                           slug="database-unavailable")
+        log.exception("database error on %s %s (request %s)", request.method, request.url.path, request_id(request))
+        return problem(request, 500, "an unexpected error occurred; the request id identifies it in the logs")
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception):

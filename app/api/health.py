@@ -34,6 +34,6 @@ async def readyz(request: Request):
     return {"status": "ready", "checks": checks}
 
 
-@router.get("/metrics")
+@router.get("/metrics", responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text"}})
 async def metrics(request: Request) -> Response:
     return Response(render(request.app.state.metrics_registry), media_type=CONTENT_TYPE_LATEST)

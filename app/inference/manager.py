@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.db.tables import ModelAlias, ModelVersion, RegisteredModel
@@ -126,8 +127,8 @@ class ModelManager:
         except ServiceUnavailable:
             raise
         except Exception as e:
-            if isinstance(e, (NotFound, Conflict)):
-                raise
+            if isinstance(e, (NotFound, Conflict, SQLAlchemyError)):
+                raise  # a database error is the error handlers' to answer: its text is never shown
             raise ServiceUnavailable(f"model {name!r} version {version} failed to load: {e}",
                                      retry_after=FAILED_RETRY_S) from e
 
