@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import DataError, DBAPIError, DisconnectionError, OperationalError, SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
@@ -173,6 +173,13 @@ def install_error_handlers(app: FastAPI) -> None:
                         request_id(request), exc)
             return problem(request, 503, "the database cannot be reached; retry shortly", headers={"Retry-After": "5"},
                            slug="database-unavailable")
+        if isinstance(exc, DataError):
+            # A value no column can hold (a NUL character in PostgreSQL text, a string over a column's
+            # length): the client's input, which a route should have refused by name. Logged to be fixed.
+            log.warning("database refused a value on %s %s (request %s): %s", request.method, request.url.path,
+                        request_id(request), exc.orig)
+            return problem(request, 422, "a value in the request cannot be stored or looked up (a NUL character, "
+                           "or a text longer than its limit)", slug="unstorable-value")
         log.exception("database error on %s %s (request %s)", request.method, request.url.path, request_id(request))
         return problem(request, 500, "an unexpected error occurred; the request id identifies it in the logs")
 
