@@ -13,7 +13,7 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/pip install --quiet --disable-pip-version-check
 QUIET := 2>&1 | { grep -v "^WARNING: Location '" || true; }
 
-.PHONY: run test install dev lint clean bench bench-serving bench-training bench-classification bench-detection \
+.PHONY: run test install dev lint clean fuzz bench bench-serving bench-training bench-classification bench-detection \
 	bench-fraud bench-recommendation bench-translation bench-captioning bench-memory
 
 run: install
@@ -67,6 +67,13 @@ $(BENTO_VENV)/.installed:
 	$(PYTHON) -m venv $(BENTO_VENV)
 	$(BENTO_VENV)/bin/pip install --quiet --disable-pip-version-check bentoml onnxruntime pillow numpy $(QUIET)
 	touch $@
+
+# Schema-driven fuzzing of the whole OpenAPI (schemathesis) against a fresh server: positive and negative
+# cases, 2 x FUZZ_EXAMPLES per operation (20,000+ requests by default). Prints the seed; FUZZ_SEED replays one.
+FUZZ_EXAMPLES ?= 300
+fuzz: dev
+	$(BIN)/python -m tests.fuzzing --examples $(FUZZ_EXAMPLES) $(if $(FUZZ_SEED),--seed $(FUZZ_SEED)) \
+		$(if $(DLSERVE_TEST_DATABASE_URL),--database-url $(DLSERVE_TEST_DATABASE_URL))
 
 lint: dev
 	$(BIN)/ruff check .

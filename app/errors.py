@@ -5,12 +5,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, routing
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import DataError, DBAPIError, DisconnectionError, OperationalError, SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match
+from starlette.routing import compile_path
 
 log = logging.getLogger("dlserve")
 
@@ -111,9 +111,11 @@ def problem(
 def allowed_methods(request: Request) -> list[str]:
     """Every method some route takes on this path (Starlette's own 405 names only the first route's)."""
     methods = {"OPTIONS"}
-    for route in request.app.router.routes:
-        route_methods = getattr(route, "methods", None)
-        if route_methods and route.matches(request.scope)[0] != Match.NONE:  # PARTIAL: the path, not the method
+    contexts = getattr(routing, "iter_route_contexts", None)  # FastAPI >= 0.160 nests included routers
+    routes = [(rc.path_format, rc.methods) for rc in contexts(request.app.routes)] if contexts else \
+        [(r.path_format, getattr(r, "methods", None)) for r in request.app.routes if hasattr(r, "path_format")]
+    for path_format, route_methods in routes:
+        if route_methods and compile_path(path_format)[0].match(request.url.path):
             methods |= set(route_methods)
     return sorted(methods)
 
