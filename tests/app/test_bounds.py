@@ -94,3 +94,14 @@ def test_an_unreachable_database_is_503_with_retry_after_and_no_sql(tmp_path):
     assert int(r.headers["retry-after"]) >= 1
     _no_leak(r, settings)
     assert str(tmp_path) not in r.text
+
+
+def test_a_version_that_fails_to_load_is_503_without_the_servers_path(client, tiny_onnx, settings):
+    upload(client, "clf", tiny_onnx)
+    (artifact,) = settings.resolved_artifact_root.rglob("model.onnx")
+    artifact.write_bytes(b"no longer a model")
+    r = client.post("/v1/models/clf/predict?version=1", json={"inputs": [1]})
+    assert_problem(r, 503, "failed to load")
+    assert "retry-after" in r.headers
+    _no_leak(r, settings)
+    assert str(settings.resolved_artifact_root) not in r.text
