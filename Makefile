@@ -69,8 +69,8 @@ $(BENTO_VENV)/.installed:
 	touch $@
 
 # Schema-driven fuzzing of the whole OpenAPI (schemathesis) against a fresh server: positive and negative
-# cases, 2 x FUZZ_EXAMPLES per operation (20,000+ requests by default). Prints the seed; FUZZ_SEED replays one.
-FUZZ_EXAMPLES ?= 300
+# cases, 2 x FUZZ_EXAMPLES per operation (about 21,700 requests by default). Prints the seed; FUZZ_SEED replays one.
+FUZZ_EXAMPLES ?= 350
 fuzz: dev
 	$(BIN)/python -m tests.fuzzing --examples $(FUZZ_EXAMPLES) $(if $(FUZZ_SEED),--seed $(FUZZ_SEED)) \
 		$(if $(DLSERVE_TEST_DATABASE_URL),--database-url $(DLSERVE_TEST_DATABASE_URL))
