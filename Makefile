@@ -70,10 +70,11 @@ $(BENTO_VENV)/.installed:
 
 # Schema-driven fuzzing of the whole OpenAPI (schemathesis) against a fresh server: positive and negative
 # cases, 2 x FUZZ_EXAMPLES per operation (about 21,700 requests by default). Prints the seed; FUZZ_SEED replays one.
+# FUZZ_DATABASE_URL: an empty PostgreSQL database to run on (it is migrated and filled); default a fresh SQLite file.
 FUZZ_EXAMPLES ?= 350
 fuzz: dev
 	$(BIN)/python -m tests.fuzzing --examples $(FUZZ_EXAMPLES) $(if $(FUZZ_SEED),--seed $(FUZZ_SEED)) \
-		$(if $(DLSERVE_TEST_DATABASE_URL),--database-url $(DLSERVE_TEST_DATABASE_URL))
+		$(if $(FUZZ_DATABASE_URL),--database-url $(FUZZ_DATABASE_URL))
 
 lint: dev
 	$(BIN)/ruff check .
