@@ -13,7 +13,7 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/pip install --quiet --disable-pip-version-check
 QUIET := 2>&1 | { grep -v "^WARNING: Location '" || true; }
 
-.PHONY: run test install dev lint clean bench bench-serving bench-training bench-classification bench-detection \
+.PHONY: run test install dev lint clean fuzz bench bench-serving bench-training bench-classification bench-detection \
 	bench-fraud bench-recommendation bench-translation bench-captioning bench-memory
 
 # `make run PORT=8100 HOST=0.0.0.0`; DLSERVE_PORT / DLSERVE_HOST work too. Only values given on the
@@ -72,6 +72,14 @@ $(BENTO_VENV)/.installed:
 	$(PYTHON) -m venv $(BENTO_VENV)
 	$(BENTO_VENV)/bin/pip install --quiet --disable-pip-version-check bentoml onnxruntime pillow numpy $(QUIET)
 	touch $@
+
+# Schema-driven fuzzing of the whole OpenAPI (schemathesis) against a fresh server: positive and negative
+# cases, 2 x FUZZ_EXAMPLES per operation (about 21,700 requests by default). Prints the seed; FUZZ_SEED replays one.
+# FUZZ_DATABASE_URL: an empty PostgreSQL database to run on (it is migrated and filled); default a fresh SQLite file.
+FUZZ_EXAMPLES ?= 350
+fuzz: dev
+	$(BIN)/python -m tests.fuzzing --examples $(FUZZ_EXAMPLES) $(if $(FUZZ_SEED),--seed $(FUZZ_SEED)) \
+		$(if $(FUZZ_DATABASE_URL),--database-url $(FUZZ_DATABASE_URL))
 
 lint: dev
 	$(BIN)/ruff check .

@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, routing
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from sqlalchemy.exc import InterfaceError, OperationalError
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy.exc import DataError, DBAPIError, DisconnectionError, InterfaceError, OperationalError, SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 
 log = logging.getLogger("dlserve")
 
@@ -115,6 +116,27 @@ def problem(
     return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
 
 
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route takes on this path (Starlette's own 405 names only the first route's)."""
+    methods = {"OPTIONS"}
+    contexts = getattr(routing, "iter_route_contexts", None)  # FastAPI >= 0.160 nests included routers
+    routes = [(rc.path_format, rc.methods) for rc in contexts(request.app.routes)] if contexts else \
+        [(r.path_format, getattr(r, "methods", None)) for r in request.app.routes if hasattr(r, "path_format")]
+    for path_format, route_methods in routes:
+        if route_methods and compile_path(path_format)[0].match(request.url.path):
+            methods |= set(route_methods)
+    return sorted(methods)
+
+
+def _unreachable(exc: SQLAlchemyError) -> bool:
+    """A lost or refused connection, a server restarting or out of connections (or a locked SQLite file): the
+    request may succeed when retried, and the pool reconnects by itself."""
+    if isinstance(exc, DisconnectionError):
+        return True
+    return isinstance(exc, DBAPIError) and (exc.connection_invalidated
+                                            or isinstance(exc, OperationalError | InterfaceError))
+
+
 def _field(loc: tuple | list) -> str:
     # ("body", "inputs", 0, "image") -> "body.inputs[0].image"
     out = ""
@@ -146,18 +168,32 @@ def install_error_handlers(app: FastAPI) -> None:
         detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
         if exc.status_code == 404 and detail == "Not Found":
             detail = f"no route {request.method} {request.url.path}; see /docs for the API"
+        headers = getattr(exc, "headers", None)
         if exc.status_code == 405:
-            detail = f"{request.method} is not allowed on {request.url.path}"
-        return problem(request, exc.status_code, detail, headers=getattr(exc, "headers", None))
+            allow = ", ".join(allowed_methods(request))
+            if request.method == "OPTIONS":
+                return Response(status_code=204, headers={"Allow": allow})
+            detail = f"{request.method} is not allowed on {request.url.path}; it takes {allow}"
+            headers = {**(headers or {}), "Allow": allow}
+        return problem(request, exc.status_code, detail, headers=headers)
 
-    @app.exception_handler(OperationalError)
-    @app.exception_handler(InterfaceError)
-    async def _database_unavailable(request: Request, exc: Exception):
-        # The database is down, restarting or out of connections: the client should come back (the pool
-        # reconnects by itself). The driver's message names hosts and SQL, so it stays in the log.
-        log.warning("database unavailable on %s %s (request %s): %s", request.method, request.url.path,
-                    request_id(request), exc)
-        return problem(request, 503, "the database is unavailable; retry shortly", headers={"Retry-After": "5"})
+    @app.exception_handler(SQLAlchemyError)
+    async def _database(request: Request, exc: SQLAlchemyError):
+        # The driver's message quotes SQL and parameters: it goes to the log, never into an answer.
+        if _unreachable(exc):
+            log.warning("database unreachable on %s %s (request %s): %s", request.method, request.url.path,
+                        request_id(request), exc)
+            return problem(request, 503, "the database cannot be reached; retry shortly", headers={"Retry-After": "5"},
+                           slug="database-unavailable")
+        if isinstance(exc, DataError):
+            # A value no column can hold (a NUL character in PostgreSQL text, a string over a column's
+            # length): the client's input, which a route should have refused by name. Logged to be fixed.
+            log.warning("database refused a value on %s %s (request %s): %s", request.method, request.url.path,
+                        request_id(request), exc.orig)
+            return problem(request, 422, "a value in the request cannot be stored or looked up (a NUL character, "
+                           "or a text longer than its limit)", slug="unstorable-value")
+        log.exception("database error on %s %s (request %s)", request.method, request.url.path, request_id(request))
+        return problem(request, 500, "an unexpected error occurred; the request id identifies it in the logs")
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception):

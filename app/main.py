@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
-from app.api import datasets, health, jobs, keys, predict, registry, v2
+from app.api import datasets, health, jobs, keys, openapi, predict, registry, v2
 from app.auth import Authenticator
 from app.db.session import make_engine, make_sessionmaker
 from app.errors import install_error_handlers
@@ -71,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(datasets.router)
     app.include_router(jobs.router)
     app.include_router(keys.router)
+    openapi.install(app)  # after every router: it walks the routes when the document is first asked for
 
     def body_limit(method: str, path: str) -> int:
         for m, prefix, suffix, limit in UPLOAD_ROUTES:

@@ -6,11 +6,13 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Query, Response, UploadFile, status
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from app.api.deps import ReadKey, SessionDep, SettingsDep, StoreDep, TrainKey
+from app.api.openapi import Offset, Task, dataset_formats, enum_of, problems
 from app.datasets import service
 from app.db.tables import Dataset
+from models import TASKS
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
 
@@ -18,8 +20,8 @@ router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
 class DatasetOut(BaseModel):
     id: str
     name: str
-    task: str
-    format: str
+    task: Task
+    format: str = Field(json_schema_extra={"enum": list(dataset_formats())})
     sha256: str
     size_bytes: int
     stats: dict[str, Any]
@@ -39,12 +41,14 @@ def dataset_out(d: Dataset) -> DatasetOut:
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=DatasetOut,
-             responses={200: {"model": DatasetOut, "description": "these bytes were uploaded before"}})
+             responses={200: {"model": DatasetOut, "description": "these bytes were uploaded before"},
+                        **problems(409)})
 def upload_dataset(
     _: TrainKey, session: SessionDep, store: StoreDep, settings: SettingsDep, response: Response,
     file: Annotated[UploadFile, File(description="zip/tar/tar.gz archive or single file, per the task's formats")],
-    task: Annotated[str, Form(description="classification, detection, ...")],
-    format: Annotated[str | None, Form(description="e.g. imagefolder or npz; guessed from the file name if absent")]
+    task: Annotated[str, Form(description="the task family", **enum_of(TASKS))],
+    format: Annotated[str | None, Form(description="e.g. imagefolder or npz; guessed from the file name if absent",
+                                      **enum_of(dataset_formats()))]
     = None,
     name: Annotated[str | None, Form(description="a label; defaults to the file name")] = None,
 ) -> DatasetOut:
@@ -64,8 +68,8 @@ def upload_dataset(
 
 @router.get("", response_model=DatasetPage)
 def list_datasets(
-    _: ReadKey, session: SessionDep, task: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50, offset: Annotated[int, Query(ge=0)] = 0,
+    _: ReadKey, session: SessionDep, task: Task | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50, offset: Offset = 0,
 ) -> DatasetPage:
     rows, total = service.list_page(session, task, limit, offset)
     return DatasetPage(items=[dataset_out(d) for d in rows], total=total, limit=limit, offset=offset)
@@ -76,7 +80,7 @@ def get_dataset(dataset_id: str, _: ReadKey, session: SessionDep) -> DatasetOut:
     return dataset_out(service.get(session, dataset_id))
 
 
-@router.delete("/{dataset_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/{dataset_id}", status_code=status.HTTP_204_NO_CONTENT, responses=problems(409))
 def delete_dataset(dataset_id: str, _: TrainKey, session: SessionDep, store: StoreDep) -> Response:
     key = service.delete(session, dataset_id)
     session.commit()

@@ -61,7 +61,7 @@ async def readyz(request: Request):
     return {"status": "ready", "checks": checks} if detailed else {"status": "ready"}
 
 
-@router.get("/metrics")
+@router.get("/metrics", responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text"}})
 async def metrics(request: Request) -> Response:
     if not request.app.state.settings.metrics_public and not await _has_key(request):
         raise Unauthorized("/metrics needs an API key (or DLSERVE_METRICS_PUBLIC=true on a private network)")

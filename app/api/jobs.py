@@ -14,9 +14,11 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.api.deps import ReadKey, SessionDep, StoreDep, TrainKey
-from app.db.tables import TrainingRun
+from app.api.openapi import Offset, RunStatus, Task, enum_of, problems
+from app.db.tables import RUN_STATUSES, TrainingRun
 from app.jobs import service
 from app.jobs.broker import Broker
+from models import TASKS
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 EVENT_POLL_S = 0.5
@@ -32,7 +34,7 @@ BrokerDep = Annotated[Broker, Depends(_broker)]
 
 class JobIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    task: str = Field(description="classification, detection, ...")
+    task: str = Field(description="the task family", **enum_of(TASKS))
     dataset_id: str
     config: dict[str, Any] = Field(default_factory=dict, description="hyperparameters; see the family's Config")
     register_as: str | None = Field(None, description="model name for the trained version (default: <task>-<id>)")
@@ -46,9 +48,9 @@ class ModelVersionRef(BaseModel):
 
 class JobOut(BaseModel):
     id: str
-    task: str
+    task: Task
     dataset_id: str | None
-    status: str
+    status: RunStatus
     config: dict[str, Any]
     register_as: str | None
     alias: str | None
@@ -96,7 +98,8 @@ def job_out(run: TrainingRun, version: tuple[str, int] | None) -> JobOut:
     )
 
 
-@router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=JobOut)
+@router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=JobOut,
+             responses=problems(409, unavailable="the broker cannot take the job (nothing is recorded)"))
 def submit_job(body: JobIn, _: TrainKey, session: SessionDep, broker: BrokerDep, store: StoreDep,
                response: Response) -> JobOut:
     run = service.create(session, task=body.task, dataset_id=body.dataset_id, config=body.config,
@@ -111,8 +114,9 @@ def submit_job(body: JobIn, _: TrainKey, session: SessionDep, broker: BrokerDep,
 
 @router.get("", response_model=JobPage)
 def list_jobs(
-    _: ReadKey, session: SessionDep, status: str | None = None, task: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50, offset: Annotated[int, Query(ge=0)] = 0,
+    _: ReadKey, session: SessionDep, task: Task | None = None,
+    status: Annotated[str | None, Query(**enum_of(RUN_STATUSES))] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50, offset: Offset = 0,
 ) -> JobPage:
     runs, total = service.list_page(session, status, task, limit, offset)
     versions = service.versions_of(session, [r.id for r in runs])
@@ -133,7 +137,8 @@ def job_metrics(job_id: str, _: ReadKey, session: SessionDep, key: str | None = 
         MetricOut(key=m.key, step=m.step, epoch=m.epoch, value=m.value, created_at=m.created_at) for m in rows])
 
 
-@router.post("/{job_id}/cancel", status_code=status.HTTP_202_ACCEPTED, response_model=JobOut)
+@router.post("/{job_id}/cancel", status_code=status.HTTP_202_ACCEPTED, response_model=JobOut,
+             responses=problems(409))
 def cancel_job(job_id: str, _: TrainKey, session: SessionDep) -> JobOut:
     run = service.cancel(session, job_id)
     session.commit()

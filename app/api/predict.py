@@ -9,43 +9,54 @@ answers; this module owns the road: lookup, batching, errors, metrics.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import orjson
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
+from app.api.bodies import PredictByBodyForm, PredictByBodyRequest, PredictForm, PredictRequest, request_body
 from app.api.deps import ManagerDep, PredictKey, SettingsDep
+from app.api.openapi import INT32_MAX, VersionQuery, problems
 from app.errors import Unprocessable, UnsupportedMediaType
 from app.inference import calls
 from app.inference.loaded import LoadedModel
 from app.json_input import json_object
+from app.registry.service import ALIAS_RE
 from models.common.errors import InputError
 from models.common.numbers import FLOAT32_MAX, first_non_finite, first_unrepresentable
 
 router = APIRouter(tags=["predict"])
+# What predicting can answer besides the standard problems (app.api.openapi).
+ANSWERS = {200: {"description": '{"model", "version", "outputs": [one per input]}'},
+           **problems(409, 429, 504, unavailable="the model version is still loading, or failed to load lately")}
+AliasQuery = Annotated[str | None, Query(pattern=ALIAS_RE.pattern, description="default: production")]
 
 
-@router.post("/v1/models/{name}/predict", summary="Predict with a model (production alias unless told otherwise)")
+@router.post("/v1/models/{name}/predict", summary="Predict with a model (production alias unless told otherwise)",
+             responses=ANSWERS, openapi_extra=request_body(PredictRequest, PredictForm))
 async def predict(name: str, request: Request, _: PredictKey, models: ManagerDep, settings: SettingsDep,
-                  version: int | None = None, alias: str | None = None) -> Response:
+                  version: VersionQuery = None, alias: AliasQuery = None) -> Response:
     body = await _read_body(request, settings)
     return await _predict(request, models, settings, name, version, alias, body)
 
 
-@router.post("/predict", summary="Predict, naming the model in the body")
+@router.post("/predict", summary="Predict, naming the model in the body", responses=ANSWERS,
+             openapi_extra=request_body(PredictByBodyRequest, PredictByBodyForm))
 async def predict_by_body(request: Request, _: PredictKey, models: ManagerDep, settings: SettingsDep) -> Response:
     body = await _read_body(request, settings)
     name = body.get("model")
     if not isinstance(name, str) or not name:
         raise Unprocessable('field "model" (the model name) is required', field="model")
     version, alias = body.get("version"), body.get("alias")
-    if version is not None and (not isinstance(version, int) or isinstance(version, bool)):
-        raise Unprocessable('field "version" must be an integer', field="version")
-    if alias is not None and not isinstance(alias, str):
-        raise Unprocessable('field "alias" must be a string', field="alias")
+    if version is not None and (not isinstance(version, int) or isinstance(version, bool)
+                                or not 1 <= version <= INT32_MAX):
+        raise Unprocessable(f'field "version" must be a version number, 1 to {INT32_MAX}', field="version")
+    if alias is not None and (not isinstance(alias, str) or not ALIAS_RE.match(alias)):
+        raise Unprocessable('field "alias" must be an alias name (a letter, then letters, digits, ".", "_" or "-")',
+                            field="alias")
     return await _predict(request, models, settings, name, version, alias, body)
 
 
@@ -154,19 +165,19 @@ async def _read_multipart(request: Request) -> dict[str, Any]:
         raise Unprocessable('a multipart request needs one or more "file" parts', field="file")
     body: dict[str, Any] = {"inputs": [await f.read() for f in files]}
     body["_size"] = sum(len(b) for b in body["inputs"])
-    for key in ("parameters", "model"):
+    for key in ("parameters", "model", "version", "timeout_ms", "alias"):
         if key in form:
+            if not isinstance(form[key], str):
+                raise Unprocessable(f"field '{key}' must be a plain form field, not a file", field=key)
             body[key] = form[key]
     if "parameters" in body:
         body["parameters"] = json_object(body["parameters"], field="parameters")
     for key in ("version", "timeout_ms"):
-        if key in form:
+        if key in body:
             try:
-                body[key] = int(form[key])
+                body[key] = int(body[key])
             except ValueError:
                 raise Unprocessable(f"field '{key}' must be an integer", field=key) from None
-    if "alias" in form:
-        body["alias"] = form["alias"]
     return body
 
 

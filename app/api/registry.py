@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, Form, Response, UploadFile, status
 
 from app.api.deps import AnyKey, ManagerDep, SessionDep, SettingsDep, StoreDep, TrainKey
+from app.api.openapi import VersionPath, enum_of, problems
 from app.api.schemas import (
     AliasIn,
     AliasOut,
@@ -23,17 +24,18 @@ from app.inference import batching_config
 from app.json_input import json_object
 from app.registry import service
 from app.registry.onnx_inspect import inspect_model
-from models import family_part
+from models import TASKS, family_part
 from models.common.errors import MetadataMismatch
 
 router = APIRouter(prefix="/v1/models", tags=["registry"])
 
 
-@router.post("/{name}/versions", status_code=status.HTTP_201_CREATED, response_model=VersionOut)
+@router.post("/{name}/versions", status_code=status.HTTP_201_CREATED, response_model=VersionOut,
+             responses=problems(409))
 def upload_version(
     name: str, _: TrainKey, session: SessionDep, store: StoreDep, settings: SettingsDep, response: Response,
     file: Annotated[UploadFile, File(description="a self-contained .onnx file")],
-    task: Annotated[str, Form(description="classification, detection, captioning, translation, ...")],
+    task: Annotated[str, Form(description="the model's task family", **enum_of(TASKS))],
     metadata: Annotated[str | None, Form(description="JSON object: labels, preprocessing, thresholds...")] = None,
 ) -> VersionOut:
     service.check_name(name)
@@ -93,12 +95,12 @@ def get_model(name: str, _: AnyKey, session: SessionDep) -> ModelOut:
 
 
 @router.get("/{name}/versions/{version}", response_model=VersionOut)
-def get_version(name: str, version: int, _: AnyKey, session: SessionDep) -> VersionOut:
+def get_version(name: str, version: VersionPath, _: AnyKey, session: SessionDep) -> VersionOut:
     return version_out(service.get_version(session, name, version))
 
 
-@router.delete("/{name}/versions/{version}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_version(name: str, version: int, _: TrainKey, session: SessionDep, store: StoreDep,
+@router.delete("/{name}/versions/{version}", status_code=status.HTTP_204_NO_CONTENT, responses=problems(409))
+def delete_version(name: str, version: VersionPath, _: TrainKey, session: SessionDep, store: StoreDep,
                    models: ManagerDep) -> Response:
     key = service.delete_version(session, name, version)
     session.commit()
@@ -107,7 +109,7 @@ def delete_version(name: str, version: int, _: TrainKey, session: SessionDep, st
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.put("/{name}/aliases/{alias}", response_model=AliasOut)
+@router.put("/{name}/aliases/{alias}", response_model=AliasOut, responses=problems(409))
 def set_alias(name: str, alias: str, body: AliasIn, _: TrainKey, session: SessionDep,
               models: ManagerDep) -> AliasOut:
     row = service.set_alias(session, name, alias, body.version)

@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from app.api.openapi import INT32_MAX, Task, VersionStatus
 from app.db.tables import ModelAlias, ModelVersion, RegisteredModel
 
 
@@ -19,8 +20,8 @@ class TensorSpec(BaseModel):
 class VersionOut(BaseModel):
     name: str
     version: int
-    task: str
-    status: str
+    task: Task
+    status: VersionStatus
     sha256: str
     size_bytes: int
     inputs: list[TensorSpec]
@@ -43,7 +44,7 @@ class AliasOut(BaseModel):
 
 class ModelOut(BaseModel):
     name: str
-    task: str
+    task: Task
     latest_version: int
     aliases: dict[str, int] = Field(description="alias -> version number")
     versions: list[VersionOut] = []
@@ -53,7 +54,7 @@ class ModelOut(BaseModel):
 
 class ModelSummary(BaseModel):
     name: str
-    task: str
+    task: Task
     latest_version: int
     version_count: int
     aliases: dict[str, int]
@@ -62,7 +63,7 @@ class ModelSummary(BaseModel):
 
 
 class AliasIn(BaseModel):
-    version: int = Field(ge=1)
+    version: int = Field(ge=1, le=INT32_MAX)
 
 
 def version_out(v: ModelVersion) -> VersionOut:

@@ -12,7 +12,9 @@ import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from app.api.bodies import InferenceRequest, RepositoryIndexRequest, RepositoryLoadRequest, request_body
 from app.api.deps import AdminKey, ManagerDep, PredictKey, SettingsDep
+from app.api.openapi import INT32_MAX, VersionPath, problems
 from app.errors import PayloadTooLarge, Unprocessable, problem
 from app.inference import calls, tensors
 from app.inference.loaded import VersionInfo
@@ -21,6 +23,10 @@ from app.json_input import json_object
 router = APIRouter(prefix="/v2", tags=["open inference protocol"])
 PLATFORM = "onnxruntime_onnx"
 DECOMPRESS_STEP = 1024 * 1024
+NOT_READY = problems(unavailable="not ready yet: the aliased versions (or this version) are still loading")
+INFER_ANSWERS = {200: {"description": "the Open Inference Protocol's inference response",
+                       "content": {"application/json": {}, "application/octet-stream": {}}},
+                 **problems(409, 429, 504, unavailable="the model version is still loading, or failed to load lately")}
 
 
 def _json(data, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -41,7 +47,7 @@ async def live() -> Response:
     return _json({"live": True})
 
 
-@router.get("/health/ready")
+@router.get("/health/ready", responses=NOT_READY)
 async def ready(request: Request, models: ManagerDep) -> Response:
     if not models.ready:
         return problem(request, 503, "loading and warming the aliased model versions", headers={"Retry-After": "2"})
@@ -61,19 +67,20 @@ async def model_metadata(name: str, _: PredictKey, models: ManagerDep) -> Respon
 
 
 @router.get("/models/{name}/versions/{version}")
-async def version_metadata(name: str, version: int, _: PredictKey, models: ManagerDep) -> Response:
+async def version_metadata(name: str, version: VersionPath, _: PredictKey, models: ManagerDep) -> Response:
     info = await models.version_info(name, version)
     return _json(_metadata(info, [str(version)]))
 
 
-@router.get("/models/{name}/ready")
+@router.get("/models/{name}/ready", responses=NOT_READY)
 async def model_ready(request: Request, name: str, _: PredictKey, models: ManagerDep) -> Response:
     info = await models.default_version(name)
     return _ready(request, models, info)
 
 
-@router.get("/models/{name}/versions/{version}/ready")
-async def version_ready(request: Request, name: str, version: int, _: PredictKey, models: ManagerDep) -> Response:
+@router.get("/models/{name}/versions/{version}/ready", responses=NOT_READY)
+async def version_ready(request: Request, name: str, version: VersionPath, _: PredictKey,
+                        models: ManagerDep) -> Response:
     return _ready(request, models, await models.version_info(name, version))
 
 
@@ -85,13 +92,15 @@ def _ready(request: Request, models, info: VersionInfo) -> Response:
     return _json({"name": info.name, "version": str(info.version), "ready": True})
 
 
-@router.post("/models/{name}/infer")
+@router.post("/models/{name}/infer", responses=INFER_ANSWERS,
+             openapi_extra=request_body(InferenceRequest, octet_stream=True))
 async def infer(request: Request, name: str, _: PredictKey, models: ManagerDep, settings: SettingsDep) -> Response:
     return await _infer(request, models, settings, name, None)
 
 
-@router.post("/models/{name}/versions/{version}/infer")
-async def infer_version(request: Request, name: str, version: int, _: PredictKey, models: ManagerDep,
+@router.post("/models/{name}/versions/{version}/infer", responses=INFER_ANSWERS,
+             openapi_extra=request_body(InferenceRequest, octet_stream=True))
+async def infer_version(request: Request, name: str, version: VersionPath, _: PredictKey, models: ManagerDep,
                         settings: SettingsDep) -> Response:
     return await _infer(request, models, settings, name, version)
 
@@ -102,6 +111,8 @@ async def _infer(request: Request, models, settings, name: str, version: int | N
     if version is None:
         version = (await models.default_version(name)).version
     params = req.get("parameters") or {}
+    if not isinstance(params, dict):
+        raise Unprocessable("parameters must be an object", field="parameters")
     timeout_us = params.get("timeout")  # Triton's per-request timeout is in microseconds
     until, ms = calls.deadline(settings, None if timeout_us is None else
                                (timeout_us / 1000 if isinstance(timeout_us, (int, float)) else timeout_us),
@@ -153,7 +164,7 @@ async def _optional_json(request: Request) -> dict:
     return json_object(raw)
 
 
-@router.post("/repository/index")
+@router.post("/repository/index", openapi_extra=request_body(RepositoryIndexRequest, required=False))
 async def repository_index(request: Request, _: PredictKey, models: ManagerDep) -> Response:
     only_ready = bool((await _optional_json(request)).get("ready"))
     rows = []
@@ -165,13 +176,20 @@ async def repository_index(request: Request, _: PredictKey, models: ManagerDep) 
     return _json(rows)
 
 
-@router.post("/repository/models/{name}/load")
+@router.post("/repository/models/{name}/load", openapi_extra=request_body(RepositoryLoadRequest, required=False),
+             responses=problems(409, unavailable="the version is still loading, or failed to load lately"))
 async def load(request: Request, name: str, _: AdminKey, models: ManagerDep) -> Response:
     params = (await _optional_json(request)).get("parameters") or {}
+    if not isinstance(params, dict):
+        raise Unprocessable("parameters must be an object", field="parameters")
     version = params.get("version")
-    if version is not None and not (isinstance(version, int) or (isinstance(version, str) and version.isdigit())):
-        raise Unprocessable("parameters.version must be a version number", field="parameters.version")
-    lm = await models.load(name, int(version) if version is not None else None)
+    if isinstance(version, str) and version.isascii() and version.isdigit() and len(version) < 12:
+        version = int(version)  # the V2 protocol's parameters are often strings
+    if version is not None and (not isinstance(version, int) or isinstance(version, bool)
+                                or not 1 <= version <= INT32_MAX):
+        raise Unprocessable(f"parameters.version must be a version number, 1 to {INT32_MAX}",
+                            field="parameters.version")
+    lm = await models.load(name, version)
     return _json({"name": name, "version": str(lm.version), "state": "READY"})
 
 

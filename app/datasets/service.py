@@ -116,7 +116,11 @@ def _validate(upload: Upload, path: Path, settings: Settings, budget: int) -> di
     except ValueError as e:  # the family's DatasetError
         entry = getattr(e, "entry", None)
         extra = {"entry": entry} if entry else {}
-        raise Unprocessable(f"field 'file' is not a valid {upload.format} dataset: {e}", field="file", **extra) from e
+        # a family may name the file it read: the folder it was unpacked to is the server's business
+        reason = str(e).replace(f"{path}{os.sep}", "").replace(str(path), "the upload")
+        reason = reason.replace(str(settings.home.resolve()), "<home>")
+        raise Unprocessable(f"field 'file' is not a valid {upload.format} dataset: {reason}", field="file",
+                            **extra) from e
 
 
 def data_path(folder: Path, fmt: str, family: ModuleType) -> Path:

@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.db.tables import ModelAlias, ModelVersion, RegisteredModel
@@ -126,9 +127,10 @@ class ModelManager:
         except ServiceUnavailable:
             raise
         except Exception as e:
-            if isinstance(e, (NotFound, Conflict)):
-                raise
-            raise ServiceUnavailable(f"model {name!r} version {version} failed to load: {e}",
+            if isinstance(e, (NotFound, Conflict, SQLAlchemyError)):
+                raise  # a database error is the error handlers' to answer: its text is never shown
+            why = self._failed.get(key, (0.0, "see the server's log"))[1]  # the text _load made safe to show
+            raise ServiceUnavailable(f"model {name!r} version {version} failed to load: {why}",
                                      retry_after=FAILED_RETRY_S) from e
 
     def _ensure_loading(self, key: tuple[str, int], info: VersionInfo | None) -> asyncio.Task[LoadedModel]:
@@ -200,7 +202,9 @@ class ModelManager:
                 cfg = batching_config.resolve(info.metadata, self.settings)  # a version stored before the check
                 lm = await asyncio.to_thread(self._build, info, cfg.max_batch)
             except Exception as e:
-                self._failed[key] = (time.monotonic(), runtime_error_text(e))
+                # shown to clients (503 detail, V2 repository index): ONNX Runtime names the file it read
+                why = runtime_error_text(e).replace(str(self.store.root), "<artifacts>")
+                self._failed[key] = (time.monotonic(), why)
                 log.error("could not load %s v%s: %s", key[0], key[1], e)
                 raise
         self._failed.pop(key, None)

@@ -30,7 +30,7 @@ import numpy as np
 from PIL import Image
 
 from models.common.errors import DatasetError
-from models.common.images import DEFAULT_MAX_PIXELS, resize
+from models.common.images import DEFAULT_MAX_PIXELS, pillow_reason, resize
 from models.common.npz import read_npz
 
 FORMATS = {
@@ -195,7 +195,7 @@ def _open(f: Path, entry: str) -> Image.Image:
     except DatasetError:
         raise
     except Exception as e:  # Pillow raises many kinds (UnidentifiedImageError, OSError, SyntaxError...)
-        raise DatasetError(f"is not a readable PNG, JPEG or WebP image ({e})", entry) from e
+        raise DatasetError(f"is not a readable PNG, JPEG or WebP image ({pillow_reason(e)})", entry) from e
     if img.format not in IMAGE_FORMATS:
         raise DatasetError(f"is a {img.format} image; use PNG, JPEG or WebP", entry)
     return img

@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image
 
 from models.common.errors import DatasetError
-from models.common.images import DEFAULT_MAX_PIXELS
+from models.common.images import DEFAULT_MAX_PIXELS, pillow_reason
 
 GREY_MODES = {"1", "L", "LA", "I", "I;16", "F"}
 
@@ -95,4 +95,4 @@ def read_image(path: Path, entry: str, mode: str | None = "RGB", max_pixels: int
     except DatasetError:
         raise
     except Exception as e:  # Pillow raises many kinds
-        raise DatasetError(f"not a decodable image: {e}", entry) from e
+        raise DatasetError(f"not a decodable image: {pillow_reason(e)}", entry) from e

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+import re
 import warnings
 
 import numpy as np
@@ -14,6 +15,17 @@ from models.common.errors import InputError, InputTooLarge
 
 # Checked on the header, before any pixel is decoded: a 50-kB PNG can claim 100k x 100k pixels.
 DEFAULT_MAX_PIXELS = 40_000_000
+
+
+# Pillow names what it was given: `<_io.BytesIO object at 0x...>` or the file's path on the server.
+_PILLOW_NOISE = re.compile(r"\s*(<[^<>]*\bat 0x[0-9a-fA-F]+>|'[^']*[/\\][^']*'|\"[^\"]*[/\\][^\"]*\")")
+
+
+def pillow_reason(e: Exception) -> str:
+    """Why Pillow refused an image, without object reprs or server paths."""
+    if isinstance(e, Image.UnidentifiedImageError):
+        return "its format is not one Pillow recognises"
+    return _PILLOW_NOISE.sub("", str(e)).strip() or type(e).__name__
 
 
 def b64decode(text: object, field: str) -> bytes:
@@ -42,7 +54,7 @@ def decode_image(data: bytes, field: str, mode: str = "RGB", max_pixels: int = D
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise InputTooLarge(field, f"image is over the decoder's pixel limit ({e})") from e
     except Exception as e:  # Pillow raises many kinds (UnidentifiedImageError, OSError, SyntaxError...)
-        raise InputError(field, f"not a decodable image (PNG, JPEG, WebP, ...): {e}") from e
+        raise InputError(field, f"not a decodable image (PNG, JPEG, WebP, ...): {pillow_reason(e)}") from e
     if img.mode != mode:
         img = img.convert(mode)
     return np.asarray(img)

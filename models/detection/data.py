@@ -26,7 +26,7 @@ from PIL import Image
 
 from models.common import archive_files
 from models.common.errors import DatasetError
-from models.common.images import DEFAULT_MAX_PIXELS
+from models.common.images import DEFAULT_MAX_PIXELS, pillow_reason
 
 FORMATS = {
     "coco": "zip, tar or tar.gz archive of a COCO instances JSON and the images it names",
@@ -95,7 +95,7 @@ def _image_size(p: Path, entry: str) -> tuple[int, int]:
         with Image.open(p) as img:
             return img.size
     except Exception as e:
-        raise DatasetError(f"not a decodable image: {e}", entry) from e
+        raise DatasetError(f"not a decodable image: {pillow_reason(e)}", entry) from e
 
 
 def _check_box(x1: float, y1: float, x2: float, y2: float, w: int, h: int, where: str) -> None:
