@@ -6,16 +6,18 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Path, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
 
 from app.api.deps import AdminKey, SessionDep
+from app.api.openapi import Offset
 from app.auth import SCOPES, create_key, parse_scopes
 from app.db.base import utcnow
 from app.db.tables import ApiKey
 from app.errors import NotFound, Unprocessable
 
+KeyPrefix = Annotated[str, Path(pattern=r"^[A-Za-z0-9]{1,64}$", description="the key's prefix (dls_<prefix>_...)")]
 router = APIRouter(prefix="/v1/keys", tags=["keys"])
 MAX_LIFETIME_S = 10 * 365 * 24 * 3600
 
@@ -90,7 +92,7 @@ def create(body: KeyIn, _: AdminKey, session: SessionDep, response: Response) ->
 @router.get("", response_model=KeyPage)
 def list_keys(
     _: AdminKey, session: SessionDep,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100, offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100, offset: Offset = 0,
 ) -> KeyPage:
     rows = session.scalars(select(ApiKey).order_by(ApiKey.id).limit(limit).offset(offset)).all()
     total = session.scalar(select(func.count()).select_from(ApiKey)) or 0
@@ -99,19 +101,19 @@ def list_keys(
 
 
 @router.get("/{prefix}", response_model=KeyOut)
-def get_key(prefix: str, _: AdminKey, session: SessionDep) -> KeyOut:
+def get_key(prefix: KeyPrefix, _: AdminKey, session: SessionDep) -> KeyOut:
     return key_out(_find(session, prefix))
 
 
 @router.delete("/{prefix}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_key(prefix: str, _: AdminKey, session: SessionDep, request: Request) -> Response:
+def delete_key(prefix: KeyPrefix, _: AdminKey, session: SessionDep, request: Request) -> Response:
     """Revokes the key (the row stays, listed as revoked, so its history is kept)."""
     _revoke(session, prefix, request)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.post("/{prefix}/revoke", response_model=KeyOut)
-def revoke_key(prefix: str, _: AdminKey, session: SessionDep, request: Request) -> KeyOut:
+def revoke_key(prefix: KeyPrefix, _: AdminKey, session: SessionDep, request: Request) -> KeyOut:
     return key_out(_revoke(session, prefix, request))
 
 
