@@ -74,11 +74,13 @@ $(BENTO_VENV)/.installed:
 	touch $@
 
 # Schema-driven fuzzing of the whole OpenAPI (schemathesis) against a fresh server: positive and negative
-# cases, 2 x FUZZ_EXAMPLES per operation (about 21,700 requests by default). Prints the seed; FUZZ_SEED replays one.
+# cases, 2 x FUZZ_EXAMPLES per operation (about 21,700 requests by default), then FUZZ_CHAINS chains of calls along
+# the OpenAPI links (stateful). Prints the seed; FUZZ_SEED replays the stateless part.
 # FUZZ_DATABASE_URL: an empty PostgreSQL database to run on (it is migrated and filled); default a fresh SQLite file.
 FUZZ_EXAMPLES ?= 350
+FUZZ_CHAINS ?= 500
 fuzz: dev
-	$(BIN)/python -m tests.fuzzing --examples $(FUZZ_EXAMPLES) $(if $(FUZZ_SEED),--seed $(FUZZ_SEED)) \
+	$(BIN)/python -m tests.fuzzing --examples $(FUZZ_EXAMPLES) --chains $(FUZZ_CHAINS) $(if $(FUZZ_SEED),--seed $(FUZZ_SEED)) \
 		$(if $(FUZZ_DATABASE_URL),--database-url $(FUZZ_DATABASE_URL))
 
 lint: dev

@@ -96,6 +96,9 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(2 * 1024 * 1024 * 1024, ge=1024, description="a multipart upload (a model or "
                                   "a dataset), counted on the bytes received (413 above)")
     max_model_bytes: int = Field(1024 * 1024 * 1024, ge=1024, description="one .onnx file")
+    model_check_timeout_s: float = Field(120.0, gt=0, description="an uploaded model must pass its checks "
+                                         "(onnx.checker, an ONNX Runtime load; in a child process) within this "
+                                         "long, else 422")
 
     # Datasets: limits on what an uploaded archive may unpack to (zip bombs, millions of tiny files)
     dataset_max_bytes: int = Field(20 * 1024 ** 3, ge=1024, description="what a dataset upload may unpack or "

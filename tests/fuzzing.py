@@ -50,6 +50,7 @@ class Report:
     statuses: Counter = field(default_factory=Counter)
     failures: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    scenarios: int = 0  # stateful runs: chains of calls made
 
     @property
     def requests(self) -> int:
@@ -57,7 +58,8 @@ class Report:
 
     def summary(self) -> str:
         lines = [f"{n:6d}  {label}" for label, n in sorted(self.cases.items())]
-        lines.append(f"{self.requests} requests over {len(self.cases)} operations in {self.seconds:.1f} s; "
+        chains = f" in {self.scenarios} chains" if self.scenarios else ""
+        lines.append(f"{self.requests} requests{chains} over {len(self.cases)} operations in {self.seconds:.1f} s; "
                      f"statuses {dict(sorted(self.statuses.items()))}; {len(self.failures)} failure(s); "
                      f"{self.statuses.get(500, 0)} answered 500")
         return "\n".join(lines)
@@ -160,6 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--examples", type=int, default=400, help="generated cases per operation and mode")
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--database-url", default="", help="default: a fresh SQLite file")
+    parser.add_argument("--chains", type=int, default=500, help="stateful scenarios: chains of calls along links")
     args = parser.parse_args(argv)
     seed_value = args.seed if args.seed is not None else int(time.time())
     print(f"seed {seed_value}, {args.examples} examples per operation and mode", flush=True)
@@ -173,12 +176,18 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings(home=home, database_url=url, admin_key=ADMIN_KEY, _env_file=None)
     with live_server(settings) as addr:
         base = f"http://{addr}"
-        report = fuzz(base, home, examples=args.examples, seed_value=seed_value, aim=seed(base, home),
+        aim = seed(base, home)
+        report = fuzz(base, home, examples=args.examples, seed_value=seed_value, aim=aim,
                       log=lambda m: print(m, flush=True))
-    print("\n".join(report.failures))
+        from tests.fuzzing_stateful import fuzz_stateful
+
+        chained = fuzz_stateful(base, home, scenarios=args.chains, steps=10, aim=aim) if args.chains else Report()
+    print("\n".join(report.failures + chained.failures))
     print(report.summary())
     print(f"seed {seed_value}")
-    return 1 if report.failures else 0
+    if args.chains:
+        print(f"stateful:\n{chained.summary()}")
+    return 1 if report.failures or chained.failures else 0
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.api.links import add_links
 from app.db.tables import RUN_STATUSES, VERSION_STATUSES
 from models import TASKS, family_part
 
@@ -214,6 +215,7 @@ def install(app: FastAPI) -> None:
                     _complete(op, route)
                     _path_patterns(op)
         _settings_bounds(doc, getattr(app.state, "settings", None))
+        add_links(doc)
         app.openapi_schema = doc
         return doc
 

@@ -42,7 +42,7 @@ def upload_version(
     service.check_task(task)
     meta = _parse_metadata(metadata)
     with store.staged_copy(file.file, settings.max_model_bytes) as (path, sha256, size):
-        signature = inspect_model(path)
+        signature = inspect_model(path, settings.model_check_timeout_s)
         _check_metadata_fits(task, signature, meta)
         version = service.register_version(
             session, store, name=name, task=task, staged_file=path, sha256=sha256, size_bytes=size,

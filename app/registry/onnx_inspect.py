@@ -1,7 +1,17 @@
-"""Checks an uploaded ONNX file and reads its signature (input/output names, V2 datatypes, shapes)."""
+"""Checks an uploaded ONNX file and reads its signature (input/output names, V2 datatypes, shapes).
+
+The check runs in a child process (`python -m app.registry.onnx_inspect FILE`), not in the API:
+loading a model to check it takes about twice its size (the protobuf, the checker's copy, an ONNX
+Runtime session), which the API would otherwise hold at its peak and, glibc being what it is, keep
+much of afterwards; a parser crash or a model that loads for ever costs the child, never the API
+(the child gets `DLSERVE_MODEL_CHECK_TIMEOUT_S`)."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,15 +30,39 @@ V2_DATATYPES = {
 }
 
 
-def inspect_model(path: Path) -> dict[str, Any]:
-    """Validates the file (checker, no external data, loadable by ONNX Runtime) and returns its signature.
+def inspect_model(path: Path, timeout_s: float = 120.0) -> dict[str, Any]:
+    """The signature of a model that passes every check, from a child process; Unprocessable otherwise."""
+    if path.stat().st_size == 0:
+        raise Unprocessable("field 'file' is empty", field="file")
+    code_root = str(Path(__file__).resolve().parents[2])  # the child imports this very code
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [code_root, os.environ.get("PYTHONPATH")]))}
+    try:
+        done = subprocess.run([sys.executable, "-m", "app.registry.onnx_inspect", str(path)], capture_output=True,
+                              env=env, timeout=timeout_s, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        raise Unprocessable(f"field 'file': the model was not checked within {timeout_s:g} s "
+                            "(DLSERVE_MODEL_CHECK_TIMEOUT_S)", field="file") from None
+    try:
+        answer = json.loads(done.stdout)
+    except ValueError:
+        answer = None
+    if done.returncode != 0 or not isinstance(answer, dict):
+        # Killed (out of memory, a crash in a parser): the model is what made it so.
+        raise Unprocessable("field 'file': checking the model failed (the checker stopped with "
+                            f"{_exit_reason(done.returncode)}); is it a valid, self-contained ONNX file?",
+                            field="file")
+    if "error" in answer:
+        raise Unprocessable(answer["error"], field="file")
+    return answer["signature"]
 
-    Each step reads the file on disk and lets go of what it loaded before the next starts: the Python
-    protobuf, the checker's C++ copy and ONNX Runtime's session each take about twice the file, and
-    holding them together (as handing the checker the Python model did: it serialises it again) took
-    three times the file of the API's memory. Below 2x would need the weights kept out of memory: e.g. a
-    streaming rewrite of the staged file with its initializers as page-aligned external data, which the
-    checker only stats and ONNX Runtime maps instead of copying (not done yet)."""
+
+def _exit_reason(code: int) -> str:
+    return f"signal {-code}" if code < 0 else f"exit code {code}"
+
+
+def _inspect_here(path: Path) -> dict[str, Any]:
+    """Validates the file (checker, no external data, loadable by ONNX Runtime) and returns its signature.
+    Each step reads the file on disk and lets go of what it loaded before the next starts."""
     if path.stat().st_size == 0:
         raise Unprocessable("field 'file' is empty", field="file")
     signature = _read_signature(path)
@@ -109,3 +143,10 @@ def _check_runtime_loads(path: Path) -> None:
 def _first_line(e: Exception) -> str:
     text = str(e).strip()
     return text.splitlines()[0][:500] if text else type(e).__name__
+
+
+if __name__ == "__main__":  # the child of inspect_model: one JSON object on stdout
+    try:
+        print(json.dumps({"signature": _inspect_here(Path(sys.argv[1]))}))
+    except Unprocessable as e:  # ONNX Runtime's messages name the file it loaded: a server path
+        print(json.dumps({"error": e.detail.replace(sys.argv[1], "the uploaded file")}))
