@@ -52,6 +52,26 @@ class Report:
     seconds: float = 0.0
     scenarios: int = 0  # stateful runs: chains of calls made
 
+    def record(self, label: str, case, response: requests.Response, home: Path, headers: dict[str, str]) -> None:
+        """Counts the answer and notes every way it breaks the contract."""
+        self.cases[label] += 1
+        self.statuses[response.status_code] += 1
+        problems = []
+        if response.status_code >= 500 and not (response.status_code == 504 or (
+                response.status_code == 503 and "retry-after" in response.headers)):
+            problems.append(f"{response.status_code} answer")
+        leak = _leak(response, home)
+        if leak:
+            problems.append(leak)
+        try:
+            case.validate_response(response, checks=CHECKS, headers=headers)
+        except FailureGroup as e:  # every check that failed, explained
+            problems += [f"{type(x).__name__}: {' '.join(str(x).split())[:300]}" for x in e.exceptions]
+        if problems:
+            self.failures.append(f"{label} -> {response.status_code}: {'; '.join(problems)}\n"
+                                 f"    {case.as_curl_command(headers=headers)[:600]}\n"
+                                 f"    {response.text[:300]}")
+
     @property
     def requests(self) -> int:
         return sum(self.cases.values())
@@ -133,23 +153,7 @@ def _fuzz_operation(op, mode, base_url, home, session, examples, seed_value, aim
                     case.path_parameters[key] = aim[key]
         case.headers = {**(case.headers or {}), **headers}
         response = case.call(base_url=base_url, session=session, headers=headers, timeout=30)
-        report.cases[label] += 1
-        report.statuses[response.status_code] += 1
-        problems = []
-        if response.status_code >= 500 and not (response.status_code == 504 or (
-                response.status_code == 503 and "retry-after" in response.headers)):
-            problems.append(f"{response.status_code} answer")
-        leak = _leak(response, home)
-        if leak:
-            problems.append(leak)
-        try:
-            case.validate_response(response, checks=CHECKS, headers=headers)
-        except FailureGroup as e:  # every check that failed, explained
-            problems += [f"{type(x).__name__}: {' '.join(str(x).split())[:300]}" for x in e.exceptions]
-        if problems:
-            report.failures.append(f"{label} -> {response.status_code}: {'; '.join(problems)}\n"
-                                   f"    {case.as_curl_command(headers=headers)[:600]}\n"
-                                   f"    {response.text[:300]}")
+        report.record(label, case, response, home, headers)
 
     try:
         run()

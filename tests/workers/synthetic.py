@@ -12,7 +12,7 @@ import zipfile
 import numpy as np
 
 from app.examples import CORNERS as LABELS
-from app.examples import corner_images, png
+from app.examples import corner_images, png, zipped
 
 
 def images(n: int, size: int = 16, seed: int = 0, classes: int = 4) -> tuple[np.ndarray, np.ndarray]:
@@ -47,11 +47,7 @@ def tar_gz(members: dict[str, bytes]) -> bytes:
 
 
 def zip_of(members: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-        for name, data in members.items():
-            z.writestr(name, data)
-    return buf.getvalue()
+    return zipped(members)
 
 
 def toy_pairs(n: int = 300, seed: int = 0) -> list[tuple[str, str]]:
