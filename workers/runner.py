@@ -25,7 +25,7 @@ from app.db.tables import Dataset, TrainingRun
 from app.errors import DlserveError
 from app.jobs.service import finish
 from app.registry import service as registry
-from app.registry.onnx_inspect import inspect_model
+from app.registry.onnx_inspect import inspect_here
 from app.registry.store import MODEL_FILE, ArtifactStore
 from app.settings import Settings
 from models import family_part
@@ -158,14 +158,14 @@ class _Run:
         model_file = folder / MODEL_FILE
         if hasattr(training, "export_artifacts"):
             served = training.export_artifacts(model, folder, data)
-            graphs = {f.name: inspect_model(f) for f in sorted(folder.glob("*.onnx"))}
+            graphs = {f.name: inspect_here(f) for f in sorted(folder.glob("*.onnx"))}
             about = {k: v for k, v in graphs[MODEL_FILE].items() if k not in ("inputs", "outputs")}
             signature = {**about, **served, "graphs": {name: {"inputs": g["inputs"], "outputs": g["outputs"]}
                                                        for name, g in graphs.items()}}
             parity = training.check_parity(model, folder, data)
             return model_file, {f.name: f for f in folder.iterdir() if f.name != MODEL_FILE}, signature, parity
         training.export_onnx(model, model_file, data)
-        signature = inspect_model(model_file)
+        signature = inspect_here(model_file)
         return model_file, {}, signature, self._parity(model, model_file, training.example_inputs(data, PARITY_BATCH))
 
     def _load(self, job: Claimed, training, cfg) -> tuple[Any, dict[str, str]]:

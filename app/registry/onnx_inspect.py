@@ -1,17 +1,15 @@
 """Checks an uploaded ONNX file and reads its signature (input/output names, V2 datatypes, shapes).
 
-The check runs in a child process (`python -m app.registry.onnx_inspect FILE`), not in the API:
-loading a model to check it takes about twice its size (the protobuf, the checker's copy, an ONNX
-Runtime session), which the API would otherwise hold at its peak and, glibc being what it is, keep
-much of afterwards; a parser crash or a model that loads for ever costs the child, never the API
-(the child gets `DLSERVE_MODEL_CHECK_TIMEOUT_S`)."""
+The API checks in a child process, not in itself: loading a model to check it takes about twice its
+size (the protobuf, the checker's copy, an ONNX Runtime session), which the API would otherwise hold at
+its peak and, glibc being what it is, keep much of afterwards; a parser crash or a model that loads for
+ever costs the child, never the API (the child gets `DLSERVE_MODEL_CHECK_TIMEOUT_S`). The children are
+forked by one helper process that has onnx and ONNX Runtime imported already (app/registry/checker.py),
+so a check costs a fork (milliseconds), not a Python start. Workers check in their own process
+(`inspect_here`): they serve no traffic."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -32,35 +30,17 @@ V2_DATATYPES = {
 
 def inspect_model(path: Path, timeout_s: float = 120.0) -> dict[str, Any]:
     """The signature of a model that passes every check, from a child process; Unprocessable otherwise."""
+    from app.registry import checker
+
     if path.stat().st_size == 0:
         raise Unprocessable("field 'file' is empty", field="file")
-    code_root = str(Path(__file__).resolve().parents[2])  # the child imports this very code
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [code_root, os.environ.get("PYTHONPATH")]))}
-    try:
-        done = subprocess.run([sys.executable, "-m", "app.registry.onnx_inspect", str(path)], capture_output=True,
-                              env=env, timeout=timeout_s, stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired:
-        raise Unprocessable(f"field 'file': the model was not checked within {timeout_s:g} s "
-                            "(DLSERVE_MODEL_CHECK_TIMEOUT_S)", field="file") from None
-    try:
-        answer = json.loads(done.stdout)
-    except ValueError:
-        answer = None
-    if done.returncode != 0 or not isinstance(answer, dict):
-        # Killed (out of memory, a crash in a parser): the model is what made it so.
-        raise Unprocessable("field 'file': checking the model failed (the checker stopped with "
-                            f"{_exit_reason(done.returncode)}); is it a valid, self-contained ONNX file?",
-                            field="file")
+    answer = checker.check(path, timeout_s)
     if "error" in answer:
         raise Unprocessable(answer["error"], field="file")
     return answer["signature"]
 
 
-def _exit_reason(code: int) -> str:
-    return f"signal {-code}" if code < 0 else f"exit code {code}"
-
-
-def _inspect_here(path: Path) -> dict[str, Any]:
+def inspect_here(path: Path) -> dict[str, Any]:
     """Validates the file (checker, no external data, loadable by ONNX Runtime) and returns its signature.
     Each step reads the file on disk and lets go of what it loaded before the next starts."""
     if path.stat().st_size == 0:
@@ -144,9 +124,3 @@ def _first_line(e: Exception) -> str:
     text = str(e).strip()
     return text.splitlines()[0][:500] if text else type(e).__name__
 
-
-if __name__ == "__main__":  # the child of inspect_model: one JSON object on stdout
-    try:
-        print(json.dumps({"signature": _inspect_here(Path(sys.argv[1]))}))
-    except Unprocessable as e:  # ONNX Runtime's messages name the file it loaded: a server path
-        print(json.dumps({"error": e.detail.replace(sys.argv[1], "the uploaded file")}))

@@ -155,3 +155,14 @@ def test_model_over_the_size_limit_is_413_and_leaves_nothing(settings, tiny_onnx
         assert_problem(r, 413, f"limit of {len(tiny_onnx) - 1} bytes")
     assert list((settings.resolved_artifact_root / ".staging").iterdir()) == []
     assert list((settings.resolved_artifact_root / "models").iterdir()) == []
+
+
+def test_a_model_check_that_overruns_its_time_is_a_422_and_the_next_check_works(tmp_path, tiny_onnx):
+    from app.errors import Unprocessable
+    from app.registry.onnx_inspect import inspect_model
+
+    path = tmp_path / "m.onnx"
+    path.write_bytes(tiny_onnx)
+    with pytest.raises(Unprocessable, match="not checked within"):
+        inspect_model(path, timeout_s=1e-4)
+    assert inspect_model(path)["inputs"][0]["name"] == "input"
