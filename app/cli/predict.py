@@ -100,8 +100,17 @@ def _inputs(task: str, args: list[str]) -> tuple[list[Any], list[str]]:
             if task == "fraud" and "features" not in obj:
                 obj = {"features": obj}  # a bare record of feature values
             items.append(obj)
-            names.append(where if not isinstance(value, list) else f"{where}[{i}]")
+            label = _short(json.dumps(obj)) if where == "argument" else where
+            names.append(label if not isinstance(value, list) else f"{label}[{i}]")
     return items, names
+
+
+def _short(text: str, n: int = 48) -> str:
+    return text if len(text) <= n else text[:n - 3] + "..."
+
+
+def _unknown(x: dict) -> str:
+    return " (not in the training data: bias only)" if x.get("known") is False else ""
 
 
 def describe(task: str | None, out: Any) -> list[str]:
@@ -124,7 +133,9 @@ def describe(task: str | None, out: Any) -> list[str]:
         return [f"score {fmt(out.get('score'))}, fraud: {fmt(out['is_fraud'])} (threshold {fmt(out.get('threshold'))})"
                 + (f"; top features {names}" if names else "")]
     if "items" in out:
-        return [", ".join(f"{x.get('item')} {fmt(x.get('score'))}" for x in out["items"][:10]) or "no items"]
+        top = ", ".join(f"item {x.get('item')} {fmt(x.get('score'))}" for x in out["items"][:10]) or "no items"
+        return [top + _unknown(out)]
     if "ratings" in out:
-        return [", ".join(f"{x.get('item')} {fmt(x.get('rating'))}" for x in out["ratings"][:10]) or "no ratings"]
+        return [", ".join(f"item {x.get('item')} {fmt(x.get('rating'))}{_unknown(x)}" for x in out["ratings"][:10])
+                or "no ratings"]
     return [fmt(out, 200)]

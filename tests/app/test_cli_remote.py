@@ -222,3 +222,13 @@ def test_client_commands_need_neither_torch_nor_onnxruntime(server, tmp_path, ti
                           timeout=120, cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_recommendation_answers_say_which_ids_the_model_did_not_know():
+    from app.cli.predict import describe
+
+    known = describe("recommendation", {"items": [{"item": 10, "score": 4.9}], "known": True})
+    cold = describe("recommendation", {"ratings": [{"item": 3, "rating": 4.0, "known": True},
+                                                   {"item": 4000, "rating": 3.5, "known": False}]})
+    assert known == ["item 10 4.9"]
+    assert cold == ["item 3 4, item 4000 3.5 (not in the training data: bias only)"]
