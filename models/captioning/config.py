@@ -6,7 +6,7 @@ weights); the decoder is a Show, Attend and Tell LSTM with soft attention over t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from models.common.checks import REGISTRY_REF, WEIGHT_SUFFIXES, at_least_two, same_backbone
@@ -16,38 +16,54 @@ INIT_FROM_TASKS = ("captioning", "classification")
 
 @dataclass
 class Config:
-    epochs: int = 20
-    batch_size: int = 64
-    lr: float = 2e-3  # peak (onecycle) / initial (cosine) learning rate of the decoder
-    encoder_lr: float | None = None  # the encoder's; None: lr / 10 with init_from, else lr
-    optimizer: Literal["adam", "adamw"] = "adam"
-    weight_decay: float = 0.0
-    scheduler: Literal["cosine", "onecycle", "none"] = "cosine"
-    grad_clip: float = 5.0
-    image_size: int | None = None  # square side; None: 64, or the images' size when they all share one <= 128
-    channels: Literal[1, 3] | None = None  # None: 1 when every image is grey, else 3
-    val_fraction: float = 0.1  # of the images (a COCO archive with train and val JSONs keeps its split)
-    seed: int = 0
-    # encoder (a classification backbone: its last feature map, P = (H/4) * (W/4) positions)
-    arch: Literal["lenet", "resnet"] = "lenet"
-    width: int = 32
-    depth: int = 20  # resnet only, 6n+2
-    init_from: str | None = None  # "name:3" / "name@alias" (a classification or captioning version) or a weights file
-    freeze_backbone: bool = False  # with init_from: train the decoder only
-    grid: int = 8  # the feature map is average-pooled to about grid x grid positions (0: kept at H/4 x W/4)
-    # decoder
-    embed_dim: int = 64
-    hidden: int = 256
-    attention_dim: int = 128
-    dropout: float = 0.3
-    attention_reg: float = 0.0  # doubly stochastic attention (Xu et al.): (1 - attention a position gets)^2
+    epochs: int = field(default=20, metadata={"doc": "Passes over the training captions."})
+    batch_size: int = field(default=64, metadata={"doc": "Captioned images per optimiser step."})
+    lr: float = field(default=2e-3, metadata={"doc": (
+        "The decoder's learning rate: the peak for `onecycle`, the initial one for `cosine`.")})
+    encoder_lr: float | None = field(default=None, metadata={"doc": (
+        "The encoder's learning rate; none: `lr` / 10 with `init_from`, else `lr`.")})
+    optimizer: Literal["adam", "adamw"] = field(default="adam", metadata={"doc": "The optimiser."})
+    weight_decay: float = field(default=0.0, metadata={"doc": "Weight decay."})
+    scheduler: Literal["cosine", "onecycle", "none"] = field(default="cosine", metadata={"doc": (
+        "Learning-rate schedule, stepped per batch.")})
+    grad_clip: float = field(default=5.0, metadata={"doc": "Gradient norm clipping (0: off)."})
+    image_size: int | None = field(default=None, metadata={"doc": (
+        "Square side the images are resized to; none: the images' size when they all share one of at most 128, "
+        "else 64.")})
+    channels: Literal[1, 3] | None = field(default=None, metadata={"doc": (
+        "1 (grey) or 3 (colour); none: 1 when every image is grey, else 3.")})
+    val_fraction: float = field(default=0.1, metadata={"doc": (
+        "Share of the images held out for validation (a COCO archive with train and val JSONs keeps its split).")})
+    seed: int = field(default=0, metadata={"doc": "Random seed of the run."})
+    # encoder: a classification backbone, whose last feature map has P = (H/4) * (W/4) positions
+    arch: Literal["lenet", "resnet"] = field(default="lenet", metadata={"doc": (
+        "The encoder, a classification family backbone: `lenet` (LeNet-5 style CNN) or `resnet` (CIFAR ResNet).")})
+    width: int = field(default=32, metadata={"doc": "Channels of the encoder's first stage, as for classification."})
+    depth: int = field(default=20, metadata={"doc": "resnet only: 6n+2 layers, as for classification."})
+    init_from: str | None = field(default=None, metadata={"doc": (
+        "Loads the encoder's backbone from a registered classification or captioning version (`name:3`, "
+        "`name@alias`) of the same `arch`, `width` and `depth`, or from a weights file in the dataset archive.")})
+    freeze_backbone: bool = field(default=False, metadata={"doc": "With `init_from`: train the decoder only."})
+    grid: int = field(default=8, metadata={"doc": (
+        "The feature map is average-pooled to about `grid` x `grid` attention positions (0: kept at H/4 x W/4).")})
+    # decoder: a Show, Attend and Tell LSTM
+    embed_dim: int = field(default=64, metadata={"doc": "Size of the decoder's word embeddings."})
+    hidden: int = field(default=256, metadata={"doc": "Hidden size of the decoder's LSTM."})
+    attention_dim: int = field(default=128, metadata={"doc": "Size of the soft attention's hidden layer."})
+    dropout: float = field(default=0.3, metadata={"doc": "Dropout in the decoder."})
+    attention_reg: float = field(default=0.0, metadata={"doc": (
+        "Weight of the doubly stochastic attention penalty (Xu et al.): (1 - attention a position gets)^2.")})
     # vocabulary and decoding
-    vocab_size: int = 5000  # words kept (most frequent, specials included)
-    min_frequency: int = 1
-    max_length: int = 30  # longest caption (words) trained on and written; longer ones are truncated
-    eval_beam_size: int = 3  # beam of the BLEU/CIDEr evaluation (and the version's default when served)
-    length_penalty: float = 1.0  # GNMT alpha of that beam search (and served default); higher: longer captions
-    amp: bool = True  # bfloat16 autocast on a GPU; no effect on the CPU
+    vocab_size: int = field(default=5000, metadata={"doc": "Words kept (most frequent, specials included)."})
+    min_frequency: int = field(default=1, metadata={"doc": (
+        "Words seen fewer times in the training captions are left out of the vocabulary.")})
+    max_length: int = field(default=30, metadata={"doc": (
+        "Longest caption (words) trained on and written; longer ones are truncated.")})
+    eval_beam_size: int = field(default=3, metadata={"doc": (
+        "Beam of the BLEU/CIDEr evaluation, and the version's default `beam_size` when served.")})
+    length_penalty: float = field(default=1.0, metadata={"doc": (
+        "GNMT alpha of that beam search, and the served default; higher: longer captions.")})
+    amp: bool = field(default=True, metadata={"doc": "bfloat16 autocast on a GPU; no effect on the CPU."})
 
     def __post_init__(self) -> None:
         checks = [

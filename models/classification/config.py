@@ -6,7 +6,7 @@ Keller Jordan's airbench94 (2024) restated for a mean loss at any batch size (BE
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 # init_from: a registered version "name:3" or "name@production", or a weights file in the dataset archive
@@ -29,44 +29,69 @@ AIRBENCH = {"epochs": 12, "batch_size": 256, "lr": None, "optimizer": "sgd", "mo
 
 @dataclass
 class Config:
-    # lenet: LeNet-5 style CNN; resnet: He et al.'s CIFAR ResNet; airbench: airbench94's net (a frozen whitening
-    # conv set from the data's patch covariance, three conv-pool-BN-GELU groups of width w, 4w, 4w, identity-
-    # initialised convs) with its training: batch-norm biases at 64x the lr, Lookahead weight averaging, the
-    # triangle schedule, reflect-padded translation, flips that alternate each epoch, and test-time views.
-    # Every key that defaults to None below and is left out takes its arch's value (LENET_RESNET or AIRBENCH).
-    arch: Literal["lenet", "resnet", "airbench"] = "lenet"
-    epochs: int | None = None
-    batch_size: int | None = None
-    lr: float | None = None  # the peak lr for onecycle and triangle
-    optimizer: Literal["adam", "adamw", "sgd"] | None = None
-    momentum: float | None = None  # sgd only
-    nesterov: bool | None = None  # sgd only
-    weight_decay: float | None = None
-    # per step; cosine decays lr to 0 over the run; triangle rises from 0.2 lr to lr at 23 % of the run, then
-    # falls to 0.07 lr (airbench's, meant to be used with lookahead)
-    scheduler: Literal["cosine", "onecycle", "triangle", "none"] | None = None
-    label_smoothing: float | None = None
-    # Lookahead: from the fourth epoch on, every 5120 images the weights are pulled into a running average
-    # whose weight grows as (step / steps)^3, and training continues from the average
-    lookahead: bool | None = None
-    # test-time views of the exported (served) model, whose logits it averages: flip (mirror), or
-    # flip_translate (airbench's six: mirror x {as is, 1 px up-left, 1 px down-right}). The per-epoch
-    # val_accuracy is of one view (cheap); the run's final val_accuracy is of the served model.
-    tta: Literal["none", "flip", "flip_translate"] | None = None
-    image_size: int | None = None  # square side; None: the dataset's most common height
-    channels: Literal[1, 3] | None = None  # None: 1 when every image is grey, else 3
-    val_fraction: float = 0.1  # ignored for npz files in the Keras layout: x_test/y_test validate
-    seed: int = 0
-    width: int | None = None  # lenet: first conv (the second has 2x); resnet, airbench: first stage (then 2x or 4x)
-    depth: int = 20  # resnet only: 6n+2 layers, n basic blocks (with batch norm) in each of 3 stages
-    # random crop after zero padding (airbench: reflect padding); None: side // 8 (colour), // 14 (grey),
-    # airbench 2 px; 0: off
-    crop_padding: int | None = None
-    flip: bool | None = None  # horizontal flip; None: on for colour images, off for grey (digits)
-    amp: bool = True  # bfloat16 autocast on a GPU; no effect on the CPU
-    patience: int | None = None  # early stopping: stop after this many epochs without a better val_accuracy
-    init_from: str | None = None  # "name:version" / "name@alias" of a classification version, or a weights file
-    freeze_backbone: bool = False  # with init_from: train the new head only
+    # Every key that defaults to None and is left out takes its arch's value (LENET_RESNET or AIRBENCH), so that
+    # arch=airbench alone brings airbench94's whole recipe.
+    arch: Literal["lenet", "resnet", "airbench"] = field(default="lenet", metadata={"doc": (
+        "`lenet`: a LeNet-5 style CNN; `resnet`: He et al.'s CIFAR ResNet with batch norm; `airbench`: Keller "
+        "Jordan's airbench94 network (frozen whitening conv, three conv-pool-BN-GELU groups) and its training "
+        "recipe, for colour photos of 16 px and up.")})
+    epochs: int | None = field(default=None, metadata={"doc": "Passes over the training split; none: 10, airbench 12."})
+    batch_size: int | None = field(default=None, metadata={"doc": (
+        "Images per optimiser step; none: 64, airbench 256.")})
+    lr: float | None = field(default=None, metadata={"doc": (
+        "Learning rate (the peak for `onecycle` and `triangle`); none: 0.001, airbench 1.5 x `batch_size` / 1024.")})
+    optimizer: Literal["adam", "adamw", "sgd"] | None = field(default=None, metadata={"doc": (
+        "The optimiser; none: `adam`, airbench `sgd`.")})
+    momentum: float | None = field(default=None, metadata={"doc": (
+        "Momentum of `sgd` (ignored otherwise); none: 0.9, airbench 0.85.")})
+    nesterov: bool | None = field(default=None, metadata={"doc": (
+        "Nesterov momentum (needs `sgd` with `momentum` > 0); none: false, airbench true.")})
+    weight_decay: float | None = field(default=None, metadata={"doc": (
+        "Weight decay; none: 0, airbench 0.0153 / 11.5.")})
+    scheduler: Literal["cosine", "onecycle", "triangle", "none"] | None = field(default=None, metadata={"doc": (
+        "Learning-rate schedule, stepped per batch: `cosine` decays to 0 over the run, `onecycle` warms up over "
+        "15 % then decays, `triangle` rises from 0.2 `lr` to `lr` at 23 % of the run then falls to 0.07 `lr` "
+        "(airbench's, meant for `lookahead`); none: `cosine`, airbench `triangle`.")})
+    label_smoothing: float | None = field(default=None, metadata={"doc": (
+        "Label smoothing of the cross-entropy loss; none: 0, airbench 0.2.")})
+    lookahead: bool | None = field(default=None, metadata={"doc": (
+        "Lookahead: from the fourth epoch on, every 5120 images the weights are pulled into a running average "
+        "whose weight grows as (step / steps)^3, and training continues from the average; none: false, "
+        "airbench true.")})
+    tta: Literal["none", "flip", "flip_translate"] | None = field(default=None, metadata={"doc": (
+        "Test-time views whose logits the exported (served) model averages: `flip` (the image and its mirror) or "
+        "`flip_translate` (airbench's six: mirror x {as is, 1 px up-left, 1 px down-right}); the run's final "
+        "`val_accuracy` is the served model's, the per-epoch ones are of one view; none: `none`, airbench "
+        "`flip_translate`.")})
+    image_size: int | None = field(default=None, metadata={"doc": (
+        "Square side the images are resized to; none: the dataset's most common height.")})
+    channels: Literal[1, 3] | None = field(default=None, metadata={"doc": (
+        "1 (grey) or 3 (colour); none: 1 when every image is grey, else 3.")})
+    val_fraction: float = field(default=0.1, metadata={"doc": (
+        "Share of the images held out for validation (ignored for npz files in the Keras layout, whose "
+        "x_test/y_test validate).")})
+    seed: int = field(default=0, metadata={"doc": "Random seed of the run."})
+    width: int | None = field(default=None, metadata={"doc": (
+        "Channels of lenet's first conv (the second has 2x), or of resnet's and airbench's first stage (then 2x "
+        "or 4x); none: 32, airbench 64.")})
+    depth: int = field(default=20, metadata={"doc": (
+        "resnet only: 6n+2 layers, n basic blocks (with batch norm) in each of 3 stages.")})
+    crop_padding: int | None = field(default=None, metadata={"doc": (
+        "Random crop after padding by this many pixels (zero padding; airbench: reflect), 0: off; none: side // 8 "
+        "for colour, side // 14 for grey, airbench 2.")})
+    flip: bool | None = field(default=None, metadata={"doc": (
+        "Random horizontal flip (airbench draws each image's flip once and inverts it every other epoch); none: "
+        "on for colour images, off for grey (digits).")})
+    amp: bool = field(default=True, metadata={"doc": "bfloat16 autocast on a GPU; no effect on the CPU."})
+    patience: int | None = field(default=None, metadata={"doc": (
+        "Early stopping: stop after this many epochs without a better `val_accuracy` and keep the best epoch's "
+        "weights; none: off.")})
+    init_from: str | None = field(default=None, metadata={"doc": (
+        "Transfer learning: a registered classification version (`name:3`, `name@alias`) or a weights file in the "
+        "dataset archive (.safetensors, .pt, .pth), of the same `arch`, `width` and `depth`; the head is loaded "
+        "too when the number of classes matches.")})
+    freeze_backbone: bool = field(default=False, metadata={"doc": (
+        "With `init_from`: train the new head only (backbone batch-norm statistics frozen too).")})
 
     def __post_init__(self) -> None:
         for key, value in (AIRBENCH if self.arch == "airbench" else LENET_RESNET).items():

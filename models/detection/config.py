@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from models.common.checks import at_least_two
@@ -10,19 +10,27 @@ from models.common.checks import at_least_two
 
 @dataclass
 class Config:
-    epochs: int = 20  # a general default; the MNIST detection benchmark sets its own (BENCHMARKS.md)
-    batch_size: int = 32
-    lr: float = 2e-3
-    optimizer: Literal["adamw", "adam", "sgd"] = "adamw"
-    momentum: float = 0.9  # sgd only
-    weight_decay: float = 1e-4
-    scheduler: Literal["cosine", "none"] = "cosine"  # cosine after a short linear warm-up, per step
-    warmup_steps: int = 100
-    image_size: int = 128  # images are letterboxed to image_size x image_size (a multiple of 16)
-    width: int = 32  # channels of the first stage; later stages have 2x and 4x, the FPN and head 1x
-    val_fraction: float = 0.1  # when the dataset names no validation split of its own
-    seed: int = 0
-    translate: float = 0.0  # random shift of each training image, as a fraction of image_size (0: none)
+    epochs: int = field(default=20, metadata={"doc": (
+        "Passes over the training split (a general default; the MNIST detection benchmark sets its own).")})
+    batch_size: int = field(default=32, metadata={"doc": "Images per optimiser step."})
+    lr: float = field(default=2e-3, metadata={"doc": "Peak learning rate, reached at the end of the warm-up."})
+    optimizer: Literal["adamw", "adam", "sgd"] = field(default="adamw", metadata={"doc": "The optimiser."})
+    momentum: float = field(default=0.9, metadata={"doc": "Momentum of `sgd` (ignored otherwise)."})
+    weight_decay: float = field(default=1e-4, metadata={"doc": "Weight decay."})
+    scheduler: Literal["cosine", "none"] = field(default="cosine", metadata={"doc": (
+        "Learning-rate schedule after the linear warm-up, stepped per batch: `cosine` decays to 0, `none` keeps "
+        "`lr`.")})
+    warmup_steps: int = field(default=100, metadata={"doc": (
+        "Steps of linear warm-up to `lr` (at most a quarter of the run).")})
+    image_size: int = field(default=128, metadata={"doc": (
+        "Images are letterboxed (aspect kept, grey padding) to this square side, a multiple of 16.")})
+    width: int = field(default=32, metadata={"doc": (
+        "Channels of the backbone's first stage; later stages have 2x and 4x, the FPN and head 1x.")})
+    val_fraction: float = field(default=0.1, metadata={"doc": (
+        "Share of the images held out for validation when the dataset names no validation split of its own.")})
+    seed: int = field(default=0, metadata={"doc": "Random seed of the run."})
+    translate: float = field(default=0.0, metadata={"doc": (
+        "Random shift of each training image, as a fraction of `image_size` (0: none).")})
 
     def __post_init__(self) -> None:
         checks = [

@@ -12,38 +12,48 @@ ARCHS = ("autoencoder", "deep_autoencoder", "denoising_autoencoder", "contractiv
 
 @dataclass
 class Config:
-    epochs: int = 40
-    batch_size: int = 128
-    lr: float = 1e-3
-    weight_decay: float = 1e-5
-    # autoencoder: 29-40-29 (the seed book's vanilla one); deep_autoencoder: 29-80-40-80-29;
-    # denoising_autoencoder / contractive_autoencoder: the vanilla shape with input noise / a Jacobian
-    # penalty. All four train on legitimate rows only and score by reconstruction error.
-    # mlp: a supervised scorer on the labels; hybrid: the MLP fed the features and the per-feature
-    # reconstruction errors of an autoencoder trained on the legitimate rows.
+    epochs: int = field(default=40, metadata={"doc": "Passes over the training rows."})
+    batch_size: int = field(default=128, metadata={"doc": "Rows per optimiser step."})
+    lr: float = field(default=1e-3, metadata={"doc": "Learning rate."})
+    weight_decay: float = field(default=1e-5, metadata={"doc": "Weight decay."})
     arch: Literal["autoencoder", "deep_autoencoder", "denoising_autoencoder", "contractive_autoencoder",
-                  "mlp", "hybrid"] = "mlp"
-    hidden: int = 64  # width of the MLP's hidden layers (two of them)
-    dropout: float = 0.2
-    loss: Literal["weighted_bce", "focal"] = "weighted_bce"  # mlp / hybrid
-    pos_weight: float | None = None  # weighted_bce: weight of a fraud row; None: legit/fraud count ratio
-    focal_gamma: float = 2.0
-    noise_std: float = 0.1  # denoising_autoencoder: Gaussian noise on the (standardised) input
-    contractive_weight: float = 1e-4  # contractive_autoencoder: weight of ||dh/dx||^2
-    label_column: str | None = None  # None: the first of Class, class, label, is_fraud, fraud
-    drop_columns: list[str] = field(default_factory=lambda: ["Time"])  # dropped where present (ids, times)
-    log_columns: list[str] = field(default_factory=lambda: ["Amount"])  # log1p before scaling, where present
-    # the decision threshold, chosen on the validation split: the highest-recall threshold whose
-    # precision is at least target_precision, or the highest threshold whose recall is at least
-    # target_recall; neither: the best F1. Precision is at the natural prevalence when it is given.
-    target_precision: float | None = None
-    target_recall: float | None = None
-    # the fraud rate in the population the sample was drawn from (e.g. 0.001727 for the full ULB data);
-    # legitimate validation rows are weighted up to it in PR-AUC, precision and F1
-    prevalence: float | None = None
-    negative_weight: float | None = None  # or the weight of a legitimate row directly (e.g. 57.79)
-    val_fraction: float = 0.2  # stratified: the same share of frauds and of legitimate rows
-    seed: int = 0
+                  "mlp", "hybrid"] = field(default="mlp", metadata={"doc": (
+        "`autoencoder` (the seed book's 29-40-29), `deep_autoencoder` (29-80-40-80-29), `denoising_autoencoder` "
+        "(input noise) and `contractive_autoencoder` (Jacobian penalty) train on legitimate rows only and score by "
+        "reconstruction error; `mlp` is a supervised scorer on the labels; `hybrid` is the MLP fed the features "
+        "and the per-feature reconstruction errors of an autoencoder trained on the legitimate rows.")})
+    hidden: int = field(default=64, metadata={"doc": "Width of the MLP's two hidden layers (mlp, hybrid)."})
+    dropout: float = field(default=0.2, metadata={"doc": "Dropout in the MLP (mlp, hybrid)."})
+    loss: Literal["weighted_bce", "focal"] = field(default="weighted_bce", metadata={"doc": (
+        "mlp, hybrid: class-weighted binary cross-entropy or focal loss.")})
+    pos_weight: float | None = field(default=None, metadata={"doc": (
+        "`weighted_bce`: the weight of a fraud row; none: the ratio of legitimate to fraud rows.")})
+    focal_gamma: float = field(default=2.0, metadata={"doc": "`focal`: the focusing exponent gamma."})
+    noise_std: float = field(default=0.1, metadata={"doc": (
+        "denoising_autoencoder: std of the Gaussian noise added to the (standardised) input.")})
+    contractive_weight: float = field(default=1e-4, metadata={"doc": (
+        "contractive_autoencoder: weight of the penalty ||dh/dx||^2.")})
+    label_column: str | None = field(default=None, metadata={"doc": (
+        "The 0/1 label column; none: the first of Class, class, label, Label, is_fraud, fraud.")})
+    drop_columns: list[str] = field(default_factory=lambda: ["Time"], metadata={"doc": (
+        "Columns left out of the features where present (ids, times).")})
+    log_columns: list[str] = field(default_factory=lambda: ["Amount"], metadata={"doc": (
+        "Columns taken through log1p before scaling, where present.")})
+    # The decision threshold is chosen on the validation split; precision is at the natural prevalence when
+    # prevalence or negative_weight is given.
+    target_precision: float | None = field(default=None, metadata={"doc": (
+        "Threshold: the highest-recall one whose precision is at least this; none (and no `target_recall`): the "
+        "best F1.")})
+    target_recall: float | None = field(default=None, metadata={"doc": (
+        "Threshold: the highest one whose recall is at least this (not with `target_precision`).")})
+    prevalence: float | None = field(default=None, metadata={"doc": (
+        "The fraud rate of the population the sample was drawn from (e.g. 0.001727 for the full ULB data): "
+        "legitimate validation rows are weighted up to it in PR-AUC, precision and F1.")})
+    negative_weight: float | None = field(default=None, metadata={"doc": (
+        "Instead of `prevalence`, the weight of a legitimate validation row directly (e.g. 57.79).")})
+    val_fraction: float = field(default=0.2, metadata={"doc": (
+        "Share held out for validation, stratified: the same share of frauds and of legitimate rows.")})
+    seed: int = field(default=0, metadata={"doc": "Random seed of the run."})
 
     def __post_init__(self) -> None:
         def unit(x):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from models.common.checks import ConfigError
@@ -15,24 +15,33 @@ DEFAULT_FACTORS = {"bpmf": 10, "mf": 32, "rbm": 32}
 
 @dataclass
 class Config:
-    # bpmf: Bayesian matrix factorisation with user and item biases, fitted by Gibbs sampling (one epoch = one
-    # sweep); predictions average `samples` posterior draws. mf: the same model's point estimate, fitted by
-    # alternating least squares (one epoch = one sweep over users and items). rbm: the seed book's restricted
-    # Boltzmann machine (ratings scaled to [0, 1], unrated entries kept at zero, contrastive divergence CD-k)
-    arch: Literal["bpmf", "mf", "rbm"] = "bpmf"
-    epochs: int | None = None  # None: bpmf 600 sweeps, mf 10 sweeps, rbm 20 epochs
-    batch_size: int = 64  # rbm: users per CD step
-    factors: int | None = None  # bpmf, mf; None: bpmf 10, mf 32
-    burn_in: int | None = None  # bpmf: sweeps discarded before samples are kept; None: min(100, epochs // 6)
-    samples: int | None = None  # bpmf: posterior draws kept (evenly spaced after burn_in); None: min(50, the rest)
-    reg: float = 0.15  # mf: L2 on the factors, times each user's / item's rating count
-    bias_reg: float = 5.0  # mf: L2 on the biases (not scaled: rarely rated items and users shrink to the mean)
-    hidden: int = 256  # rbm
-    cd_k: int = 1  # rbm: Gibbs steps per update
-    lr: float = 0.1  # rbm: CD learning rate
-    max_k: int = 100  # the most items one request may ask for (the graph's TopK)
-    val_fraction: float = 0.02  # of the ratings, at random, besides each user's leave-one-out item
-    seed: int = 0
+    arch: Literal["bpmf", "mf", "rbm"] = field(default="bpmf", metadata={"doc": (
+        "`bpmf`: Bayesian matrix factorisation with user and item biases, fitted by Gibbs sampling, predicting the "
+        "average of `samples` posterior draws; `mf`: the same model's point estimate by alternating least "
+        "squares; `rbm`: the seed book's restricted Boltzmann machine (ratings scaled to [0, 1], unrated entries "
+        "kept at zero, contrastive divergence CD-k).")})
+    epochs: int | None = field(default=None, metadata={"doc": (
+        "Sweeps (bpmf, mf) or epochs (rbm) of training; none: bpmf 600, mf 10, rbm 20.")})
+    batch_size: int = field(default=64, metadata={"doc": "rbm only: users per CD step."})
+    factors: int | None = field(default=None, metadata={"doc": (
+        "bpmf, mf: latent factors per user and item; none: bpmf 10, mf 32.")})
+    burn_in: int | None = field(default=None, metadata={"doc": (
+        "bpmf only: sweeps discarded before samples are kept; none: min(100, `epochs` // 6).")})
+    samples: int | None = field(default=None, metadata={"doc": (
+        "bpmf only: posterior draws kept, evenly spaced after `burn_in`; none: min(50, `epochs` - `burn_in`).")})
+    reg: float = field(default=0.15, metadata={"doc": (
+        "mf only: L2 penalty on the factors, times each user's or item's rating count.")})
+    bias_reg: float = field(default=5.0, metadata={"doc": (
+        "mf only: L2 penalty on the biases, not scaled, so that rarely rated items and users shrink to the "
+        "mean.")})
+    hidden: int = field(default=256, metadata={"doc": "rbm only: hidden units."})
+    cd_k: int = field(default=1, metadata={"doc": "rbm only: Gibbs steps per contrastive-divergence update."})
+    lr: float = field(default=0.1, metadata={"doc": "rbm only: learning rate of the CD updates."})
+    max_k: int = field(default=100, metadata={"doc": (
+        "The most items one request may ask for (the K of the served graph's TopK).")})
+    val_fraction: float = field(default=0.02, metadata={"doc": (
+        "Share of the ratings held out at random for validation, besides each user's leave-one-out item.")})
+    seed: int = field(default=0, metadata={"doc": "Random seed of the run."})
 
     def __post_init__(self) -> None:
         if self.epochs is None:

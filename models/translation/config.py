@@ -15,7 +15,7 @@ training time (the schedule does not depend on the run's length, so stopping ear
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from models.common.checks import ConfigError, at_least_two
@@ -26,39 +26,60 @@ LANG = re.compile(r"^[A-Za-z0-9_-]{1,20}$")
 @dataclass
 class Config:
     # data
-    source_lang: str | None = None
-    target_lang: str | None = None
-    columns: str | None = None  # tsv only: "en,fr" = the language of column 1 and column 2
-    val_fraction: float = 0.05  # when the data has no validation split of its own
-    max_val: int = 2000  # at most this many pairs carved for validation
-    max_len: int = 128  # subword tokens per sentence: longer training pairs are dropped; serving's input limit
-    lowercase: bool = False
+    source_lang: str | None = field(default=None, metadata={"doc": (
+        "Language translated from (a short code such as `de`); picks the direction in an archive of aligned "
+        "files or a tab-separated file with `columns`, else only labels the version.")})
+    target_lang: str | None = field(default=None, metadata={"doc": (
+        "Language translated into; with two languages, one of `source_lang` and `target_lang` is enough.")})
+    columns: str | None = field(default=None, metadata={"doc": (
+        "Tab-separated files only: the language of each column (`en,fr`); none: column 1 is the source, "
+        "column 2 the target.")})
+    val_fraction: float = field(default=0.05, metadata={"doc": (
+        "Share of the pairs held out for validation when the data has no validation split of its own.")})
+    max_val: int = field(default=2000, metadata={"doc": "At most this many pairs are held out for validation."})
+    max_len: int = field(default=128, metadata={"doc": (
+        "Subword tokens per sentence: longer training pairs are dropped, and served text is limited to "
+        "`max_len` - 1.")})
+    lowercase: bool = field(default=False, metadata={"doc": (
+        "The tokenizers lowercase the text (served text too), and BLEU is scored case-insensitively.")})
     # tokenisation
-    tokenizer: Literal["bpe", "unigram", "word"] = "bpe"  # word: whole words (tiny test languages)
-    vocab_size: int = 8000  # per side (source and target vocabularies are separate)
+    tokenizer: Literal["bpe", "unigram", "word"] = field(default="bpe", metadata={"doc": (
+        "Subword model trained on the training split: `bpe`, `unigram`, or `word` (whole words, for tiny test "
+        "languages).")})
+    vocab_size: int = field(default=8000, metadata={"doc": (
+        "Vocabulary size per side (source and target vocabularies are separate).")})
     # network
-    arch: Literal["transformer", "lstm"] = "transformer"
-    d_model: int = 256  # transformer width; lstm: hidden size
-    layers: int = 3  # encoder and decoder layers each
-    heads: int = 4  # transformer only
-    ffn: int = 1024  # transformer only
-    dropout: float = 0.1
-    tie_embeddings: bool = True  # decoder input embedding = output projection
+    arch: Literal["transformer", "lstm"] = field(default="transformer", metadata={"doc": (
+        "`transformer`, or `lstm` (an LSTM encoder-decoder with attention).")})
+    d_model: int = field(default=256, metadata={"doc": "Transformer width; lstm: hidden size."})
+    layers: int = field(default=3, metadata={"doc": "Encoder and decoder layers each."})
+    heads: int = field(default=4, metadata={"doc": "transformer only: attention heads (must divide `d_model`)."})
+    ffn: int = field(default=1024, metadata={"doc": "transformer only: width of the feed-forward layers."})
+    dropout: float = field(default=0.1, metadata={"doc": "Dropout."})
+    tie_embeddings: bool = field(default=True, metadata={"doc": (
+        "The decoder's input embedding is also its output projection.")})
     # optimisation
-    epochs: int = 30
-    batch_size: int = 128  # sentence pairs per step (batches are bucketed by length)
-    lr: float = 1e-3  # peak, reached at the end of warm-up
-    warmup_steps: int = 800
-    scheduler: Literal["inverse_sqrt", "cosine", "constant"] = "inverse_sqrt"  # after the warm-up
-    weight_decay: float = 0.0
-    label_smoothing: float = 0.1
-    clip_norm: float = 1.0
-    max_minutes: float | None = None  # stop training after this many minutes (then evaluate and export)
-    seed: int = 0
+    epochs: int = field(default=30, metadata={"doc": "Passes over the training pairs."})
+    batch_size: int = field(default=128, metadata={"doc": (
+        "Sentence pairs per step (batches are bucketed by length).")})
+    lr: float = field(default=1e-3, metadata={"doc": "Peak learning rate, reached at the end of the warm-up."})
+    warmup_steps: int = field(default=800, metadata={"doc": "Steps of linear warm-up to `lr`."})
+    scheduler: Literal["inverse_sqrt", "cosine", "constant"] = field(default="inverse_sqrt", metadata={"doc": (
+        "Learning-rate schedule after the warm-up.")})
+    weight_decay: float = field(default=0.0, metadata={"doc": "Weight decay."})
+    label_smoothing: float = field(default=0.1, metadata={"doc": "Label smoothing of the cross-entropy loss."})
+    clip_norm: float = field(default=1.0, metadata={"doc": "Gradient norm clipping (0: off)."})
+    max_minutes: float | None = field(default=None, metadata={"doc": (
+        "Stop training after this many minutes, then evaluate and export (the schedule does not depend on the "
+        "run's length, so stopping early is sound); none: no limit.")})
+    seed: int = field(default=0, metadata={"doc": "Random seed of the run."})
     # evaluation (corpus sacreBLEU on the validation split after training)
-    eval_beam_size: int = 4
-    length_penalty: float = 0.6
-    amp: bool = True  # bfloat16 autocast on a GPU; no effect on the CPU
+    eval_beam_size: int = field(default=4, metadata={"doc": (
+        "Beam of the sacreBLEU evaluation on the validation split, and the version's default `beam_size` when "
+        "served.")})
+    length_penalty: float = field(default=0.6, metadata={"doc": (
+        "GNMT alpha of that beam search, and the served default.")})
+    amp: bool = field(default=True, metadata={"doc": "bfloat16 autocast on a GPU; no effect on the CPU."})
 
     def __post_init__(self) -> None:
         langs = [x.strip() for x in self.columns.split(",")] if isinstance(self.columns, str) else []

@@ -1,0 +1,89 @@
+"""docs/config/<task>.md, one table per family made from its Config dataclass (stdlib only).
+
+Each field documents itself with `field(..., metadata={"doc": "..."})`; the pages are generated so that
+they cannot drift from the code (tests/models/test_config_doc.py compares them). Regenerate with
+`python -m models.common.config_doc`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import importlib.util
+import json
+import sys
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal
+
+from models import FAMILIES
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "config"
+
+
+def _type(tp: Any) -> str:
+    """Literal["a", "b"] -> `a` | `b`; X | None -> X or none; list[str] -> list of str."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin is Literal:
+        return " | ".join(f"`{a}`" for a in args)
+    if origin in (typing.Union, types.UnionType):
+        rest = [a for a in args if a is not type(None)]
+        text = " or ".join(_type(a) for a in rest)
+        return f"{text} or none" if len(rest) < len(args) else text
+    if origin is list:
+        return f"list of {_type(args[0])}" if args else "list"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _default(f: dataclasses.Field) -> str:
+    value = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+    return "none" if value is None else f"`{json.dumps(value)}`"
+
+
+def _cell(text: str) -> str:
+    return " ".join(text.split()).replace("|", "\\|")
+
+
+def table(config_cls: type) -> str:
+    """A markdown table of the dataclass' fields: key, type, default, meaning."""
+    hints = typing.get_type_hints(config_cls)
+    rows = ["| key | type | default | meaning |", "|---|---|---|---|"]
+    for f in dataclasses.fields(config_cls):
+        rows.append(f"| `{f.name}` | {_cell(_type(hints[f.name]))} | {_cell(_default(f))} "
+                    f"| {_cell(f.metadata.get('doc', ''))} |")
+    return "\n".join(rows) + "\n"
+
+
+def page(task: str) -> str:
+    """The whole of docs/config/<task>.md."""
+    package = FAMILIES[task]
+    module = importlib.import_module(f"{package}.config")
+    source = f"{package.replace('.', '/')}/config.py"
+    return (f"<!-- Generated from {source} by `python -m models.common.config_doc`: edit the field docs there "
+            "and rerun it, not this page. -->\n\n"
+            f"# {task} config\n\n"
+            f"The keys of a `{task}` training job's `config` (`dlserve train --task {task} --config key=value`). "
+            "Keys left out take their default; an unknown key or a bad value is a 422 naming the key. "
+            "The version's `metadata.config` records the values that ran.\n\n"
+            + table(module.Config))
+
+
+def pages() -> dict[str, str]:
+    """{task: page} for every family that has a config."""
+    return {task: page(task) for task, package in FAMILIES.items()
+            if package is not None and importlib.util.find_spec(f"{package}.config") is not None}
+
+
+def main(argv: list[str] | None = None) -> int:
+    DOCS.mkdir(parents=True, exist_ok=True)
+    for task, text in pages().items():
+        path = DOCS / f"{task}.md"
+        if not path.exists() or path.read_text(encoding="utf-8") != text:
+            path.write_text(text, encoding="utf-8")
+            print(f"wrote {path}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
