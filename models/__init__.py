@@ -1,6 +1,7 @@
 """Machine-learning code only: one package per task family. Imports nothing of dlserve's app or workers.
 
-FAMILIES is the one place the rest of the system learns which tasks exist. A family package
+FAMILIES is the one place the rest of the system learns which tasks exist; `family(task)` gives a
+family's contract (models/contract.py), which declares what the family can do. A family package
 `models/<task>/` is split by what each side of the system may import:
 
     serving.py   numpy/Pillow/tokenizers only (the API process never imports torch):
@@ -22,6 +23,10 @@ from __future__ import annotations
 
 import importlib
 from types import ModuleType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from models.contract import Family
 
 FAMILIES: dict[str, str | None] = {
     "classification": "models.classification",
@@ -33,6 +38,12 @@ FAMILIES: dict[str, str | None] = {
 }
 
 TASKS: tuple[str, ...] = tuple(FAMILIES)
+
+
+def family(task: str) -> Family | None:
+    """The family's contract (models/contract.py: `FAMILY` in its package), or None for a task without one."""
+    package = FAMILIES.get(task)
+    return None if package is None else importlib.import_module(package).FAMILY
 
 
 def family_part(task: str, part: str) -> ModuleType | None:

@@ -28,9 +28,10 @@ from app.registry import service as registry
 from app.registry.onnx_inspect import inspect_here
 from app.registry.store import MODEL_FILE, ArtifactStore
 from app.settings import Settings
-from models import family_part
+from models import family
 from models.common.checks import is_weights_file, registry_ref, weights_file
 from models.common.errors import ParityError
+from models.contract import Family
 from workers.lease import (
     Cancelled,
     Claimed,
@@ -103,8 +104,9 @@ class _Run:
             return "failed"
 
     def _train_and_register(self, job: Claimed) -> None:
-        training = family_part(job.task, "training")
-        cfg = family_part(job.task, "config").Config(**job.params)
+        contract = family(job.task)
+        training = contract.training
+        cfg = contract.config(**job.params)
         device = pick_device(self.settings.device)
         if self.settings.train_threads:
             torch.set_num_threads(self.settings.train_threads)
@@ -139,7 +141,7 @@ class _Run:
         staged = self.store.staging_dir / f"run-{job.id}-{uuid.uuid4().hex}"
         self.store.ensure()
         try:
-            model_file, extra_files, signature, parity = self._export(training, model, staged, data)
+            model_file, extra_files, signature, parity = self._export(contract, model, staged, data)
             report.flush("registering")
             metadata = {**training.version_metadata(cfg, data), "parity": parity, "config": asdict(cfg),
                         "dataset": {"id": dataset["id"], "name": dataset["name"], "sha256": dataset["sha256"]},
@@ -148,7 +150,7 @@ class _Run:
         finally:
             shutil.rmtree(staged, ignore_errors=True)
 
-    def _export(self, training, model: torch.nn.Module, folder: Path,
+    def _export(self, contract: Family, model: torch.nn.Module, folder: Path,
                 data: Any) -> tuple[Path, dict[str, Path], dict[str, Any], dict[str, Any]]:
         """-> (model.onnx, the version's other files, signature, parity). An encoder-decoder family writes
         several files (encoder, decoder step, tokenizers) and checks its own decoding, greedy and beam,
@@ -156,7 +158,8 @@ class _Run:
         and scores out), which is what V2 clients send and get."""
         folder.mkdir(parents=True)
         model_file = folder / MODEL_FILE
-        if hasattr(training, "export_artifacts"):
+        training = contract.training
+        if contract.multi_file:
             served = training.export_artifacts(model, folder, data)
             graphs = {f.name: inspect_here(f) for f in sorted(folder.glob("*.onnx"))}
             about = {k: v for k, v in graphs[MODEL_FILE].items() if k not in ("inputs", "outputs")}
@@ -197,7 +200,7 @@ class _Run:
         dataset's archive (at its top, or inside its one enclosing folder). A family may start from
         versions of other tasks (config.INIT_FROM_TASKS: captioning from a classification backbone). The API
         made the same checks at submit (app/jobs/precheck.py); these catch what changed since."""
-        ref = getattr(cfg, "init_from", None)
+        ref = cfg.init_from if family(job.task).init_from_tasks else None
         if not ref:
             return None
         if is_weights_file(ref):
@@ -219,7 +222,7 @@ class _Run:
                 except DlserveError as e:
                     raise InitFromError(f"init_from {ref!r}: {e.detail}") from e
                 task, weights = version.task, (version.meta or {}).get("weights") or {}
-            accepted = family_part(job.task, "config").INIT_FROM_TASKS
+            accepted = family(job.task).init_from_tasks
             if task not in accepted:
                 raise InitFromError(f"init_from {ref!r}: that is a {task} model; a {job.task} job starts from "
                                     f"{' or '.join(accepted)} versions")

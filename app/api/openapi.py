@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.api.links import add_links
 from app.db.tables import RUN_STATUSES, VERSION_STATUSES
-from models import TASKS, family_part
+from models import TASKS, family
 
 # Version numbers, offsets and other counters are INTEGER columns: PostgreSQL's int4 (SQLite takes 64
 # bits). A larger number can name nothing that exists, and the database would fail on it, so it is
@@ -85,8 +85,8 @@ def problems(*statuses: int, unavailable: str | None = None) -> dict[int | str, 
 def dataset_formats() -> tuple[str, ...]:
     formats: set[str] = set()
     for task in TASKS:
-        data = family_part(task, "data")
-        formats.update(getattr(data, "FORMATS", {}) if data else {})
+        contract = family(task)
+        formats.update(contract.formats if contract else {})
     return tuple(sorted(formats))
 
 

@@ -24,7 +24,7 @@ from app.inference import batching_config
 from app.json_input import json_object
 from app.registry import service
 from app.registry.onnx_inspect import inspect_model
-from models import TASKS, family_part
+from models import TASKS, family
 from models.common.errors import MetadataMismatch
 
 router = APIRouter(prefix="/v1/models", tags=["registry"])
@@ -62,11 +62,11 @@ def _check_metadata_fits(task: str, signature: dict[str, Any], meta: dict[str, A
     answer with the wrong label: refused here. Metadata the task-level API cannot use otherwise (none at
     all, say) still makes a version that V2 serves, as before; encoder-decoder families check their
     files when they load."""
-    family = family_part(task, "serving")
-    if family is None or hasattr(family, "make_runner"):
+    contract = family(task)
+    if contract is None or contract.multi_file:
         return
     try:
-        family.make_spec(signature, meta)
+        contract.serving.make_spec(signature, meta)
     except MetadataMismatch as e:
         raise Unprocessable(f"field 'metadata': {e}", field="metadata") from None
     except (ValueError, KeyError, TypeError, IndexError):

@@ -16,7 +16,6 @@ import shutil
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 from sqlalchemy import func, select
@@ -29,8 +28,9 @@ from app.errors import Conflict, NotFound, PayloadTooLarge, Unprocessable
 from app.registry.service import check_task
 from app.registry.store import ArtifactStore
 from app.settings import Settings
-from models import family_part
+from models import family
 from models.common.errors import DatasetTooLarge
+from models.contract import Family
 
 ACTIVE = ("queued", "running")
 
@@ -40,25 +40,25 @@ class Upload:
     task: str
     format: str
     name: str
-    family: ModuleType
+    family: Family
 
 
 def check_upload(task: str, fmt: str | None, name: str | None, filename: str) -> Upload:
     check_task(task)
-    family = family_part(task, "data")
-    if family is None:
+    contract = family(task)
+    if contract is None:
         raise Unprocessable(f"task {task!r} has no dataset formats yet", field="task")
-    fmt = fmt or family.guess_format(filename or "")
+    fmt = fmt or contract.data.guess_format(filename or "")
     if fmt is None:
         raise Unprocessable(f"field 'format' is needed (cannot tell it from {filename!r}); "
-                            f"{task} takes {', '.join(family.FORMATS)}", field="format")
-    if fmt not in family.FORMATS:
-        choices = "; ".join(f"{k}: {v}" for k, v in family.FORMATS.items())
+                            f"{task} takes {', '.join(contract.formats)}", field="format")
+    if fmt not in contract.formats:
+        choices = "; ".join(f"{k}: {v}" for k, v in contract.formats.items())
         raise Unprocessable(f"field 'format': {fmt!r} is not a {task} format; choose one of {choices}", field="format")
     name = (name or _stem(filename) or "dataset").strip()
     if len(name) > 200:
         raise Unprocessable("field 'name' is longer than 200 characters", field="name")
-    return Upload(task, fmt, name, family)
+    return Upload(task, fmt, name, contract)
 
 
 def _stem(filename: str) -> str:
@@ -80,10 +80,10 @@ def materialise(store: ArtifactStore, settings: Settings, upload: Upload, staged
     build = store.staging_dir / f"dataset-{uuid.uuid4().hex}"
     build.mkdir(parents=True)
     try:
-        # A format in the family's EITHER_FORMATS is a single file or an archive of files, told apart by
+        # A format in the family's either_formats is a single file or an archive of files, told apart by
         # content (translation's `parallel`: one TSV, or aligned train.<lang> files in a zip/tar).
-        if upload.format in upload.family.ARCHIVE_FORMATS or (
-                upload.format in getattr(upload.family, "EITHER_FORMATS", ()) and is_archive(staged)):
+        if upload.format in upload.family.archive_formats or (
+                upload.format in upload.family.either_formats and is_archive(staged)):
             limits = Limits(settings.dataset_max_bytes, settings.dataset_max_files, settings.dataset_max_ratio)
             extract(staged, build / "files", limits)
             budget = settings.dataset_max_bytes  # the unpacked files are on disk, already within their budget
@@ -106,7 +106,7 @@ def materialise(store: ArtifactStore, settings: Settings, upload: Upload, staged
 
 def _validate(upload: Upload, path: Path, settings: Settings, budget: int) -> dict[str, Any]:
     try:
-        return upload.family.validate(path, upload.format, max_bytes=budget)
+        return upload.family.data.validate(path, upload.format, max_bytes=budget)
     except DatasetTooLarge as e:
         extra = {"entry": e.entry} if e.entry else {}
         raise PayloadTooLarge(f"field 'file': {e}; an upload may unpack to at most {settings.dataset_max_ratio:g} "
@@ -123,15 +123,14 @@ def _validate(upload: Upload, path: Path, settings: Settings, budget: int) -> di
                             **extra) from e
 
 
-def data_path(folder: Path, fmt: str, family: ModuleType) -> Path:
-    unpacked = fmt in family.ARCHIVE_FORMATS or (fmt in getattr(family, "EITHER_FORMATS", ())
-                                                 and (folder / "files").is_dir())
+def data_path(folder: Path, fmt: str, contract: Family) -> Path:
+    unpacked = fmt in contract.archive_formats or (fmt in contract.either_formats and (folder / "files").is_dir())
     return folder / "files" if unpacked else folder / f"data.{fmt}"
 
 
 def dataset_path(store: ArtifactStore, dataset: Dataset) -> Path:
     """Where the family's loader reads this dataset."""
-    return data_path(store.path(dataset.uri), dataset.format, family_part(dataset.task, "data"))
+    return data_path(store.path(dataset.uri), dataset.format, family(dataset.task))
 
 
 def add(session: Session, upload: Upload, sha256: str, size: int, stats: dict[str, Any]) -> tuple[Dataset, bool]:

@@ -29,7 +29,7 @@ from app.inference.metrics import InferenceMetrics
 from app.registry import service
 from app.registry.store import ArtifactStore
 from app.settings import Settings
-from models import family_part
+from models import family
 
 log = logging.getLogger("dlserve.inference")
 
@@ -212,7 +212,7 @@ class ModelManager:
             f"{info.name}-{info.version}", lm.run, max_batch=cfg.max_batch, max_delay_s=cfg.max_delay_s,
             max_queue=self.settings.max_queue_size, batchable=runtime.batchable(info.signature),
             stats=self.metrics.batch_stats(info.name, info.version),
-            pad=lm.family.batch_padding(lm.spec) if lm.spec is not None and hasattr(lm.family, "batch_padding")
+            pad=lm.family.batch_padding(lm.spec) if lm.spec is not None and family(info.task).batch_padding
             else None,
         )
         self._models[key] = lm
@@ -225,25 +225,26 @@ class ModelManager:
     def _build(self, info: VersionInfo, max_batch: int) -> LoadedModel:
         before = runtime.rss_bytes()
         session = runtime.create_session(info.path, self.settings, self.providers)
-        family = family_part(info.task, "serving")
-        # An encoder-decoder family (make_runner) serves from several files in the version's folder: the
+        contract = family(info.task)
+        family_serving = contract.serving if contract is not None else None
+        # An encoder-decoder family (multi_file) serves from several files in the version's folder: the
         # encoder (model.onnx), the decoder step and tokenizers; its batches run a whole beam search.
-        multi_file = family is not None and hasattr(family, "make_runner")
+        multi_file = contract is not None and contract.multi_file
         spec, spec_error, runner = None, None, None
-        if family is not None:
+        if family_serving is not None:
             try:
-                spec = family.make_spec(info.signature, info.metadata, self.settings.max_image_pixels,
+                spec = family_serving.make_spec(info.signature, info.metadata, self.settings.max_image_pixels,
                                         **({"folder": info.path.parent} if multi_file else {}))
             except (ValueError, KeyError, TypeError, OSError) as e:
                 spec_error = str(e)
         if multi_file and spec is not None:
-            runner = family.make_runner(session, info.path.parent, spec,
+            runner = family_serving.make_runner(session, info.path.parent, spec,
                                         lambda path: runtime.create_session(path, self.settings, self.providers))
         elif "graphs" in info.signature:
             raise RuntimeError(f"its files cannot be served: {spec_error}")
-        lm = LoadedModel(info, session, family, spec, spec_error, 0, runner=runner)
+        lm = LoadedModel(info, session, family_serving, spec, spec_error, 0, runner=runner)
         batch = max_batch if runtime.batchable(info.signature) else 1  # warm the largest batch it will run
-        warmup = getattr(family, "warmup_feeds", None) if spec is not None else None
+        warmup = family_serving.warmup_feeds if spec is not None and contract.warmup_feeds else None
         for rows in sorted({1, batch}):
             try:
                 lm.run(warmup(spec, rows) if warmup else runtime.warmup_feeds(info.signature, rows))

@@ -11,12 +11,12 @@ from typing import Any
 from pydantic import ConfigDict, ValidationError, create_model
 
 from app.errors import Unprocessable
-from models import family_part
+from models import family
 
 
 def config_class(task: str) -> type | None:
-    module = family_part(task, "config")
-    return getattr(module, "Config", None)
+    contract = family(task)
+    return contract.config if contract is not None else None
 
 
 @lru_cache

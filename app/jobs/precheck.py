@@ -15,25 +15,26 @@ from app.db.tables import Dataset
 from app.errors import DlserveError, Unprocessable
 from app.registry import service as registry
 from app.registry.store import ArtifactStore
-from models import family_part
+from models import family
 from models.common.checks import ConfigError, is_weights_file, registry_ref, weights_file
+from models.contract import Family
 
 
 def check(session: Session, store: ArtifactStore | None, task: str, values: dict[str, Any], dataset: Dataset) -> None:
-    family = family_part(task, "config")
-    cfg = family.Config(**values)
+    contract = family(task)
+    cfg = contract.config(**values)
     stats = dataset.stats or {}
     try:
-        family.check_against_dataset(cfg, stats)
+        contract.check_config(cfg, stats)
         ref = values.get("init_from")
         if ref:
-            _init_from(session, store, family, cfg, ref, dataset, stats, task)
+            _init_from(session, store, contract, cfg, ref, dataset, stats, task)
     except ConfigError as e:
         field = f"config.{e.key}" if e.key else "dataset_id"
         raise Unprocessable(f"{field}: {e.message}", field=field) from e
 
 
-def _init_from(session: Session, store: ArtifactStore | None, family, cfg, ref: str, dataset: Dataset,
+def _init_from(session: Session, store: ArtifactStore | None, contract: Family, cfg, ref: str, dataset: Dataset,
                stats: dict[str, Any], task: str) -> None:
     if is_weights_file(ref):
         if store is None:
@@ -50,7 +51,7 @@ def _init_from(session: Session, store: ArtifactStore | None, family, cfg, ref: 
         version = registry.resolve(session, name, number, alias)
     except DlserveError as e:
         raise ConfigError("init_from", f"{ref!r}: {e.detail}") from e
-    accepted = family.INIT_FROM_TASKS
+    accepted = contract.init_from_tasks
     if version.task not in accepted:
         raise ConfigError("init_from", f"{ref!r} is a {version.task} model; a {task} job starts from "
                                        f"{' or '.join(accepted)} versions")
@@ -59,4 +60,5 @@ def _init_from(session: Session, store: ArtifactStore | None, family, cfg, ref: 
     if not uri or (store is not None and not store.path(uri).is_file()):
         raise ConfigError("init_from", f"{ref!r} has no PyTorch weights (only versions trained by dlserve keep "
                                        "them; an uploaded ONNX file does not)")
-    family.check_init_from(cfg, ref, version.task, meta, stats)
+    if contract.check_init_from is not None:
+        contract.check_init_from(cfg, ref, version.task, meta, stats)

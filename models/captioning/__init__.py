@@ -15,4 +15,15 @@ models/common/decoding.py):
 Serving: an image in (base64 JSON or a multipart file) -> {"caption", "score"} (+ "n_best" on request).
 """
 
+
+from models.contract import Family
+
+from . import config, data
+
 TASK = "captioning"
+FAMILY = Family(
+    task=TASK, package=__name__, formats=data.FORMATS, config=config.Config,
+    check_config=config.check_against_dataset, archive_formats=data.ARCHIVE_FORMATS,
+    init_from_tasks=config.INIT_FROM_TASKS, check_init_from=config.check_init_from,
+    multi_file=True, warmup_feeds=True,
+)

@@ -10,4 +10,14 @@ A version uploaded without preprocessing metadata is served with size and channe
 input shape, mean 0 and std 1; without labels, labels are the class indices as strings.
 """
 
+
+from models.contract import Family
+
+from . import config, data
+
 TASK = "classification"
+FAMILY = Family(
+    task=TASK, package=__name__, formats=data.FORMATS, config=config.Config,
+    check_config=config.check_against_dataset, archive_formats=data.ARCHIVE_FORMATS,
+    init_from_tasks=config.INIT_FROM_TASKS, check_init_from=config.check_init_from,
+)

@@ -13,4 +13,13 @@ Suppression (class-wise NMS) runs in numpy in serving.py, with score_threshold, 
 max_detections per request; boxes are mapped back to the original image's pixels there.
 """
 
+
+from models.contract import Family
+
+from . import config, data
+
 TASK = "detection"
+FAMILY = Family(
+    task=TASK, package=__name__, formats=data.FORMATS, config=config.Config,
+    check_config=config.check_against_dataset, archive_formats=data.ARCHIVE_FORMATS,
+)

@@ -8,3 +8,14 @@ new user folded in from a few ratings, and predicted ratings for explicit (user,
     bpmf.py      the default: Bayesian matrix factorisation with biases, by Gibbs sampling (torch)
     graph.py     pieces every exported graph shares: the fold-in's linear solve, the TopK exclusion
 """
+
+
+from models.contract import Family
+
+from . import config, data
+
+TASK = "recommendation"
+FAMILY = Family(
+    task=TASK, package=__name__, formats=data.FORMATS, config=config.Config,
+    check_config=config.check_against_dataset, archive_formats=data.ARCHIVE_FORMATS,
+)
