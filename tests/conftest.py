@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -78,13 +79,18 @@ def migrated_database_url(request, tmp_path_factory, pg_databases) -> str:
     return url
 
 
-@pytest.fixture
-def database_url(migrated_database_url) -> str:
-    engine = create_engine(migrated_database_url)
+def empty_tables(url: str) -> None:
+    """Deletes every row, children first: a migrated database as a test starts from it."""
+    engine = create_engine(url)
     with engine.begin() as conn:
         for table in reversed(Base.metadata.sorted_tables):
             conn.execute(table.delete())
     engine.dispose()
+
+
+@pytest.fixture
+def database_url(migrated_database_url) -> str:
+    empty_tables(migrated_database_url)
     return migrated_database_url
 
 
@@ -110,6 +116,35 @@ def upload(client: TestClient, name: str, model: bytes, task: str = "classificat
     r = client.post(f"/v1/models/{name}/versions", files={"file": ("model.onnx", model)}, data={"task": task, **fields})
     assert r.status_code == 201, r.text
     return r.json()
+
+
+def upload_dataset(client: TestClient, content: bytes, filename: str, task: str, fmt: str | None = None,
+                   **fields):
+    """POST /v1/datasets; the response, for the test to judge (no format field when `fmt` is None)."""
+    data = {"task": task, **({"format": fmt} if fmt else {}), **fields}
+    return client.post("/v1/datasets", files={"file": (filename, content)}, data=data)
+
+
+@contextmanager
+def one_torch_thread() -> Iterator[None]:
+    """Training in this process on one thread: tiny models gain nothing from a second thread, and a
+    step-by-step LSTM is hundreds of tiny ops; on a small shared machine torch's threads fighting other
+    processes for the cores make a tiny run many times slower. torch is imported here, not at the top,
+    so that tests which never train do not pay for it."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    with one_torch_thread():
+        yield
 
 
 def assert_problem(r, status: int, *needles: str) -> dict:

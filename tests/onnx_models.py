@@ -9,7 +9,10 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from app.examples import tiny_classifier  # noqa: F401  (the tests' tiny model is the one users get)
+from app.examples import (
+    png,  # noqa: F401  (one PNG encoder for the tests and the examples)
+    tiny_classifier,  # noqa: F401  (the tests' tiny model is the one users get)
+)
 
 
 def to_bytes(model: onnx.ModelProto) -> bytes:
@@ -66,14 +69,6 @@ def doubler(width: int = 4) -> bytes:
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     return to_bytes(model)
-
-
-def png(array: np.ndarray) -> bytes:
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(array).save(buf, "PNG")
-    return buf.getvalue()
 
 
 def big_linear(mib: int, width: int = 256) -> onnx.ModelProto:

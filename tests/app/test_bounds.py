@@ -2,8 +2,6 @@
 outside its bounds, never a 500 from the database (SQLite fails above 2^63, PostgreSQL from 2^31), and no
 answer quotes SQL, an object repr or a server path."""
 
-import io
-import zipfile
 
 import pytest
 from fastapi.testclient import TestClient
@@ -12,6 +10,7 @@ from app.main import create_app
 from app.settings import Settings
 from tests import onnx_models
 from tests.conftest import ADMIN_KEY, assert_problem, upload
+from tests.workers.synthetic import stored_zip
 
 HUGE = [2**31, 2**63, 10**30]
 
@@ -76,11 +75,9 @@ def test_a_file_that_is_not_an_image_is_422_without_an_object_repr(client, tiny_
 
 
 def test_a_dataset_error_does_not_name_the_servers_folders(client, settings):
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as z:
-        z.writestr("cat/a.png", b"not an image")
-        z.writestr("dog/b.png", onnx_models.png(__import__("numpy").zeros((4, 4), "uint8")))
-    r = client.post("/v1/datasets", files={"file": ("d.zip", buf.getvalue())}, data={"task": "classification"})
+    content = stored_zip({"cat/a.png": b"not an image",
+                          "dog/b.png": onnx_models.png(__import__("numpy").zeros((4, 4), "uint8"))})
+    r = client.post("/v1/datasets", files={"file": ("d.zip", content)}, data={"task": "classification"})
     assert_problem(r, 422)
     _no_leak(r, settings)
 

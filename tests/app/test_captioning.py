@@ -5,40 +5,23 @@ captions, its 422s, a training run in this process (real database, artifact stor
 from __future__ import annotations
 
 import base64
-import io
 import json
 
 import numpy as np
 import pytest
-import torch
-from PIL import Image
 
+from app.examples import png
 from models.captioning import synthetic
 from models.captioning.metrics import caption_scores
-from tests.conftest import assert_problem
+from tests.conftest import assert_problem, upload_dataset
 from workers.runner import run_training
 
 CONFIG = {"epochs": 10, "batch_size": 32, "lr": 1e-2, "width": 8, "hidden": 64, "embed_dim": 32,
           "attention_dim": 32, "dropout": 0.0, "max_length": 16, "eval_beam_size": 2, "val_fraction": 0.15}
 
 
-@pytest.fixture
-def one_thread():
-    """A step-by-step LSTM is hundreds of tiny ops: on a busy 2-core machine one torch thread is ~10x faster."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def png(img: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(img).save(buf, format="PNG")
-    return buf.getvalue()
-
-
 def upload(client, content: bytes, fmt: str = "coco", name: str = "canvases.zip"):
-    return client.post("/v1/datasets", files={"file": (name, content)}, data={"task": "captioning", "format": fmt})
+    return upload_dataset(client, content, name, "captioning", fmt)
 
 
 def _coco(images: list[dict], anns: list[dict], files: dict[str, bytes]) -> bytes:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import assert_problem
+from tests.conftest import assert_problem, upload_dataset
 from tests.workers import synthetic
 
 
@@ -22,8 +22,7 @@ def _csv_archive(n: int = 12, header: bool = True, rows: list[str] | None = None
 
 
 def _upload(client, content: bytes, fmt: str | None = "csv", filename: str = "set.zip"):
-    data = {"task": "classification", **({"format": fmt} if fmt else {})}
-    return client.post("/v1/datasets", files={"file": (filename, content)}, data=data)
+    return upload_dataset(client, content, filename, "classification", fmt)
 
 
 @pytest.mark.parametrize("tar", [False, True])

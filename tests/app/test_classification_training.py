@@ -12,8 +12,9 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from app.examples import png
 from models.classification.networks import LeNet, ResNet
-from tests.conftest import assert_problem
+from tests.conftest import assert_problem, upload_dataset
 from tests.workers import synthetic
 from workers.runner import run_training
 
@@ -36,13 +37,8 @@ def colour(n: int, size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return x, y.astype(np.int64)
 
 
-def png(img: np.ndarray) -> bytes:
-    return synthetic.png(img)
-
-
 def upload(client, content: bytes, filename: str, fmt: str | None = None) -> str:
-    data = {"task": "classification", **({"format": fmt} if fmt else {})}
-    r = client.post("/v1/datasets", files={"file": (filename, content)}, data=data)
+    r = upload_dataset(client, content, filename, "classification", fmt)
     assert r.status_code in (200, 201), r.text
     return r.json()["id"]
 

@@ -11,15 +11,14 @@ import textwrap
 
 import pytest
 from onnx import TensorProto, helper
-from sqlalchemy import create_engine
 from typer.testing import CliRunner
 
 from app.cli import cli
-from app.db.tables import Base, TrainingRun
+from app.db.tables import TrainingRun
 from app.settings import Settings
 from tests import onnx_models
 from tests.app.test_fraud import csv_bytes
-from tests.conftest import ADMIN_KEY, root_path
+from tests.conftest import ADMIN_KEY, empty_tables, root_path
 from tests.live_server import live_server
 
 CONFUSION = [[90, 3], [2, 5]]
@@ -27,11 +26,7 @@ CONFUSION = [[90, 3], [2, 5]]
 
 @pytest.fixture(scope="module")
 def server(migrated_database_url, tmp_path_factory):
-    engine = create_engine(migrated_database_url)
-    with engine.begin() as conn:
-        for table in reversed(Base.metadata.sorted_tables):
-            conn.execute(table.delete())
-    engine.dispose()
+    empty_tables(migrated_database_url)
     home = tmp_path_factory.mktemp("server")
     settings = Settings(home=home, database_url=migrated_database_url, admin_key=ADMIN_KEY, _env_file=None)
     with live_server(settings) as host:

@@ -7,12 +7,12 @@ import io
 import numpy as np
 import pytest
 
-from tests.conftest import assert_problem
+from tests.conftest import assert_problem, upload_dataset
 from tests.workers import synthetic
 
 
 def upload(client, content: bytes, filename: str, task: str = "classification", **fields):
-    return client.post("/v1/datasets", files={"file": (filename, content)}, data={"task": task, **fields})
+    return upload_dataset(client, content, filename, task, **fields)
 
 
 def test_imagefolder_zip_is_stored_by_hash_with_its_statistics(client, settings):

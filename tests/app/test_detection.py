@@ -4,51 +4,31 @@
 from __future__ import annotations
 
 import base64
-import io
 import json
 import warnings
-import zipfile
 
 import numpy as np
 import onnx
 import pytest
 import torch
-from PIL import Image
 
-from tests.conftest import assert_problem, upload
+from app.examples import SQUARE_COLOURS, png, square_scene
+from tests.conftest import assert_problem, upload, upload_dataset
+from tests.workers.synthetic import stored_zip as zipped
 from tests.workers.synthetic import tar_gz
 from workers.runner import run_training
 
 LABELS = ["red", "green"]
-COLOURS = [(255, 40, 40), (40, 255, 40)]
+COLOURS = [SQUARE_COLOURS[name] for name in LABELS]
 EASY = {"epochs": 20, "batch_size": 16, "lr": 0.01, "width": 8, "image_size": 64, "warmup_steps": 10,
         "val_fraction": 0.25}
 SHAPES = [(64, 64), (48, 96), (96, 64), (64, 128)]  # (h, w): letterboxing pads most of them
 
 
-def scene(rng, h: int = 64, w: int = 64, n: int | None = None):
-    """uint8 [h, w, 3] with 1-2 squares (not overlapping); boxes [[x, y, bw, bh]], classes."""
-    img = np.zeros((h, w, 3), np.uint8)
-    boxes, classes = [], []
-    for _ in range(n or int(rng.integers(1, 3))):
-        for _ in range(30):
-            s = int(rng.integers(14, 26) * max(h, w) / 64)
-            x, y = int(rng.integers(0, w - s + 1)), int(rng.integers(0, h - s + 1))
-            if all(x + s <= bx or bx + bs <= x or y + s <= by or by + bs <= y for bx, by, bs, _ in boxes):
-                break
-        else:
-            continue
-        c = int(rng.integers(0, 2))
-        img[y:y + s, x:x + s] = COLOURS[c]
-        boxes.append([x, y, s, s])
-        classes.append(c)
-    return img, boxes, classes
-
-
-def png(img: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(img).save(buf, "PNG")
-    return buf.getvalue()
+def scene(rng, h: int = 64, w: int = 64):
+    """uint8 [h, w, 3] with 1-2 squares (not overlapping); boxes [[x, y, bw, bh]], class ids (LABELS' order)."""
+    img, boxes, names = square_scene(rng, h, w)
+    return img, boxes, [LABELS.index(name) for name in names]
 
 
 def coco_files(n: int = 64, seed: int = 0) -> dict[str, bytes]:
@@ -80,16 +60,8 @@ def yolo_files(n: int = 12, seed: int = 1) -> dict[str, bytes]:
     return files
 
 
-def zipped(files: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as z:
-        for k, v in files.items():
-            z.writestr(k, v)
-    return buf.getvalue()
-
-
 def post_dataset(client, content: bytes, fmt: str, filename: str = "d.zip"):
-    return client.post("/v1/datasets", files={"file": (filename, content)}, data={"task": "detection", "format": fmt})
+    return upload_dataset(client, content, filename, "detection", fmt)
 
 
 def iou(a, b) -> float:
@@ -146,16 +118,6 @@ def _first_ann(doc, **changes):
 def test_bad_records_are_422_naming_the_entry(client, fmt, files, needles):
     body = assert_problem(post_dataset(client, zipped(files()), fmt), 422, *needles)
     assert body.get("entry"), body
-
-
-@pytest.fixture
-def one_thread():
-    """Training in this process on one thread: on a small shared machine, torch's threads fighting other
-    processes for the cores make a tiny run many times slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture

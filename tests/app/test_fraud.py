@@ -8,7 +8,7 @@ import io
 import numpy as np
 import pytest
 
-from tests.conftest import assert_problem
+from tests.conftest import assert_problem, upload_dataset
 from workers.runner import run_training
 
 FEATURES = [f"V{i}" for i in range(1, 9)]
@@ -36,7 +36,7 @@ def csv_bytes(n: int = 800, seed: int = 0) -> bytes:
 
 
 def upload(client, content: bytes, name: str = "tx.csv"):
-    return client.post("/v1/datasets", files={"file": (name, content)}, data={"task": "fraud"})
+    return upload_dataset(client, content, name, "fraud")
 
 
 @pytest.mark.parametrize("content, needles", [

@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import base64
 import gzip
-import io
 import json
 import tempfile
-import zipfile
 from pathlib import Path
 
 import pytest
 
 from tests import hostile, onnx_models
 from tests.conftest import assert_problem, upload
+from tests.workers.synthetic import stored_zip
 
 BIG = 10**30
 
@@ -97,11 +96,9 @@ def test_huge_base64_and_images_declaring_huge_dimensions(served, settings):
         assert_problem(r, r.status_code)
         r = served.post("/v1/models/tiny/predict", files={"file": ("big.png", hostile.png_claiming(w, h))})
         assert r.status_code in (413, 422), r.text
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as z:
-        z.writestr("cats/a.png", hostile.png_claiming(100_000, 100_000))
-        z.writestr("dogs/b.png", hostile.png_claiming(100_000, 100_000))
-    r = served.post("/v1/datasets", files={"file": ("huge.zip", buf.getvalue())}, data={"task": "classification"})
+    content = stored_zip({"cats/a.png": hostile.png_claiming(100_000, 100_000),
+                          "dogs/b.png": hostile.png_claiming(100_000, 100_000)})
+    r = served.post("/v1/datasets", files={"file": ("huge.zip", content)}, data={"task": "classification"})
     assert_problem(r, r.status_code, "cats/a.png")
     assert 400 <= r.status_code < 500
 

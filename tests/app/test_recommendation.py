@@ -4,13 +4,11 @@ fold-in for new users, explicit pairs, unknown ids."""
 
 from __future__ import annotations
 
-import io
-import zipfile
-
-import numpy as np
 import pytest
 
-from tests.conftest import assert_problem
+from app import examples
+from tests.conftest import assert_problem, upload_dataset
+from tests.workers.synthetic import stored_zip
 from workers.runner import run_training
 
 N_USERS, N_ITEMS = 60, 40
@@ -19,14 +17,7 @@ N_USERS, N_ITEMS = 60, 40
 def ratings(seed: int = 0) -> list[tuple[int, int, int, int]]:
     """Two tastes: even users love items 1-20 and dislike 21-40, odd users the other way round; each
     user rates about half the items. (user, item, rating, timestamp), ids from 1 as in MovieLens."""
-    rng = np.random.default_rng(seed)
-    out = []
-    for u in range(N_USERS):
-        for i in rng.choice(N_ITEMS, N_ITEMS // 2, replace=False):
-            likes = (i < N_ITEMS // 2) == (u % 2 == 0)
-            r = int(np.clip(rng.normal(4.5 if likes else 1.5, 0.5), 1, 5).round())
-            out.append((u + 1, int(i) + 1, r, 880000000 + len(out)))
-    return out
+    return examples.ratings(N_USERS, N_ITEMS, seed)
 
 
 def u_data(rows) -> bytes:
@@ -34,17 +25,13 @@ def u_data(rows) -> bytes:
 
 
 def archive(rows) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as z:
-        z.writestr("ml-tiny/u.data", u_data(rows))
-        z.writestr("ml-tiny/u.item", "".join(f"{i}|Film {i} (1995)|01-Jan-1995||http://x|0\n"
-                                             for i in range(1, N_ITEMS + 1)).encode("latin-1"))
-    return buf.getvalue()
+    return stored_zip({"ml-tiny/u.data": u_data(rows),
+                       "ml-tiny/u.item": "".join(f"{i}|Film {i} (1995)|01-Jan-1995||http://x|0\n"
+                                                 for i in range(1, N_ITEMS + 1)).encode("latin-1")})
 
 
 def upload(client, content: bytes, name: str, fmt: str | None = None):
-    return client.post("/v1/datasets", files={"file": (name, content)},
-                       data={"task": "recommendation", **({"format": fmt} if fmt else {})})
+    return upload_dataset(client, content, name, "recommendation", fmt)
 
 
 @pytest.mark.parametrize("name, content, needles", [

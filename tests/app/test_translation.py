@@ -8,9 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
-import torch
 
-from tests.conftest import assert_problem
+from tests.conftest import assert_problem, one_torch_thread, upload_dataset
 from tests.workers.synthetic import tar_gz, toy_pairs
 from workers.runner import run_training
 
@@ -24,8 +23,7 @@ def tsv(pairs: list[tuple[str, str]]) -> bytes:
 
 
 def upload(client, content: bytes, name: str = "pairs.txt", fmt: str | None = None):
-    return client.post("/v1/datasets", files={"file": (name, content)},
-                       data={"task": "translation", **({"format": fmt} if fmt else {})})
+    return upload_dataset(client, content, name, "translation", fmt)
 
 
 @pytest.mark.parametrize("content, name, needles", [
@@ -54,9 +52,7 @@ def test_uploads_report_languages_and_splits(client):
 
 @pytest.fixture
 def trained(client, settings):
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # a tiny model on a busy 2-core machine: one thread is many times faster
-    try:
+    with one_torch_thread():
         ds = upload(client, tsv(toy_pairs(400)))
         assert ds.status_code == 201, ds.text
         job = client.post("/v1/jobs", json={"task": "translation", "dataset_id": ds.json()["id"],
@@ -65,8 +61,6 @@ def trained(client, settings):
         assert job.status_code == 202, job.text
         job_id = job.json()["id"]
         assert run_training(job_id, settings) == "succeeded", client.get(f"/v1/jobs/{job_id}").json()["error"]
-    finally:
-        torch.set_num_threads(before)
     return client.get("/v1/models/toy/versions/1").json()
 
 

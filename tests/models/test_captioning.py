@@ -4,7 +4,6 @@ init_from a classification backbone, and ONNX decoding (served path) against PyT
 from __future__ import annotations
 
 import base64
-import io
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -13,8 +12,8 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 import torch
-from PIL import Image
 
+from app import examples
 from models.captioning import data as D
 from models.captioning import serving, synthetic, training
 from models.captioning.config import Config
@@ -24,20 +23,11 @@ from models.classification.networks import LeNet, ResNet
 from models.common import text
 from models.common.errors import DatasetError, InputError
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """A step-by-step LSTM is hundreds of tiny ops: on a busy 2-core machine one torch thread is ~10x faster."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def png(value: int = 0, size: int = 16) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(np.full((size, size), value, np.uint8)).save(buf, format="PNG")
-    return buf.getvalue()
+    return examples.png(np.full((size, size), value, np.uint8))
 
 
 def write(root: Path, files: dict[str, bytes | str]) -> Path:
@@ -169,9 +159,7 @@ def test_onnx_decoding_reproduces_pytorch_decoding(tmp_path, arch):
         params = serving.check_params({"beam_size": beam, "n_best": n_best})
         items = []
         for img in images:
-            buf = io.BytesIO()
-            Image.fromarray(img).save(buf, format="PNG")
-            items.append({"image": base64.b64encode(buf.getvalue()).decode()})
+            items.append({"image": base64.b64encode(examples.png(img)).decode()})
         feeds = [serving.preprocess(item, i, params, spec) for i, item in enumerate(items)]
         stacked = {k: np.concatenate([f[k] for f in feeds]) for k in feeds[0]}
         out = run(stacked)

@@ -16,18 +16,17 @@ from models.common.errors import DatasetError, InputError, InputTooLarge, TableE
 from models.translation import data, export, serving, training
 from models.translation.config import Config
 from models.translation.networks import LSTMSeq2Seq, Transformer
+from tests.conftest import one_torch_thread
 from tests.workers.synthetic import toy_pairs
 
 TINY = {"d_model": 32, "layers": 1, "heads": 2, "ffn": 64, "dropout": 0.0, "tokenizer": "word", "vocab_size": 64}
 
 
 @pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models gain nothing from a second thread, and lose much when the cores are busy."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def one_thread_module():
+    """Module-wide, so that the module-scoped models below train on one thread too."""
+    with one_torch_thread():
+        yield
 
 
 def write(path: Path, content: str | bytes) -> Path:

@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import io
 import random
-import tarfile
-import zipfile
 
 import numpy as np
 
 from app.examples import CORNERS as LABELS
 from app.examples import corner_images, png, zipped
+from models.captioning.synthetic import pack
 
 
 def images(n: int, size: int = 16, seed: int = 0, classes: int = 4) -> tuple[np.ndarray, np.ndarray]:
@@ -29,25 +28,21 @@ def npz_bytes(n: int = 200, size: int = 16, seed: int = 0, **extra: np.ndarray) 
 
 def imagefolder_zip(n: int = 40, size: int = 16, seed: int = 0, prefix: str = "") -> bytes:
     x, y = images(n, size, seed)
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as z:
-        for i, (img, k) in enumerate(zip(x, y, strict=True)):
-            z.writestr(f"{prefix}{LABELS[k]}/{i}.png", png(img))
-    return buf.getvalue()
+    return stored_zip({f"{prefix}{LABELS[k]}/{i}.png": png(img) for i, (img, k) in enumerate(zip(x, y, strict=True))})
 
 
 def tar_gz(members: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
+    return pack(members, "tar.gz")
 
 
 def zip_of(members: dict[str, bytes]) -> bytes:
+    """ZIP_DEFLATED, as `dlserve examples write` packs its archives."""
     return zipped(members)
+
+
+def stored_zip(members: dict[str, bytes]) -> bytes:
+    """ZIP_STORED (what zipfile writes by default): the bytes of each member stand in the archive as they are."""
+    return pack(members, "zip")
 
 
 def toy_pairs(n: int = 300, seed: int = 0) -> list[tuple[str, str]]:
