@@ -22,6 +22,7 @@ from app.readiness import artifact_store, database
 from app.registry.store import ArtifactStore
 from app.settings import Settings, get_settings
 from app.uploads import SpoolUnder
+from models import register_all
 
 # (method, path prefix, suffix, the setting that bounds the file); a multipart body may carry a little
 # more than its file (the form fields, part headers): MULTIPART_SLACK.
@@ -32,6 +33,7 @@ MULTIPART_SLACK = 1024 * 1024
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    register_all(settings.families)  # before anything asks which tasks exist
     engine = make_engine(settings.resolved_database_url)
     store = ArtifactStore(settings.resolved_artifact_root)
 

@@ -17,11 +17,18 @@ family's contract (models/contract.py), which declares what the family can do. A
 
 A task whose package has not landed yet (None below) can still hold ONNX models uploaded from
 outside; it is served through the Open Inference Protocol only.
+
+Families outside this folder are added with `register(task, package)`, which the API and the worker
+call at start for each `task=package` pair of the DLSERVE_FAMILIES setting (`register_all`). TASKS is a
+live view of FAMILIES, so modules that imported it earlier (OpenAPI enums, the registry's task check)
+see a family registered later. docs/families.md walks through a family plugged in this way.
 """
 
 from __future__ import annotations
 
 import importlib
+import re
+from collections.abc import Iterator, Sequence
 from types import ModuleType
 from typing import TYPE_CHECKING
 
@@ -37,7 +44,92 @@ FAMILIES: dict[str, str | None] = {
     "fraud": "models.fraud",
 }
 
-TASKS: tuple[str, ...] = tuple(FAMILIES)
+BUILT_IN = frozenset(FAMILIES)
+_TASK_NAME = re.compile(r"[a-z][a-z0-9_-]{0,63}")
+
+
+class _Tasks(Sequence[str]):
+    """The task names, in registration order; reads FAMILIES on every use."""
+
+    def __len__(self) -> int:
+        return len(FAMILIES)
+
+    def __getitem__(self, i):  # type: ignore[override]
+        return tuple(FAMILIES)[i]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(tuple(FAMILIES))
+
+    def __contains__(self, task: object) -> bool:
+        return task in FAMILIES
+
+    def __eq__(self, other: object) -> bool:
+        return tuple(self) == (tuple(other) if isinstance(other, Sequence) else other)
+
+    def __hash__(self) -> int:
+        return hash(tuple(self))
+
+    def __repr__(self) -> str:
+        return repr(tuple(self))
+
+
+TASKS: Sequence[str] = _Tasks()
+
+
+class FamilyError(ValueError):
+    """A family that cannot be registered; the message is one line, naming DLSERVE_FAMILIES's entry."""
+
+
+def register(task: str, package: str) -> None:
+    """Adds the family in `package` (an importable Python package declaring `FAMILY`) under `task`.
+    Registering the same pair again does nothing; a task already taken by another package is refused."""
+    if not _TASK_NAME.fullmatch(task):
+        raise FamilyError(f"{task!r} is not a task name (lower-case letters, digits, '_' or '-', at most 64)")
+    if FAMILIES.get(task) == package:
+        return
+    if task in FAMILIES:
+        raise FamilyError(f"task {task!r} is already served by {FAMILIES[task] or 'uploaded ONNX models'}")
+    try:
+        module = importlib.import_module(package)
+    except Exception as e:
+        raise FamilyError(f"{task}={package}: the package cannot be imported ({type(e).__name__}: {e})") from e
+    contract = getattr(module, "FAMILY", None)
+    from models.contract import Family
+
+    if not isinstance(contract, Family):
+        raise FamilyError(f"{task}={package}: the package declares no FAMILY = models.contract.Family(...)")
+    if contract.task != task or contract.package != package:
+        raise FamilyError(f"{task}={package}: its FAMILY says task {contract.task!r} in {contract.package!r}")
+    FAMILIES[task] = package
+
+
+def parse(value: str) -> list[tuple[str, str]]:
+    """'task=package,task=package' -> pairs; FamilyError on an entry that is not of that shape."""
+    pairs = []
+    for entry in (e.strip() for e in value.split(",")):
+        if not entry:
+            continue
+        task, sep, package = (p.strip() for p in entry.partition("="))
+        if not sep or not task or not package:
+            raise FamilyError(f"{entry!r} is not task=python.package")
+        pairs.append((task, package))
+    return pairs
+
+
+def register_all(value: str) -> None:
+    """Registers every pair of a DLSERVE_FAMILIES value; raises FamilyError naming the setting."""
+    try:
+        for task, package in parse(value):
+            register(task, package)
+    except FamilyError as e:
+        raise FamilyError(f"DLSERVE_FAMILIES: {e}") from None
+
+
+def unregister(task: str) -> None:
+    """Forgets a family registered with `register` (tests that register one and leave); built-ins stay."""
+    if task in BUILT_IN:
+        raise FamilyError(f"{task!r} is built in")
+    FAMILIES.pop(task, None)
 
 
 def family(task: str) -> Family | None:

@@ -14,9 +14,11 @@ from app.db.session import make_engine, make_sessionmaker
 from app.jobs.broker import Broker, make_celery
 from app.jobs.reaper import reaper_thread
 from app.settings import get_settings
+from models import register_all
 
 log = logging.getLogger("dlserve.worker")
 settings = get_settings()
+register_all(settings.families)  # pool processes are forked from here and inherit the registry
 app = make_celery(settings)
 app.conf.include = ["workers.tasks"]
 _reaper = None

@@ -28,7 +28,7 @@ from app.registry import service as registry
 from app.registry.onnx_inspect import inspect_here
 from app.registry.store import MODEL_FILE, ArtifactStore
 from app.settings import Settings
-from models import family
+from models import family, register_all
 from models.common.checks import is_weights_file, registry_ref, weights_file
 from models.common.errors import ParityError
 from models.contract import Family
@@ -64,6 +64,7 @@ def pick_device(setting: str) -> torch.device:
 
 def run_training(run_id: str, settings: Settings) -> str:
     """Returns what became of the run: succeeded, failed, cancelled, or skipped (nothing to do here)."""
+    register_all(settings.families)  # a no-op where celery_app did it; callers outside a worker need it
     engine = make_engine(settings.resolved_database_url)
     try:
         return _Run(run_id, settings, make_sessionmaker(engine)).execute()

@@ -21,7 +21,7 @@ class DatasetOut(BaseModel):
     id: str
     name: str
     task: Task
-    format: str = Field(json_schema_extra={"enum": list(dataset_formats())})
+    format: str = Field(**enum_of(dataset_formats))
     sha256: str
     size_bytes: int
     stats: dict[str, Any]
@@ -48,7 +48,7 @@ def upload_dataset(
     file: Annotated[UploadFile, File(description="zip/tar/tar.gz archive or single file, per the task's formats")],
     task: Annotated[str, Form(description="the task family", **enum_of(TASKS))],
     format: Annotated[str | None, Form(description="e.g. imagefolder or npz; guessed from the file name if absent",
-                                      **enum_of(dataset_formats()))]
+                                      **enum_of(dataset_formats))]
     = None,
     name: Annotated[str | None, Form(description="a label; defaults to the file name")] = None,
 ) -> DatasetOut:

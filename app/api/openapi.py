@@ -10,13 +10,14 @@ declares only what is particular to it, with `problems(...)`.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from functools import cache
 from typing import Annotated, Any, Literal
 
 from fastapi import FastAPI, Path, Query, routing
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from app.api.links import add_links
 from app.db.tables import RUN_STATUSES, VERSION_STATUSES
@@ -81,20 +82,36 @@ def problems(*statuses: int, unavailable: str | None = None) -> dict[int | str, 
     return out
 
 
-@cache
 def dataset_formats() -> tuple[str, ...]:
+    return _formats(tuple(TASKS))
+
+
+@cache
+def _formats(tasks: tuple[str, ...]) -> tuple[str, ...]:
     formats: set[str] = set()
-    for task in TASKS:
+    for task in tasks:
         contract = family(task)
         formats.update(contract.formats if contract else {})
     return tuple(sorted(formats))
 
 
-def enum_of(values: tuple[str, ...]) -> dict[str, Any]:
-    return {"json_schema_extra": {"enum": list(values)}}
+def enum_of(values: Sequence[str] | Callable[[], Sequence[str]]) -> dict[str, Any]:
+    """The enum is read when the document is written, not at import: TASKS (a live view) and
+    dataset_formats then include families registered at start from DLSERVE_FAMILIES."""
+    def extra(schema: dict[str, Any]) -> None:
+        schema["enum"] = list(values() if callable(values) else values)
+
+    return {"json_schema_extra": extra}
 
 
-Task = Literal[TASKS]  # type: ignore[valid-type]  # response fields: the tasks the registry knows today
+def _known_task(task: str) -> str:
+    if task not in TASKS:
+        raise ValueError(f"{task!r} is not a task; choose one of {', '.join(TASKS)}")
+    return task
+
+
+# Response fields and filters: the tasks the registry knows when asked (not when this module was imported)
+Task = Annotated[str, AfterValidator(_known_task), Field(**enum_of(TASKS))]
 RunStatus = Literal[RUN_STATUSES]  # type: ignore[valid-type]
 VersionStatus = Literal[VERSION_STATUSES]  # type: ignore[valid-type]
 

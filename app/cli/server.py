@@ -18,6 +18,7 @@ from app.auth import create_key
 from app.db import migrate
 from app.db.session import make_engine, make_sessionmaker
 from app.settings import Settings
+from models import register_all
 
 cli = typer.Typer()  # its commands are added to the root app in app/cli/__init__.py
 db_cli = typer.Typer(help="Database migrations (Alembic); on the server's machine.", no_args_is_help=True)
@@ -61,6 +62,7 @@ def serve(
     from app.server import DlserveH11Protocol, raise_open_files_limit
 
     settings = Settings()
+    register_all(settings.families)  # a bad DLSERVE_FAMILIES stops here, in one line, before migrating
     host, port = host or settings.host, port or settings.port
     private.make_private(settings)
     if migrate_first:
