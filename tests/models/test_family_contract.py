@@ -11,11 +11,15 @@ import sys
 
 import pytest
 
+import models
 from models import FAMILIES, family
 from models.contract import Family
 from tests.conftest import root_path
 
-TASKS = sorted(FAMILIES)
+# The toy family of the test tree (tests/toyfamily), registered the way an operator would, is held to the
+# same contract as the built-in ones.
+TOY = "regression=tests.toyfamily"
+TASKS = sorted(FAMILIES) + [task for task, _ in models.parse(TOY)]
 NO_TORCH = """
 import sys
 class Refuse:
@@ -24,10 +28,19 @@ class Refuse:
             raise ImportError("torch is not installed here (the API's image)")
 sys.meta_path.insert(0, Refuse())
 import models
+models.register_all(sys.argv[2])
 f = models.family(sys.argv[1])
 f.serving, f.data
 print(f.task, sorted(f.formats))
 """
+
+
+@pytest.fixture(autouse=True, scope="module")
+def toy_registered():
+    models.register_all(TOY)
+    yield
+    for task, _ in models.parse(TOY):
+        models.unregister(task)
 
 
 @pytest.mark.parametrize("task", TASKS)
@@ -41,7 +54,7 @@ def test_a_family_declares_its_contract_under_its_task_name(task):
 
 @pytest.mark.parametrize("task", TASKS)
 def test_the_api_side_of_a_family_imports_without_torch(task):
-    out = subprocess.run([sys.executable, "-c", NO_TORCH, task], capture_output=True, text=True, cwd=root_path(),
+    out = subprocess.run([sys.executable, "-c", NO_TORCH, task, TOY], capture_output=True, text=True, cwd=root_path(),
                          timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.startswith(task)
