@@ -129,7 +129,7 @@ class _Run:
         model, train_metrics = training.train(cfg, data, device, report, checkpoint=self._save_checkpoint,
                                               resume=resume, **({"init": init} if init is not None else {}))
         train_seconds = time.monotonic() - started
-        report.flush("evaluating")
+        report.flush_patiently("evaluating", self.settings.heartbeat_timeout_s)
 
         final = training.evaluate(model, data, device)
         samples = (report.step - start_step) * cfg.batch_size
@@ -137,13 +137,13 @@ class _Run:
                    "train_seconds": round(train_seconds, 3),
                    "train_samples_per_s": round(samples / train_seconds, 1) if train_seconds > 0 else None}
         report.latest.update({k: v for k, v in metrics.items() if v is not None})
-        report.flush("exporting")
+        report.flush_patiently("exporting", self.settings.heartbeat_timeout_s)
 
         staged = self.store.staging_dir / f"run-{job.id}-{uuid.uuid4().hex}"
         self.store.ensure()
         try:
             model_file, extra_files, signature, parity = self._export(contract, model, staged, data)
-            report.flush("registering")
+            report.flush_patiently("registering", self.settings.heartbeat_timeout_s)
             metadata = {**training.version_metadata(cfg, data), "parity": parity, "config": asdict(cfg),
                         "dataset": {"id": dataset["id"], "name": dataset["name"], "sha256": dataset["sha256"]},
                         "weights": self._save_weights(job, model)}
