@@ -9,9 +9,9 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
 from app.api import datasets, health, jobs, keys, openapi, predict, registry, v2
+from app.api.problems import install_error_handlers
 from app.auth import Authenticator
 from app.db.session import make_engine, make_sessionmaker
-from app.errors import install_error_handlers
 from app.inference.manager import ModelManager
 from app.inference.metrics import InferenceMetrics
 from app.jobs.broker import Broker

@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     # ONNX Runtime
     providers: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["cpu"], description="ONNX Runtime execution providers in order, e.g. `cuda,cpu`")
+    cuda_device: int = Field(0, ge=0, le=1023, description="the GPU ONNX Runtime's CUDA provider serves on "
+                             "(its device_id), when `cuda` is among the providers")
     intra_op_threads: int = Field(0, ge=0, description="ONNX Runtime threads within an operator (0: ORT decides)")
     inter_op_threads: int = Field(0, ge=0, description="ONNX Runtime threads across operators (0: ORT decides)")
     graph_optimization: str = Field("all", description="ONNX Runtime graph optimisation: disable, basic, "

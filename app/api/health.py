@@ -12,7 +12,8 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from app.errors import DlserveError, Unauthorized, problem
+from app.api.problems import problem
+from app.errors import DlserveError, Unauthorized
 from app.metrics import render
 
 router = APIRouter(tags=["health"])

@@ -15,7 +15,8 @@ from fastapi.responses import Response
 from app.api.bodies import InferenceRequest, RepositoryIndexRequest, RepositoryLoadRequest, request_body
 from app.api.deps import AdminKey, ManagerDep, PredictKey, SettingsDep
 from app.api.openapi import INT32_MAX, VersionPath, problems
-from app.errors import PayloadTooLarge, Unprocessable, problem
+from app.api.problems import problem
+from app.errors import PayloadTooLarge, Unprocessable
 from app.inference import calls, tensors
 from app.inference.loaded import VersionInfo
 from app.json_input import json_object

@@ -56,12 +56,12 @@ def session_options(settings: Settings) -> ort.SessionOptions:
     return opts
 
 
-def provider_options(providers: list[str]) -> list[tuple[str, dict[str, Any]] | str]:
+def provider_options(providers: list[str], cuda_device: int = 0) -> list[tuple[str, dict[str, Any]] | str]:
     out: list[tuple[str, dict[str, Any]] | str] = []
     for p in providers:
         if p == "CUDAExecutionProvider":
             # Grow the arena in requested sizes rather than powers of two: several models share a GPU.
-            out.append((p, {"device_id": int(os.environ.get("DLSERVE_CUDA_DEVICE", "0")),
+            out.append((p, {"device_id": cuda_device,
                             "arena_extend_strategy": "kSameAsRequested",
                             "cudnn_conv_algo_search": "HEURISTIC"}))
         else:
@@ -70,7 +70,8 @@ def provider_options(providers: list[str]) -> list[tuple[str, dict[str, Any]] | 
 
 
 def create_session(path: Path, settings: Settings, providers: list[str]) -> ort.InferenceSession:
-    return ort.InferenceSession(str(path), session_options(settings), providers=provider_options(providers))
+    return ort.InferenceSession(str(path), session_options(settings),
+                                providers=provider_options(providers, settings.cuda_device))
 
 
 def warmup_feeds(signature: dict[str, Any], batch: int) -> dict[str, np.ndarray]:

@@ -8,7 +8,6 @@ import asyncio
 import logging
 import threading
 
-from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.errors import ServiceUnavailable
@@ -43,7 +42,7 @@ def reaper_loop(settings: Settings, sessions: sessionmaker[Session], broker: Bro
     async def loop() -> None:
         while True:
             await asyncio.sleep(settings.reaper_interval_s)
-            await run_in_threadpool(reap_once, settings, sessions, broker)
+            await asyncio.to_thread(reap_once, settings, sessions, broker)
 
     return asyncio.get_running_loop().create_task(loop(), name="dlserve-reaper")
 

@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
@@ -174,7 +174,3 @@ def delete_alias(session: Session, name: str, alias: str) -> None:
         raise NotFound(f"model {name!r} has no alias {alias!r}")
     model.aliases.remove(row)
     session.flush()
-
-
-def count_versions(session: Session, model_id: int) -> int:
-    return session.scalar(select(func.count()).select_from(ModelVersion).where(ModelVersion.model_id == model_id))

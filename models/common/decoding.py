@@ -35,7 +35,6 @@ from models.common.text import BOS, EOS
 Arrays = dict[str, np.ndarray]
 Step = Callable[[np.ndarray, Arrays, Arrays], tuple[np.ndarray, Arrays]]
 Hypothesis = tuple[list[int], float]
-OPTION_FEEDS = ("beam_size", "n_best", "max_length", "length_penalty")
 MAX_BEAM = 16
 
 
