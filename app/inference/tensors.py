@@ -16,6 +16,7 @@ import numpy as np
 from app.errors import Unprocessable
 from app.inference.runtime import NUMPY_DTYPES
 from app.json_input import json_object
+from models.common.numbers import first_non_finite_index
 
 DATATYPES = {np.dtype(v).str: k for k, v in NUMPY_DTYPES.items() if v is not np.object_}
 
@@ -85,8 +86,7 @@ def decode_inputs(request: dict[str, Any], tail: memoryview,
 def _check_finite(array: np.ndarray, what: str) -> None:
     # A JSON number past FP32's range becomes infinity in the array (binary data may carry NaN and
     # infinities as they are); the model would answer NaN, which JSON can only write as null.
-    if array.dtype.kind in "fc" and array.size and not np.isfinite(array).all():
-        j = int(np.argmin(np.isfinite(array).reshape(-1)))
+    if (j := first_non_finite_index(array)) is not None:
         raise Unprocessable(f"{what} holds a value that is NaN, infinite or beyond {datatype_of(array)}'s range "
                             f"(first at flat index {j}); every value must be a finite number")
 
@@ -94,8 +94,7 @@ def _check_finite(array: np.ndarray, what: str) -> None:
 def check_outputs_finite(outputs: dict[str, np.ndarray], model: str) -> None:
     """A non-finite output is never sent as a success: 422 naming the output tensor."""
     for name, array in outputs.items():
-        if array.dtype.kind in "fc" and array.size and not np.isfinite(array).all():
-            j = int(np.argmin(np.isfinite(array).reshape(-1)))
+        if (j := first_non_finite_index(array)) is not None:
             raise Unprocessable(f"output '{name}' of {model} is not finite (NaN or infinity, first at flat index "
                                 f"{j}) for these inputs, so there is no answer to send")
 

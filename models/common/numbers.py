@@ -28,22 +28,19 @@ def finite_float32(value: Any, field: str) -> float:
     try:
         number = float(value)
     except OverflowError:  # an int of hundreds of digits
-        number = math.inf
+        raise InputError(field, f"is beyond float32's range (±{FLOAT32_MAX:.4g})") from None
     if not representable(number):
         raise InputError(field, f"must be a finite number within float32's range (±{FLOAT32_MAX:.4g}); got {value:.6g}"
                          if math.isfinite(number) else f"must be a finite number (got {value})")
     return number
 
 
-def check_finite(array: np.ndarray, field: str) -> None:
-    """InputError naming `field` and the first bad position when a float array holds NaN or an infinity."""
+def first_non_finite_index(array: np.ndarray) -> int | None:
+    """The flat index of the first NaN or infinity in a float array, or None when there is none."""
     if array.dtype.kind not in "fc" or array.size == 0:
-        return
-    ok = np.isfinite(array)
-    if not ok.all():
-        bad = np.unravel_index(int(np.argmin(ok)), array.shape)
-        raise InputError(field, f"holds a value that is NaN, infinite or beyond {array.dtype}'s range "
-                         f"(first at index {list(map(int, bad))})")
+        return None
+    ok = np.isfinite(array).reshape(-1)
+    return None if ok.all() else int(np.argmin(ok))
 
 
 def first_unrepresentable(value: Any, where: str, dtype: Any = np.float32) -> str | None:

@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 
 from models.common.errors import InputError
+from models.common.numbers import finite_float32
 
 DEFAULT_TOP_FEATURES = 3
-FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 @dataclass(frozen=True)
@@ -93,26 +93,12 @@ def preprocess(item: Any, index: int, params: dict[str, Any], spec: Spec) -> dic
             if name in spec.ignored:
                 continue  # a column of the training file that the model does not use
             raise InputError(field, f"not a feature of this model; it takes {', '.join(spec.features)}")
-        row[j] = _float32(value, field)
+        row[j] = finite_float32(value, field)
     missing = [n for n in spec.features if n not in record]
     if missing:
         more = f" (and {len(missing) - 1} more: {', '.join(missing[1:6])})" if len(missing) > 1 else ""
         raise InputError(f"{where}.features.{missing[0]}", f"missing{more}; every feature of the schema is needed")
     return {spec.input_name: row[None]}
-
-
-def _float32(value: Any, field: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise InputError(field, f"must be a number (got {value!r:.40})")
-    try:
-        v = float(value)
-    except OverflowError:  # a JSON integer of hundreds of digits
-        raise InputError(field, f"is beyond float32's range (±{FLOAT32_MAX:.3g})") from None
-    if not math.isfinite(v):
-        raise InputError(field, f"must be a finite number (got {value})")
-    if abs(v) > FLOAT32_MAX:  # would become inf in the float32 tensor, and the score NaN
-        raise InputError(field, f"{v:.4g} is beyond float32's range (±{FLOAT32_MAX:.3g})")
-    return v
 
 
 def postprocess(outputs: dict[str, np.ndarray], params: dict[str, Any], spec: Spec) -> dict[str, Any]:
