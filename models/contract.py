@@ -38,6 +38,17 @@ class Family:
     batch_padding: bool = False  # serving.batch_padding(spec): rows of different lengths batch together
     warmup_feeds: bool = False  # serving.warmup_feeds(spec, rows): inputs to warm a loaded version with
     metadata_version: int = 1  # of what training writes in a version's metadata; older versions still load
+    # -- what a run reports, what a version holds, how a job may run --
+    # The metrics a run ends with (the job's latest metrics, the version's metrics): the keys train()
+    # returns and evaluate()'s keys prefixed val_. Key -> one line on it; a key reported only under some
+    # config says so. The worker adds train_seconds and train_samples_per_s to every family's.
+    metrics: Mapping[str, str] = field(default_factory=dict)
+    # The files a multi_file version holds beside model.onnx (graphs, tokenizers): what export_artifacts
+    # writes and serving.make_spec/make_runner read.
+    artifacts: tuple[str, ...] = ()
+    # Can train in several processes (issue 22: torchrun, DistributedDataParallel). None can yet; a job
+    # asking a family without it for several devices is to be refused at submit.
+    distributed: bool = False
     extra: Mapping[str, Any] = field(default_factory=dict)  # room for what later parts of the contract add
 
     def part(self, name: str) -> ModuleType:
@@ -55,3 +66,21 @@ class Family:
     def training(self) -> ModuleType:
         """Imports torch: workers only."""
         return self.part("training")
+
+
+def run_metrics(trained: Mapping[str, Any], evaluated: Mapping[str, Any]) -> dict[str, Any]:
+    """The metrics a run of a family ends with, the keys its `metrics` declares: what train() returned, then
+    what evaluate() measured, prefixed val_ (evaluate's word is the last on a key both give)."""
+    return {**trained, **{f"val_{k}": v for k, v in evaluated.items()}}
+
+
+def metric_table(text: str) -> dict[str, str]:
+    """Lines of 'key  meaning' (blank ones skipped) -> {key: meaning}: a family's `metrics` written as a
+    table, which reads like the docs' and like no other family's code."""
+    table: dict[str, str] = {}
+    for line in filter(str.strip, text.splitlines()):
+        key, _, meaning = line.strip().partition(" ")
+        if not meaning.strip() or key in table:
+            raise ValueError(f"metric_table: {line.strip()!r} is not 'key  meaning', or repeats a key")
+        table[key] = meaning.strip()
+    return table

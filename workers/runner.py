@@ -31,7 +31,7 @@ from app.settings import Settings
 from models import family, register_all
 from models.common.checks import is_weights_file, registry_ref, weights_file
 from models.common.errors import ParityError
-from models.contract import Family
+from models.contract import Family, run_metrics
 from workers.lease import (
     Cancelled,
     Claimed,
@@ -133,8 +133,7 @@ class _Run:
 
         final = training.evaluate(model, data, device)
         samples = (report.step - start_step) * cfg.batch_size
-        metrics = {**train_metrics, **{f"val_{k}": v for k, v in final.items()},
-                   "train_seconds": round(train_seconds, 3),
+        metrics = {**run_metrics(train_metrics, final), "train_seconds": round(train_seconds, 3),
                    "train_samples_per_s": round(samples / train_seconds, 1) if train_seconds > 0 else None}
         report.latest.update({k: v for k, v in metrics.items() if v is not None})
         report.flush_patiently("exporting", self.settings.heartbeat_timeout_s)

@@ -16,14 +16,36 @@ Serving: an image in (base64 JSON or a multipart file) -> {"caption", "score"} (
 """
 
 
-from models.contract import Family
+from models.contract import Family, metric_table
 
 from . import config, data
 
 TASK = "captioning"
+METRICS = metric_table("""
+    train_loss                    mean teacher-forced cross-entropy per word of the last epoch's training batches
+    val_loss                      mean teacher-forced cross-entropy per word on the validation split
+    val_bleu_1                    BLEU-1 of the beam-search captions of the validation images against their references
+    val_bleu_2                    BLEU-2 of them
+    val_bleu_3                    BLEU-3 of them
+    val_bleu_4                    BLEU-4 of them
+    val_cider                     CIDEr-D of them
+    val_baseline_frequent_bleu_1  BLEU-1 of the most frequent training caption, given for every image
+    val_baseline_frequent_bleu_2  BLEU-2 of that baseline
+    val_baseline_frequent_bleu_3  BLEU-3 of that baseline
+    val_baseline_frequent_bleu_4  BLEU-4 of that baseline
+    val_baseline_frequent_cider   CIDEr-D of that baseline
+    val_baseline_nearest_bleu_1   BLEU-1 of the first caption of the nearest training image (encoder features)
+    val_baseline_nearest_bleu_2   BLEU-2 of that baseline
+    val_baseline_nearest_bleu_3   BLEU-3 of that baseline
+    val_baseline_nearest_bleu_4   BLEU-4 of that baseline
+    val_baseline_nearest_cider    CIDEr-D of that baseline
+    init_tensors                  with init_from: the tensors loaded from the source weights
+    init_decoder_loaded           with init_from: 1 when the decoder was loaded too (a captioning source), else 0
+""")
 FAMILY = Family(
     task=TASK, package=__name__, formats=data.FORMATS, config=config.Config,
     check_config=config.check_against_dataset, archive_formats=data.ARCHIVE_FORMATS,
     init_from_tasks=config.INIT_FROM_TASKS, check_init_from=config.check_init_from,
     multi_file=True, warmup_feeds=True,
+    metrics=METRICS, artifacts=("decoder.onnx", "target.tokenizer.json"),
 )

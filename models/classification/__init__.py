@@ -11,13 +11,24 @@ input shape, mean 0 and std 1; without labels, labels are the class indices as s
 """
 
 
-from models.contract import Family
+from models.contract import Family, metric_table
 
 from . import config, data
 
 TASK = "classification"
+METRICS = metric_table("""
+    train_loss             mean cross-entropy (label smoothing included) of the last epoch's training batches
+    val_accuracy           share of validation images whose top label is right (every test-time view averaged: tta)
+    val_loss               mean cross-entropy on the validation split
+    val_accuracy_one_view  with tta: the accuracy of the un-augmented view alone, as each epoch measured it
+    best_epoch             with patience: the epoch whose weights were kept (best validation accuracy)
+    epochs_run             with patience: the epochs trained before stopping early
+    init_tensors           with init_from: the tensors loaded from the source weights
+    init_head_loaded       with init_from: 1 when the classifier head was loaded too (same number of labels), else 0
+""")
 FAMILY = Family(
     task=TASK, package=__name__, formats=data.FORMATS, config=config.Config,
     check_config=config.check_against_dataset, archive_formats=data.ARCHIVE_FORMATS,
     init_from_tasks=config.INIT_FROM_TASKS, check_init_from=config.check_init_from,
+    metrics=METRICS,
 )

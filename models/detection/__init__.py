@@ -14,12 +14,20 @@ max_detections per request; boxes are mapped back to the original image's pixels
 """
 
 
-from models.contract import Family
+from models.contract import Family, metric_table
 
 from . import config, data
 
 TASK = "detection"
+METRICS = metric_table("""
+    train_loss  mean loss (classification + box regression) of the last epoch's training batches
+    val_map     COCO mAP@[.5:.95] on the validation split, with the serving post-processing
+    val_map_50  COCO mAP at IoU 0.5
+    val_map_75  COCO mAP at IoU 0.75
+    val_loss    mean loss on the validation split
+""")
 FAMILY = Family(
     task=TASK, package=__name__, formats=data.FORMATS, config=config.Config,
     check_config=config.check_against_dataset, archive_formats=data.ARCHIVE_FORMATS,
+    metrics=METRICS,
 )

@@ -9,12 +9,27 @@ validation split, and the features that drove the score.
 """
 
 
-from models.contract import Family
+from models.contract import Family, metric_table
 
 from . import config, data
 
 TASK = "fraud"
+METRICS = metric_table("""
+    train_loss            with an arch of one phase (all but hybrid): the last epoch's mean training loss
+    train_loss_ae         with arch hybrid: the autoencoder phase's last mean training loss
+    train_loss_clf        with arch hybrid: the classifier phase's last mean training loss
+    val_roc_auc           ROC-AUC of the scores on the validation split
+    val_pr_auc            average precision, legitimate rows weighted to the natural prevalence (val_negative_weight)
+    val_pr_auc_sample     average precision of the split as it is (unweighted)
+    val_negative_weight   the weight of a legitimate row in the weighted metrics
+    val_threshold         the score threshold chosen on the validation split (served as the decision)
+    val_precision         precision at val_threshold (weighted)
+    val_recall            recall at val_threshold
+    val_f1                F1 at val_threshold
+    val_confusion_matrix  {tn, fp, fn, tp} counts at val_threshold
+""")
 FAMILY = Family(
     task=TASK, package=__name__, formats=data.FORMATS, config=config.Config,
     check_config=config.check_against_dataset, archive_formats=data.ARCHIVE_FORMATS,
+    metrics=METRICS,
 )

@@ -10,12 +10,22 @@ new user folded in from a few ratings, and predicted ratings for explicit (user,
 """
 
 
-from models.contract import Family
+from models.contract import Family, metric_table
 
 from . import config, data
 
 TASK = "recommendation"
+METRICS = metric_table("""
+    train_loss         mean squared error of the training ratings (rbm: of their reconstruction) at the last epoch
+    val_rmse           root mean squared error of the held-out ratings
+    val_mae            mean absolute error of the held-out ratings
+    val_baseline_rmse  the RMSE of predicting the mean rating for every held-out one
+    val_held_out       the held-out ratings measured
+    val_hr_at_10       leave-one-out hit rate: share of users whose held-out item ranks in the top 10 of 100 sampled
+    val_ndcg_at_10     leave-one-out NDCG@10 of the held-out item among the sampled ones
+""")
 FAMILY = Family(
     task=TASK, package=__name__, formats=data.FORMATS, config=config.Config,
     check_config=config.check_against_dataset, archive_formats=data.ARCHIVE_FORMATS,
+    metrics=METRICS,
 )

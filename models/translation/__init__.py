@@ -2,14 +2,23 @@
 subword vocabularies, exported as an encoder graph and a cached decoder-step graph, served with beam search."""
 
 
-from models.contract import Family
+from models.contract import Family, metric_table
 
 from . import config, data
 
 TASK = "translation"
+METRICS = metric_table("""
+    train_loss          mean label-smoothed cross-entropy per target token of the last epoch
+    val_loss            mean cross-entropy per target token on the validation split
+    val_bleu            corpus sacreBLEU of beam search on the validation split (the signature is in the metadata)
+    epochs_run          the epochs trained (fewer than asked when max_minutes ran out)
+    train_pairs         the sentence pairs trained on (after dropping the too long)
+    stopped_at_minutes  with max_minutes, when it ran out: the minutes trained
+""")
 FAMILY = Family(
     task=TASK, package=__name__, formats=data.FORMATS, config=config.Config,
     check_config=config.check_against_dataset, archive_formats=data.ARCHIVE_FORMATS,
     either_formats=data.EITHER_FORMATS,
     multi_file=True, batch_padding=True, warmup_feeds=True,
+    metrics=METRICS, artifacts=("decoder.onnx", "source.tokenizer.json", "target.tokenizer.json"),
 )

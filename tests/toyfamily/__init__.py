@@ -17,4 +17,6 @@ TASK = "regression"
 FAMILY = Family(
     task=TASK, package=__name__, formats=data.FORMATS, config=config.Config,
     check_config=config.check_against_dataset, archive_formats=data.ARCHIVE_FORMATS,
+    metrics={"train_loss": "mean squared error of the last epoch's training batches",
+             "val_mse": "mean squared error on the validation split", "val_mae": "mean absolute error on it"},
 )
