@@ -33,7 +33,7 @@ MULTIPART_SLACK = 1024 * 1024
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    register_all(settings.families)  # before anything asks which tasks exist
+    register_all(settings.families)  # (and the installed entry points) before anything asks which tasks exist
     engine = make_engine(settings.resolved_database_url)
     store = ArtifactStore(settings.resolved_artifact_root)
 

@@ -132,7 +132,9 @@ class Settings(BaseSettings):
     parity_rtol: float = Field(1e-3, ge=0, description="the same, relative tolerance")
     publish_retry_after_s: int = Field(10, ge=1, description="`Retry-After` when the broker cannot take a job")
     families: str = Field("", description="extra task families, comma-separated `task=python.package` pairs (each "
-                          "package declares `FAMILY`; see docs/families.md); the API and the workers must agree")
+                          "package declares `FAMILY`; see docs/families.md), beside the `dlserve.families` entry "
+                          "points of installed distributions; a task named here is not taken from an entry point. "
+                          "The API and the workers must agree")
 
     @field_validator("providers", "preload_aliases", mode="before")
     @classmethod

@@ -15,13 +15,12 @@ family's contract (models/contract.py), which declares what the family can do. A
     training.py  torch (workers only): load_dataset, total_steps, train, evaluate, version_metadata, and
                  export_onnx + example_inputs, or for encoder-decoders export_artifacts + check_parity
 
-A task whose package has not landed yet (None below) can still hold ONNX models uploaded from
-outside; it is served through the Open Inference Protocol only.
-
-Families outside this folder are added with `register(task, package)`, which the API and the worker
-call at start for each `task=package` pair of the DLSERVE_FAMILIES setting (`register_all`). TASKS is a
-live view of FAMILIES, so modules that imported it earlier (OpenAPI enums, the registry's task check)
-see a family registered later. docs/families.md walks through a family plugged in this way.
+Families outside this folder are added with `register(task, package)`, which the API, `dlserve serve` and
+the worker call at start (`register_all`) for each `task=package` pair of the DLSERVE_FAMILIES setting and
+for each entry point `task = package` of the group `dlserve.families` that installed distributions declare
+(models/entry_points.py); a task the setting names is taken from the setting. TASKS is a live view of
+FAMILIES, so modules that imported it earlier (OpenAPI enums, the registry's task check) see a family
+registered later. docs/families.md walks through a family plugged in either way.
 """
 
 from __future__ import annotations
@@ -29,13 +28,12 @@ from __future__ import annotations
 import importlib
 import re
 from collections.abc import Iterator, Sequence
-from types import ModuleType
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from models.contract import Family
 
-FAMILIES: dict[str, str | None] = {
+FAMILIES: dict[str, str] = {
     "classification": "models.classification",
     "detection": "models.detection",
     "captioning": "models.captioning",
@@ -45,6 +43,7 @@ FAMILIES: dict[str, str | None] = {
 }
 
 BUILT_IN = frozenset(FAMILIES)
+GROUP = "dlserve.families"  # the entry-point group of families that installed distributions offer
 _TASK_NAME = re.compile(r"[a-z][a-z0-9_-]{0,63}")
 
 
@@ -77,29 +76,40 @@ TASKS: Sequence[str] = _Tasks()
 
 
 class FamilyError(ValueError):
-    """A family that cannot be registered; the message is one line, naming DLSERVE_FAMILIES's entry."""
+    """A family that cannot be registered; the message is one line, naming the setting's or entry point's entry."""
+
+
+class NoSuchFamily(LookupError):
+    """A task no family is registered for in this process (a version of a family since unregistered)."""
 
 
 def register(task: str, package: str) -> None:
     """Adds the family in `package` (an importable Python package declaring `FAMILY`) under `task`.
     Registering the same pair again does nothing; a task already taken by another package is refused."""
+    try:
+        _register(task, package)
+    except FamilyError as e:
+        raise FamilyError(f"{task}={package}: {e}") from None
+
+
+def _register(task: str, package: str) -> None:
     if not _TASK_NAME.fullmatch(task):
         raise FamilyError(f"{task!r} is not a task name (lower-case letters, digits, '_' or '-', at most 64)")
     if FAMILIES.get(task) == package:
         return
     if task in FAMILIES:
-        raise FamilyError(f"task {task!r} is already served by {FAMILIES[task] or 'uploaded ONNX models'}")
+        raise FamilyError(f"task {task!r} is already served by {FAMILIES[task]}")
     try:
         module = importlib.import_module(package)
     except Exception as e:
-        raise FamilyError(f"{task}={package}: the package cannot be imported ({type(e).__name__}: {e})") from e
+        raise FamilyError(f"the package cannot be imported ({type(e).__name__}: {e})") from e
     contract = getattr(module, "FAMILY", None)
     from models.contract import Family
 
     if not isinstance(contract, Family):
-        raise FamilyError(f"{task}={package}: the package declares no FAMILY = models.contract.Family(...)")
+        raise FamilyError("the package declares no FAMILY = models.contract.Family(...)")
     if contract.task != task or contract.package != package:
-        raise FamilyError(f"{task}={package}: its FAMILY says task {contract.task!r} in {contract.package!r}")
+        raise FamilyError(f"its FAMILY says task {contract.task!r} in {contract.package!r}")
     FAMILIES[task] = package
 
 
@@ -116,13 +126,30 @@ def parse(value: str) -> list[tuple[str, str]]:
     return pairs
 
 
-def register_all(value: str) -> None:
-    """Registers every pair of a DLSERVE_FAMILIES value; raises FamilyError naming the setting."""
+def register_all(setting: str) -> None:
+    """Registers every pair of a DLSERVE_FAMILIES value, then every `dlserve.families` entry point of the
+    installed distributions whose task the setting does not name (the setting wins: it is how an operator
+    puts another package in place of an installed one). Raises FamilyError, one line naming the setting or
+    the entry point and its distribution; two distributions offering one task a different package clash."""
     try:
-        for task, package in parse(value):
+        pairs = parse(setting)
+        for task, package in pairs:
             register(task, package)
     except FamilyError as e:
         raise FamilyError(f"DLSERVE_FAMILIES: {e}") from None
+    from models.entry_points import offered
+
+    named, chosen = dict(pairs), {}
+    for entry in (e for e in offered() if e.task not in named):
+        if not entry.is_package:
+            raise FamilyError(f"{entry.where}: {entry.package!r} is not a Python package (task = python.package)")
+        if chosen.setdefault(entry.task, entry).package != entry.package:
+            raise FamilyError(f"{entry.where}: task {entry.task!r} is also offered by {chosen[entry.task].where}")
+    for entry in chosen.values():
+        try:
+            _register(entry.task, entry.package)
+        except FamilyError as e:
+            raise FamilyError(f"{entry.where}: {e}") from None
 
 
 def unregister(task: str) -> None:
@@ -132,20 +159,11 @@ def unregister(task: str) -> None:
     FAMILIES.pop(task, None)
 
 
-def family(task: str) -> Family | None:
-    """The family's contract (models/contract.py: `FAMILY` in its package), or None for a task without one."""
-    package = FAMILIES.get(task)
-    return None if package is None else importlib.import_module(package).FAMILY
-
-
-def family_part(task: str, part: str) -> ModuleType | None:
-    """models.<task>.<part> (serving, data, config or training), or None where the family has no such part yet."""
+def family(task: str) -> Family:
+    """The family's contract (models/contract.py: `FAMILY` in its package). NoSuchFamily for a task not
+    registered here: callers taking a task from a request check it against TASKS first."""
     package = FAMILIES.get(task)
     if package is None:
-        return None
-    try:
-        return importlib.import_module(f"{package}.{part}")
-    except ModuleNotFoundError as e:
-        if e.name == f"{package}.{part}":
-            return None
-        raise
+        raise NoSuchFamily(f"task {task!r} has no family registered on this server (built in, DLSERVE_FAMILIES "
+                           f"or a {GROUP} entry point)")
+    return importlib.import_module(package).FAMILY

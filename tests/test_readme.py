@@ -8,18 +8,15 @@ on an HTTP error, as `--fail-with-body` does); it never edits the text. Where a 
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests import docblocks
 from tests.conftest import root_path
-from tests.live_server import free_port
+from tests.live_server import free_port, serve_process
 
 ROOT = root_path()
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs" / "quickstart").glob("*.md"))]
@@ -54,27 +51,9 @@ def server(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("DLSERVE_")}
     env |= {"PATH": f"{shims}:{env['PATH']}", "DLSERVE_URL": f"http://127.0.0.1:{port}",
             "DLSERVE_TRAIN_THREADS": "1", "HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path / "config")}
-    log = open(tmp_path / "serve.log", "w")
-    proc = subprocess.Popen([str(work / ".venv/bin/dlserve"), "serve", "--port", str(port)], cwd=work, env=env,
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "serve.log").read_text()[-3000:]
-        time.sleep(0.3)
-    try:
+    with serve_process([str(work / ".venv/bin/dlserve"), "serve", "--port", str(port)], port, tmp_path / "serve.log",
+                       cwd=work, env=env):
         yield work, env
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-        log.close()
 
 
 def test_the_readme_and_quickstarts_run_as_written(server, request):

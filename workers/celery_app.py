@@ -18,7 +18,7 @@ from models import register_all
 
 log = logging.getLogger("dlserve.worker")
 settings = get_settings()
-register_all(settings.families)  # pool processes are forked from here and inherit the registry
+register_all(settings.families)  # and the entry points; pool processes are forked from here and inherit it
 app = make_celery(settings)
 app.conf.include = ["workers.tasks"]
 _reaper = None

@@ -90,8 +90,7 @@ def dataset_formats() -> tuple[str, ...]:
 def _formats(tasks: tuple[str, ...]) -> tuple[str, ...]:
     formats: set[str] = set()
     for task in tasks:
-        contract = family(task)
-        formats.update(contract.formats if contract else {})
+        formats.update(family(task).formats)
     return tuple(sorted(formats))
 
 

@@ -94,9 +94,6 @@ async def _predict(request, models, settings, name, version, alias, body) -> Res
 
 
 def _family(lm: LoadedModel):
-    if lm.family is None:
-        raise Unprocessable(f"model {lm.name!r} is a {lm.info.task} model, which has no task-level API yet; "
-                            f"call POST /v2/models/{lm.name}/infer with tensors instead")
     if lm.spec is None:
         raise Unprocessable(f"version {lm.version} of {lm.name!r} cannot be served through the task-level API: "
                             f"{lm.spec_error}; POST /v2/models/{lm.name}/infer takes its tensors directly")

@@ -63,7 +63,7 @@ def _check_metadata_fits(task: str, signature: dict[str, Any], meta: dict[str, A
     all, say) still makes a version that V2 serves, as before; encoder-decoder families check their
     files when they load."""
     contract = family(task)
-    if contract is None or contract.multi_file:
+    if contract.multi_file:
         return
     try:
         contract.serving.make_spec(signature, meta)

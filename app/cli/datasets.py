@@ -47,7 +47,7 @@ def upload_dataset(api: Api, path: Path, task: str, format: str | None, name: st
 def upload(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="the archive or data file")],
     task: Annotated[str, typer.Option(help="classification, detection, captioning, translation, recommendation, "
-                                      "fraud")],
+                                      "fraud, or a task family the server registers")],
     format: Annotated[str | None, typer.Option(help="dataset format (default: from the file name)")] = None,
     name: Annotated[str | None, typer.Option(help="a label (default: the file name)")] = None,
     as_json: AsJson = False, url: Url = None, key: Key = None, profile: Profile = None,

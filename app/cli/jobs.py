@@ -21,7 +21,7 @@ app = typer.Typer(cls=DefaultGroup, help="Training jobs: list, show, follow, can
 
 def train(
     task: Annotated[str, typer.Option(help="classification, detection, captioning, translation, recommendation, "
-                                      "fraud")],
+                                      "fraud, or a task family the server registers")],
     dataset: Annotated[Path, typer.Option(exists=True, dir_okay=False, help="the data file to upload")],
     config: Annotated[list[str], typer.Option("--config", "-c", help="key=value, repeatable")] = [],  # noqa: B006
     format: Annotated[str | None, typer.Option(help="dataset format (default: from the file name)")] = None,

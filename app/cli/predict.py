@@ -15,7 +15,8 @@ from app.cli.api import Api, AsJson, CliError, Key, Profile, Url, fmt, parse_pai
 IMAGE_TASKS = ("classification", "detection", "captioning")
 RECORD_TASKS = ("recommendation", "fraud")
 INPUT_HELP = ("images (classification, detection, captioning): files; translation: the sentences themselves; "
-              "recommendation, fraud: JSON objects ('{\"user\": 1}') or .json files; '-': stdin")
+              "recommendation, fraud: JSON objects ('{\"user\": 1}') or .json files; '-': stdin; "
+              "other families: --input-json")
 
 
 def predict(

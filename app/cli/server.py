@@ -55,14 +55,18 @@ def serve(
         "--worker/--no-worker", help="run a training worker beside the API (default: on the file-system broker)",
         show_default=False)] = None,
 ) -> None:
-    """Migrate, make sure an admin key exists, and serve the API (and a training worker)."""
+    """Migrate, make sure an admin key exists, and serve the API (and a training worker).
+
+    Task families beyond the built-in six come from DLSERVE_FAMILIES (task=python.package pairs) and from
+    the `dlserve.families` entry points of installed distributions; the setting wins on a task both name
+    (docs/families.md). A family that cannot be loaded stops the start in one line."""
     import uvicorn
 
     from app.jobs.supervisor import WorkerSupervisor
     from app.server import DlserveH11Protocol, raise_open_files_limit
 
     settings = Settings()
-    register_all(settings.families)  # a bad DLSERVE_FAMILIES stops here, in one line, before migrating
+    register_all(settings.families)  # a family that cannot load stops here, in one line, before migrating
     host, port = host or settings.host, port or settings.port
     private.make_private(settings)
     if migrate_first:
@@ -99,7 +103,9 @@ def worker(
     loglevel: str = "info",
     pool: Annotated[str, typer.Option(help="prefork (a process per job) or solo (in this process)")] = "prefork",
 ) -> None:
-    """Run a training worker: consumes the training queue on the configured broker."""
+    """Run a training worker: consumes the training queue on the configured broker.
+
+    It trains the families the API serves: give it the same DLSERVE_FAMILIES and installed distributions."""
     from workers.celery_app import app as celery_app
     from workers.celery_app import settings
 

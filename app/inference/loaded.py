@@ -38,8 +38,8 @@ class VersionInfo:
 class LoadedModel:
     info: VersionInfo
     session: ort.InferenceSession
-    family: ModuleType | None  # the family's serving module; None: tensors only (V2)
-    spec: Any  # the family's serving spec, None when family is None or the spec could not be made
+    family: ModuleType | None  # the family's serving module; None: its task is not registered here (V2 only)
+    spec: Any  # the family's serving spec; None when it could not be made (spec_error says why): V2 only
     spec_error: str | None
     memory_bytes: int
     # An encoder-decoder version's batch function (encoder, then beam search over decoder steps);

@@ -29,7 +29,7 @@ from app.inference.metrics import InferenceMetrics
 from app.registry import service
 from app.registry.store import ArtifactStore
 from app.settings import Settings
-from models import family
+from models import NoSuchFamily, family
 
 log = logging.getLogger("dlserve.inference")
 
@@ -225,12 +225,15 @@ class ModelManager:
     def _build(self, info: VersionInfo, max_batch: int) -> LoadedModel:
         before = runtime.rss_bytes()
         session = runtime.create_session(info.path, self.settings, self.providers)
-        contract = family(info.task)
+        spec, spec_error, runner = None, None, None
+        try:
+            contract = family(info.task)
+        except NoSuchFamily as e:  # a version of a family this server does not register (any more): V2 only
+            contract, spec_error = None, str(e)
         family_serving = contract.serving if contract is not None else None
         # An encoder-decoder family (multi_file) serves from several files in the version's folder: the
         # encoder (model.onnx), the decoder step and tokenizers; its batches run a whole beam search.
         multi_file = contract is not None and contract.multi_file
-        spec, spec_error, runner = None, None, None
         if family_serving is not None:
             try:
                 spec = family_serving.make_spec(info.signature, info.metadata, self.settings.max_image_pixels,

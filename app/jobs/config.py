@@ -14,11 +14,6 @@ from app.errors import Unprocessable
 from models import family
 
 
-def config_class(task: str) -> type | None:
-    contract = family(task)
-    return contract.config if contract is not None else None
-
-
 @lru_cache
 def _model(cls: type):
     hints = typing.get_type_hints(cls)
@@ -34,9 +29,7 @@ def _model(cls: type):
 
 def validate_config(task: str, raw: dict[str, Any]) -> dict[str, Any]:
     """The full config (defaults filled in) as a JSON-able dict, or Unprocessable naming the key."""
-    cls = config_class(task)
-    if cls is None:
-        raise Unprocessable(f"task {task!r} cannot be trained yet: its family has no training code", field="task")
+    cls = family(task).config
     try:
         values = _model(cls).model_validate(raw).model_dump()
     except ValidationError as e:

@@ -150,3 +150,19 @@ def test_multipart_parameters_must_be_a_json_object(client, classifier):
                          ("{top_k", "field 'parameters' is not valid JSON")):
         r = client.post("/v1/models/clf/predict", files=[("file", ("a.png", img))], data={"parameters": text})
         assert assert_problem(r, 422, needle)["field"] == "parameters"
+
+
+def test_a_version_of_a_family_no_longer_registered_is_served_by_v2_and_predict_says_why_not(client):
+    import models
+
+    models.register("regression", "tests.toyfamily")  # registered when the version was uploaded ...
+    try:
+        upload(client, "lines", onnx_models.doubler(3), task="regression")
+    finally:
+        models.unregister("regression")  # ... and gone at this start (its DLSERVE_FAMILIES entry dropped)
+    r = client.post("/v1/models/lines/predict", params={"version": 1}, json={"inputs": [{"features": [1, 2, 3]}]})
+    assert_problem(r, 422, "task 'regression' has no family registered on this server", "/v2/models/lines/infer")
+    r = client.post("/v2/models/lines/infer", json={"inputs": [
+        {"name": "x", "shape": [1, 3], "datatype": "FP32", "data": [1.0, 2.0, 3.0]}]})
+    assert r.status_code == 200, r.text
+    assert r.json()["outputs"][0]["data"] == [2.0, 4.0, 6.0]

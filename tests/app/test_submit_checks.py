@@ -7,7 +7,7 @@ import dataclasses
 
 import pytest
 
-from models import FAMILIES, family_part
+from models import FAMILIES, family
 from models.common.checks import ConfigError
 from tests.app.test_fraud import csv_bytes
 from tests.app.test_translation import tsv
@@ -60,8 +60,8 @@ def test_images_too_small_for_the_network_are_a_422_naming_image_size(client):
 
 @pytest.mark.parametrize("task", list(FAMILIES))
 def test_a_dataset_uploaded_before_stats_were_recorded_skips_the_checks(task):
-    config = family_part(task, "config")
-    config.check_against_dataset(config.Config(), {})  # nothing recorded: nothing refused
+    contract = family(task)
+    contract.check_config(contract.config(), {})  # nothing recorded: nothing refused
 
 
 def test_recommendation_refuses_a_matrix_larger_than_the_graph_holds():

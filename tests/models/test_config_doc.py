@@ -6,13 +6,13 @@ import dataclasses
 
 import pytest
 
-from models import FAMILIES, family_part
+from models import FAMILIES, family
 from models.common import config_doc
 
 
 @pytest.mark.parametrize("task", list(FAMILIES))
 def test_every_config_key_has_a_doc(task):
-    cls = family_part(task, "config").Config
+    cls = family(task).config
     undocumented = [f.name for f in dataclasses.fields(cls) if not str(f.metadata.get("doc", "")).strip()]
     assert undocumented == [], f"{task} config keys without a doc: {undocumented}"
 
@@ -27,7 +27,7 @@ def test_config_page_matches_the_code(task):
 
 def test_a_table_row_per_key_with_readable_types():
     text = config_doc.page("fraud")
-    cls = family_part("fraud", "config").Config
+    cls = family("fraud").config
     rows = [line for line in text.splitlines() if line.startswith("| `")]
     assert [r.split("`")[1] for r in rows] == [f.name for f in dataclasses.fields(cls)]
     assert "| `loss` | `weighted_bce` \\| `focal` | `\"weighted_bce\"` |" in text

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import uuid
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -59,11 +60,11 @@ def stack(tmp_path):
             models.unregister(task)
 
 
-def test_a_family_registered_by_setting_trains_on_a_worker_and_serves(stack):
-    client, log = stack
+def trains_lines(client, log: Path) -> None:
+    """Through the API (a TestClient or an httpx.Client): the task is listed, a dataset uploads, a job trains
+    it into 'lines' (alias production) on the real worker that writes `log`."""
     schema = client.get("/openapi.json").json()["components"]["schemas"]
     assert "regression" in schema["JobIn"]["properties"]["task"]["enum"]
-
     r = client.post("/v1/datasets", files={"file": ("lines.csv", _csv())}, data={"task": "regression"})
     assert r.status_code in (200, 201), r.text
     assert r.json()["stats"]["rows"] == 200
@@ -75,6 +76,14 @@ def test_a_family_registered_by_setting_trains_on_a_worker_and_serves(stack):
         assert time.monotonic() < deadline, f"{job['status']} {job.get('progress')}\n{log.read_text()[-3000:]}"
         time.sleep(0.1)
     assert job["status"] == "succeeded", f"{job.get('error')}\n{log.read_text()[-3000:]}"
+
+
+def test_a_family_registered_by_setting_trains_on_a_worker_and_serves(stack):
+    client, log = stack
+    trains_lines(client, log)
+    # the version's metrics: what the family declares, and what the worker adds to every family's
+    metrics = client.get("/v1/models/lines/versions/1").json()["metrics"]
+    assert set(metrics) == set(models.family("regression").metrics) | {"train_seconds", "train_samples_per_s"}
 
     x = np.array([[1.0, 2.0, -4.0], [0.0, 0.0, 0.0]])
     want = x @ WEIGHTS + BIAS
