@@ -30,6 +30,8 @@ import re
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
+from models.entry_points import GROUP, offered
+
 if TYPE_CHECKING:
     from models.contract import Family
 
@@ -43,7 +45,6 @@ FAMILIES: dict[str, str] = {
 }
 
 BUILT_IN = frozenset(FAMILIES)
-GROUP = "dlserve.families"  # the entry-point group of families that installed distributions offer
 _TASK_NAME = re.compile(r"[a-z][a-z0-9_-]{0,63}")
 
 
@@ -137,8 +138,6 @@ def register_all(setting: str) -> None:
             register(task, package)
     except FamilyError as e:
         raise FamilyError(f"DLSERVE_FAMILIES: {e}") from None
-    from models.entry_points import offered
-
     named, chosen = dict(pairs), {}
     for entry in (e for e in offered() if e.task not in named):
         if not entry.is_package:

@@ -15,8 +15,7 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import metadata
 
-from models import GROUP
-
+GROUP = "dlserve.families"
 _PACKAGE = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
 
 
