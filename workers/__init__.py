@@ -1,1 +1,1 @@
-"""Celery app and training tasks: a thin shell around models/<family> (arrives with the training issue)."""
+"""Celery app and training tasks: a thin shell around models/<family> (each family's training module)."""
