@@ -9,12 +9,18 @@ validation split, and the features that drove the score.
 """
 
 
+from models.common.errors import VALUE
 from models.contract import Family
 
-from . import config, data
+from . import config, data, schemas
 
 TASK = "fraud"
 FAMILY = Family(
     task=TASK, package=__name__, formats=data.FORMATS, config=config.Config,
     check_config=config.check_against_dataset, archive_formats=data.ARCHIVE_FORMATS,
+    predict_input=schemas.FraudInput, predict_parameters=schemas.FraudParameters,
+    predict_output=schemas.FraudOutput,
+    # a record with a feature missing, not a number or past float32 is one row of the batch; a
+    # feature the version does not know (the client's schema is not the version's) fails the request
+    item_faults=frozenset({VALUE}),
 )

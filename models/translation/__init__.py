@@ -2,9 +2,10 @@
 subword vocabularies, exported as an encoder graph and a cached decoder-step graph, served with beam search."""
 
 
+from models.common.errors import TOO_LARGE, VALUE
 from models.contract import Family
 
-from . import config, data
+from . import config, data, schemas
 
 TASK = "translation"
 FAMILY = Family(
@@ -12,4 +13,8 @@ FAMILY = Family(
     check_config=config.check_against_dataset, archive_formats=data.ARCHIVE_FORMATS,
     either_formats=data.EITHER_FORMATS,
     multi_file=True, batch_padding=True, warmup_feeds=True,
+    predict_input=schemas.TranslationInput, predict_parameters=schemas.TranslationParameters,
+    predict_output=schemas.TranslationOutput,
+    # an empty sentence, or one over the length limit, is one sentence of the batch
+    item_faults=frozenset({VALUE, TOO_LARGE}),
 )

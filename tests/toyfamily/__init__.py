@@ -9,12 +9,17 @@ It lives in the test tree to prove that a family is one folder plus its registra
     training.py  a linear model, trained and exported to ONNX (torch; workers only)
 """
 
+from models.common.errors import VALUE
 from models.contract import Family
 
-from . import config, data
+from . import config, data, schemas
 
 TASK = "regression"
 FAMILY = Family(
     task=TASK, package=__name__, formats=data.FORMATS, config=config.Config,
     check_config=config.check_against_dataset, archive_formats=data.ARCHIVE_FORMATS,
+    predict_input=schemas.RegressionInput, predict_parameters=schemas.RegressionParameters,
+    predict_output=schemas.RegressionOutput,
+    # a row of the wrong length or with a number out of range is one row of the batch
+    item_faults=frozenset({VALUE}),
 )
