@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from models.common.schemas import BeamParameters, ImageInput, Strict, integer, number
+from models.common.schemas import BeamParameters, ImageInput, beam_output, integer, number
 
 
 class CaptioningInput(ImageInput):
@@ -18,12 +18,4 @@ class CaptioningParameters(BeamParameters):
                                                           "version's metadata.max_length, which is the default")
 
 
-class Caption(Strict):
-    caption: str = Field(description="the sentence")
-    score: float = Field(description="its length-normalised log-probability (<= 0; higher is better)")
-
-
-class CaptioningOutput(Caption):
-    """The best caption of the image."""
-
-    n_best: list[Caption] = Field(None, description="with parameters.n_best > 1: that many captions, best first")
+CaptioningOutput = beam_output("CaptioningOutput", "caption", "the sentence", "The best caption of the image.")

@@ -15,7 +15,7 @@ import math
 from collections.abc import Callable
 from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema, create_model, model_validator
 from pydantic_core import PydanticCustomError
 
 INT32_MAX = 2**31 - 1  # the bound of counts that have no smaller natural one (top_k, k): beyond it, nothing changes
@@ -157,3 +157,13 @@ class BeamParameters(Strict):
             raise PydanticCustomError("n_best", "must be at most beam_size ({beam})",
                                       {"beam": self.beam_size, "at": "n_best"})
         return self
+
+
+def beam_output(name: str, member: str, description: str, doc: str) -> type[BaseModel]:
+    """The answer of a beam search over text: {member, score} and, with parameters.n_best > 1, `n_best`: that
+    many of them, best first (the first is the answer itself)."""
+    score = Field(description="its length-normalised log-probability (<= 0; higher is better)")
+    hypothesis = create_model(member.capitalize(), __base__=Strict, __module__=__name__,
+                              **{member: (str, Field(description=description)), "score": (float, score)})
+    return create_model(name, __base__=hypothesis, __doc__=doc, __module__=__name__, n_best=(
+        list[hypothesis], Field(None, description="with parameters.n_best > 1: the n best, best first")))

@@ -6,7 +6,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field, model_validator
 
-from models.common.schemas import FLOAT64_MAX, BeamParameters, ItemModel, Strict, integer
+from models.common.schemas import FLOAT64_MAX, BeamParameters, ItemModel, beam_output, integer
 
 MAX_CHARS = 10_000
 
@@ -41,12 +41,5 @@ class TranslationParameters(BeamParameters):
                                                              "source's tokens + 10")
 
 
-class Translation(Strict):
-    translation: str = Field(description="the text in the target language (metadata.target_lang)")
-    score: float = Field(description="its length-normalised log-probability (<= 0; higher is better)")
-
-
-class TranslationOutput(Translation):
-    """The best translation of the text."""
-
-    n_best: list[Translation] = Field(None, description="with parameters.n_best > 1: the n best, best first")
+TranslationOutput = beam_output("TranslationOutput", "translation", "the text in the target language "
+                                "(metadata.target_lang)", "The best translation of the text.")

@@ -5,6 +5,7 @@ It lives in the test tree to prove that a family is one folder plus its registra
 
     config.py    Config (stdlib only)
     data.py      the `csv` format: validation and loading (numpy only)
+    schemas.py   the predict contract: RegressionInput, RegressionParameters, RegressionOutput (pydantic)
     serving.py   {"features": [x1, ..., xn]} -> {"value": y} (numpy only)
     training.py  a linear model, trained and exported to ONNX (torch; workers only)
 """
