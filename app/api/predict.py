@@ -3,7 +3,9 @@
 One envelope for every family: {"inputs": [input, ...], "parameters": {...}} in,
 {"model", "version", "outputs": [output, ...]} out, in the same order. Images may also come as
 multipart `file` parts. The family's serving module turns inputs into tensors and tensors into
-answers; this module owns the road: lookup, batching, errors, metrics.
+answers; this module owns the road: lookup, batching, errors, metrics. Each item is checked against the
+family's input schema and preprocessed on its own (app/api/predict_items.py), so that a fault of one item
+the family answers per item takes that item's slot of `outputs` and the others are answered.
 """
 
 from __future__ import annotations
