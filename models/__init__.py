@@ -12,6 +12,7 @@ family's contract (models/contract.py), which declares what the family can do. A
                  make_spec takes folder= (see models/common/decoding.py)
     data.py      numpy/Pillow only (the API validates uploads with it): load/validate dataset formats
     config.py    stdlib only (the API validates job configs with it): the Config dataclass
+    schemas.py   pydantic only: the predict contract (one input item, the parameters, one output item)
     training.py  torch (workers only): load_dataset, total_steps, train, evaluate, version_metadata, and
                  export_onnx + example_inputs, or for encoder-decoders export_artifacts + check_parity
 

@@ -16,7 +16,10 @@ import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,15 @@ class Family:
     # Can train in several processes (issue 22: torchrun, DistributedDataParallel). None can yet; a job
     # asking a family without it for several devices is to be refused at submit.
     distributed: bool = False
+    # The predict contract (pydantic models in the family's schemas.py; the API validates every item of
+    # `inputs` and the `parameters` with them before preprocess, and the OpenAPI shows them): one item of
+    # `inputs`, the `parameters` object, one item of `outputs`. None: the API checks nothing before preprocess.
+    predict_input: type[BaseModel] | None = None
+    predict_parameters: type[BaseModel] | None = None
+    predict_output: type[BaseModel] | None = None
+    # Kinds of input fault (models.common.errors: shape, value, too_large) answered in the item's own slot of
+    # `outputs` while the other items are answered; any other fault, and any in `parameters`, fails the request.
+    item_faults: frozenset[str] = frozenset()
     extra: Mapping[str, Any] = field(default_factory=dict)  # room for what later parts of the contract add
 
     def part(self, name: str) -> ModuleType:

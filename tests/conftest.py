@@ -158,6 +158,18 @@ def assert_problem(r, status: int, *needles: str) -> dict:
     return body
 
 
+def assert_item_error(r, index: int, status: int, field: str, *needles: str) -> dict:
+    """A 200 whose outputs[index] is the per-item error naming `field` (the other items were answered)."""
+    assert r.status_code == 200, r.text
+    slot = r.json()["outputs"][index]
+    assert set(slot) == {"error"}, slot
+    error = slot["error"]
+    assert error["status"] == status and error["field"] == field and error["type"].startswith("urn:dlserve:problem:")
+    for needle in (field, *needles):
+        assert needle in error["detail"], error["detail"]
+    return error
+
+
 def root_path() -> Path:
     return Path(__file__).resolve().parents[1]
 

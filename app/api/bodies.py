@@ -22,10 +22,13 @@ def _timeout(description: str) -> Any:
 
 
 class PredictRequest(BaseModel):
-    inputs: list[Any] = Field(min_length=1, json_schema_extra={"x-max-items-setting": "max_inputs_per_request"},
-                              description="one item per input, in the family's form (an image as base64, a "
-                                          "sentence, a row of features...); answered in the same order")
-    parameters: dict[str, Any] | None = Field(None, description="the family's options, e.g. top_k")
+    inputs: list[Any] = Field(min_length=1, json_schema_extra={"x-max-items-setting": "max_inputs_per_request",
+                                                               "x-family-schemas": "input"},
+                              description="one item per input, in the form of the model's task (its <Task>Input: "
+                                          "an image as base64, a sentence, a row of features...); answered in the "
+                                          "same order")
+    parameters: dict[str, Any] | None = Field(None, json_schema_extra={"x-family-schemas": "parameters"},
+                                              description="the task's options (its <Task>Parameters), e.g. top_k")
     timeout_ms: int | None = _timeout("how long the request may wait to be run, in milliseconds")
 
 

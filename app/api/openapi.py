@@ -213,6 +213,7 @@ def api_routes(app: FastAPI) -> list[tuple[str, set[str], APIRoute]]:
 def install(app: FastAPI) -> None:
     def openapi() -> dict[str, Any]:
         from app.api.bodies import declared_models
+        from app.api.predict_doc import add_family_schemas
 
         if app.openapi_schema:
             return app.openapi_schema
@@ -221,6 +222,7 @@ def install(app: FastAPI) -> None:
         schemas.pop("HTTPValidationError", None)
         schemas.pop("ValidationError", None)
         _add_models(schemas, [Problem, *declared_models().values()])
+        add_family_schemas(doc)
         doc["components"]["securitySchemes"] = {SECURITY_SCHEME: {
             "type": "http", "scheme": "bearer",
             "description": "an API key: `dlserve keys create`, or DLSERVE_ADMIN_KEY"}}

@@ -3,7 +3,9 @@
 One envelope for every family: {"inputs": [input, ...], "parameters": {...}} in,
 {"model", "version", "outputs": [output, ...]} out, in the same order. Images may also come as
 multipart `file` parts. The family's serving module turns inputs into tensors and tensors into
-answers; this module owns the road: lookup, batching, errors, metrics.
+answers; this module owns the road: lookup, batching, errors, metrics. Each item is checked against the
+family's input schema and preprocessed on its own (app/api/predict_items.py), so that a fault of one item
+the family answers per item takes that item's slot of `outputs` and the others are answered.
 """
 
 from __future__ import annotations
@@ -11,40 +13,43 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated, Any
 
-import numpy as np
 import orjson
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
+from app.api import predict_items
 from app.api.bodies import PredictByBodyForm, PredictByBodyRequest, PredictForm, PredictRequest, request_body
 from app.api.deps import ManagerDep, PredictKey, SettingsDep
 from app.api.openapi import INT32_MAX, VersionQuery, problems
+from app.api.predict_doc import DESCRIPTION, PredictResponse
 from app.errors import Unprocessable, UnsupportedMediaType
 from app.inference import calls
 from app.inference.loaded import LoadedModel
 from app.json_input import json_object
 from app.registry.service import ALIAS_RE
-from models.common.errors import InputError
-from models.common.numbers import FLOAT32_MAX, first_non_finite, first_unrepresentable
+from models import family
+from models.common.numbers import first_non_finite
 
 router = APIRouter(tags=["predict"])
 # What predicting can answer besides the standard problems (app.api.openapi).
-ANSWERS = {200: {"description": '{"model", "version", "outputs": [one per input]}'},
+ANSWERS = {200: {"model": PredictResponse,
+                 "description": "one output per input, in order; an error object in the place of an input with a "
+                                "per-item fault"},
            **problems(409, 429, 504, unavailable="the model version is still loading, or failed to load lately")}
 AliasQuery = Annotated[str | None, Query(pattern=ALIAS_RE.pattern, description="default: production")]
 
 
 @router.post("/v1/models/{name}/predict", summary="Predict with a model (production alias unless told otherwise)",
-             responses=ANSWERS, openapi_extra=request_body(PredictRequest, PredictForm))
+             description=DESCRIPTION, responses=ANSWERS, openapi_extra=request_body(PredictRequest, PredictForm))
 async def predict(name: str, request: Request, _: PredictKey, models: ManagerDep, settings: SettingsDep,
                   version: VersionQuery = None, alias: AliasQuery = None) -> Response:
     body = await _read_body(request, settings)
     return await _predict(request, models, settings, name, version, alias, body)
 
 
-@router.post("/predict", summary="Predict, naming the model in the body", responses=ANSWERS,
-             openapi_extra=request_body(PredictByBodyRequest, PredictByBodyForm))
+@router.post("/predict", summary="Predict, naming the model in the body", description=DESCRIPTION,
+             responses=ANSWERS, openapi_extra=request_body(PredictByBodyRequest, PredictByBodyForm))
 async def predict_by_body(request: Request, _: PredictKey, models: ManagerDep, settings: SettingsDep) -> Response:
     body = await _read_body(request, settings)
     name = body.get("model")
@@ -67,28 +72,30 @@ async def _predict(request, models, settings, name, version, alias, body) -> Res
     inputs = body["inputs"]
     until, ms = calls.deadline(settings, body.get("timeout_ms"), "timeout_ms")
     async with models.use(name, version, alias) as lm:
-        with calls.recorded(request.app.state.inference_metrics, lm, "task"):
-            family, spec = _family(lm)
-            try:
-                params = family.check_params(body.get("parameters") or {})
-            except InputError as e:
-                raise calls.input_problem(e) from None
+        metrics = request.app.state.inference_metrics
+        with calls.recorded(metrics, lm, "task"):
+            serving, spec = _family(lm)
+            contract = family(lm.info.task)
+            params = predict_items.parameters(contract, serving, body.get("parameters") or {})
             calls.check_capacity(lm, len(inputs))
             if body["_size"] <= settings.inline_preprocess_bytes:
                 # A small payload (one thumbnail, a sentence) decodes in well under a millisecond:
                 # cheaper here than a thread hop, and it reaches the batch queue sooner.
-                feeds = _preprocess_all(family, spec, inputs, params)
+                items = predict_items.prepare(contract, serving, spec, inputs, params)
             else:
-                feeds = await run_in_threadpool(_preprocess_all, family, spec, inputs, params)
-            feeds, contexts = _split_context(feeds)
-            _check_feeds_finite(feeds, inputs)
-            if len(feeds) == 1:
-                rows = [await calls.submit(lm, feeds[0], 1, until, ms)]
+                items = await run_in_threadpool(predict_items.prepare, contract, serving, spec, inputs, params)
+            for fault in items.faults.values():
+                metrics.item_faults.labels(lm.name, str(lm.version), fault.kind).inc()
+            if not items.feeds:
+                raise predict_items.all_faulted(items.faults)
+            if len(items.feeds) == 1:
+                rows = [await calls.submit(lm, items.feeds[0], 1, until, ms)]
             else:
-                rows = await asyncio.gather(*(calls.submit(lm, f, 1, until, ms) for f in feeds))
-            outputs = [family.postprocess(r, params, spec) if c is None else family.postprocess(r, params, spec, c)
-                       for r, c in zip(rows, contexts, strict=True)]
-            _check_outputs_finite(outputs, lm)
+                rows = await asyncio.gather(*(calls.submit(lm, f, 1, until, ms) for f in items.feeds))
+            answers = [serving.postprocess(r, params, spec) if c is None else serving.postprocess(r, params, spec, c)
+                       for r, c in zip(rows, items.contexts, strict=True)]
+            _check_outputs_finite(answers, items.positions, lm)
+            outputs = predict_items.outputs(items, answers, len(inputs))
     return Response(orjson.dumps({"model": name, "version": lm.version, "outputs": outputs},
                                  option=orjson.OPT_SERIALIZE_NUMPY), media_type="application/json")
 
@@ -100,41 +107,15 @@ def _family(lm: LoadedModel):
     return lm.family, lm.spec
 
 
-def _split_context(prepared: list[Any]) -> tuple[list[Any], list[Any]]:
-    """A family's preprocess returns feeds, or (feeds, context) when its postprocess needs something of the
-    input that the tensors lose (a detector: how the image was letterboxed, to map boxes back to its pixels)."""
-    feeds = [p[0] if isinstance(p, tuple) else p for p in prepared]
-    return feeds, [p[1] if isinstance(p, tuple) else None for p in prepared]
-
-
-def _check_feeds_finite(feeds: list[dict[str, Any]], inputs: list[Any]) -> None:
-    """Whatever a family checks, a float feed holding NaN or infinity (a JSON number past float32's range
-    becomes one) would come back as a NaN answer, which JSON writes as null: refuse it, naming the field."""
-    for i, feed in enumerate(feeds):
-        for array in feed.values():
-            if isinstance(array, np.ndarray) and array.dtype.kind == "f" and not np.isfinite(array).all():
-                field = first_unrepresentable(inputs[i], f"inputs[{i}]") or f"inputs[{i}]"
-                raise Unprocessable(f"{field}: a number that is not finite or beyond float32's range "
-                                    f"(±{FLOAT32_MAX:.4g}), which the model cannot compute with", field=field)
-
-
-def _check_outputs_finite(outputs: list[Any], lm: LoadedModel) -> None:
+def _check_outputs_finite(outputs: list[Any], positions: list[int], lm: LoadedModel) -> None:
     # A model that computes NaN or infinity for an input has no answer for it; a 200 with null in place
     # of a number would pass for one. The input is what the client can change, so the 422 names it.
-    for i, out in enumerate(outputs):
+    for i, out in zip(positions, outputs, strict=True):
         where = first_non_finite(out, f"outputs[{i}]")
         if where is not None:
             raise Unprocessable(f"inputs[{i}]: model {lm.name!r} version {lm.version} computed a value that is not "
                                 f"finite ({where}) for this input, so it has no answer for it", field=f"inputs[{i}]",
                                 output=where)
-
-
-def _preprocess_all(family, spec, inputs: list[Any], params: dict[str, Any]):
-    try:
-        with np.errstate(over="ignore", invalid="ignore"):  # a number cast to infinity is refused after, by name
-            return [family.preprocess(item, i, params, spec) for i, item in enumerate(inputs)]
-    except InputError as e:
-        raise calls.input_problem(e) from None
 
 
 async def _read_body(request: Request, settings) -> dict[str, Any]:

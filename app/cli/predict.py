@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from app.cli.api import Api, AsJson, CliError, Key, Profile, Url, fmt, parse_pairs, print_json, read_input
+from app.cli.api import Api, AsJson, CliError, Key, Profile, Url, fmt, one_line, parse_pairs, print_json, read_input
 
 IMAGE_TASKS = ("classification", "detection", "captioning")
 RECORD_TASKS = ("recommendation", "fraud")
@@ -58,16 +58,20 @@ def predict(
             items, names = _inputs(task, inputs)
             body = {"inputs": items, **({"parameters": params} if params else {})}
             answer = api.call("POST", path, json=body, params=query)
-    if as_json:
-        return print_json(answer)
-    typer.echo(f"{answer.get('model', model)} version {answer.get('version', '?')}")
     outputs = answer.get("outputs") or []
-    names = names or [f"input {i}" for i in range(len(outputs))]
-    for name, out in zip(names, outputs, strict=False):
-        first, *rest = describe(task, out)
-        typer.echo(f"{name}: {first}")
-        for line in rest:
-            typer.echo(f"  {line}")
+    if as_json:
+        print_json(answer)
+    else:
+        typer.echo(f"{answer.get('model', model)} version {answer.get('version', '?')}")
+        names = names or [f"input {i}" for i in range(len(outputs))]
+        for name, out in zip(names, outputs, strict=False):
+            first, *rest = describe(task, out)
+            typer.echo(f"{name}: {first}")
+            for line in rest:
+                typer.echo(f"  {line}")
+    failed = sum(1 for out in outputs if isinstance(out, dict) and "error" in out)
+    if failed:  # the others were answered (above); a script still learns that not all were
+        raise CliError(f"{failed} of {len(outputs)} inputs could not be answered (their errors are above)")
 
 
 def _json(raw: bytes, where: str) -> Any:
@@ -118,6 +122,8 @@ def describe(task: str | None, out: Any) -> list[str]:
     """A few readable lines for one output of the task-level API."""
     if not isinstance(out, dict):
         return [fmt(out, 200)]
+    if set(out) == {"error"} and isinstance(out["error"], dict):  # an input with a fault of its own
+        return [f"error {out['error'].get('status', '?')}: {one_line(str(out['error'].get('detail', '')))}"]
     if "labels" in out:
         return [", ".join(f"{x.get('label')} {fmt(x.get('score'))}" for x in out["labels"][:5]) or "no labels"]
     if "detections" in out:

@@ -15,6 +15,9 @@ class InferenceMetrics:
         mv = ["model", "version"]
         self.requests = Counter("dlserve_inference_requests", "Inference requests by API and status",
                                 mv + ["api", "status"], registry=registry)
+        self.item_faults = Counter("dlserve_inference_item_faults", "Inputs of task-level requests answered with a "
+                                   "per-item error, by fault kind (shape, value, too_large)", mv + ["kind"],
+                                   registry=registry)
         self.latency = Histogram("dlserve_inference_latency_seconds", "End-to-end inference latency",
                                  mv + ["api"], buckets=LATENCY_BUCKETS, registry=registry)
         self.queue_time = Histogram("dlserve_inference_queue_seconds", "Time a request waited for its batch",

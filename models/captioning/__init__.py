@@ -16,9 +16,10 @@ Serving: an image in (base64 JSON or a multipart file) -> {"caption", "score"} (
 """
 
 
+from models.common.errors import TOO_LARGE, VALUE
 from models.contract import Family, metric_table
 
-from . import config, data
+from . import config, data, schemas
 
 TASK = "captioning"
 METRICS = metric_table("""
@@ -48,4 +49,8 @@ FAMILY = Family(
     init_from_tasks=config.INIT_FROM_TASKS, check_init_from=config.check_init_from,
     multi_file=True, warmup_feeds=True,
     metrics=METRICS, artifacts=("decoder.onnx", "target.tokenizer.json"),
+    predict_input=schemas.CaptioningInput, predict_parameters=schemas.CaptioningParameters,
+    predict_output=schemas.CaptioningOutput,
+    # an image that does not decode, or is over the pixel limit, is one file of the batch
+    item_faults=frozenset({VALUE, TOO_LARGE}),
 )

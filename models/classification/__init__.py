@@ -11,9 +11,10 @@ input shape, mean 0 and std 1; without labels, labels are the class indices as s
 """
 
 
+from models.common.errors import TOO_LARGE, VALUE
 from models.contract import Family, metric_table
 
-from . import config, data
+from . import config, data, schemas
 
 TASK = "classification"
 METRICS = metric_table("""
@@ -31,4 +32,8 @@ FAMILY = Family(
     check_config=config.check_against_dataset, archive_formats=data.ARCHIVE_FORMATS,
     init_from_tasks=config.INIT_FROM_TASKS, check_init_from=config.check_init_from,
     metrics=METRICS,
+    predict_input=schemas.ClassificationInput, predict_parameters=schemas.ClassificationParameters,
+    predict_output=schemas.ClassificationOutput,
+    # an image that does not decode, or is over the pixel limit, is one file of the batch
+    item_faults=frozenset({VALUE, TOO_LARGE}),
 )

@@ -7,10 +7,9 @@ from typing import Any
 
 import numpy as np
 
+from models.classification.schemas import DEFAULT_TOP_K
 from models.common.errors import InputError, MetadataMismatch
 from models.common.images import DEFAULT_MAX_PIXELS, decode_input, resize
-
-DEFAULT_TOP_K = 5
 
 
 @dataclass(frozen=True)

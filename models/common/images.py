@@ -11,7 +11,7 @@ import warnings
 import numpy as np
 from PIL import Image
 
-from models.common.errors import InputError, InputTooLarge
+from models.common.errors import SHAPE, InputError, InputTooLarge
 
 # Checked on the header, before any pixel is decoded: a 50-kB PNG can claim 100k x 100k pixels.
 DEFAULT_MAX_PIXELS = 40_000_000
@@ -77,5 +77,5 @@ def decode_input(item: object, index: int, mode: str = "RGB", max_pixels: int = 
     elif isinstance(item, dict) and "image" in item:
         data = b64decode(item["image"], field)
     else:
-        raise InputError(f"inputs[{index}]", 'expected {"image": "<base64>"}')
+        raise InputError(f"inputs[{index}]", 'expected {"image": "<base64>"}', SHAPE)
     return decode_image(data, field, mode, max_pixels)

@@ -14,9 +14,10 @@ max_detections per request; boxes are mapped back to the original image's pixels
 """
 
 
+from models.common.errors import TOO_LARGE, VALUE
 from models.contract import Family, metric_table
 
-from . import config, data
+from . import config, data, schemas
 
 TASK = "detection"
 METRICS = metric_table("""
@@ -30,4 +31,8 @@ FAMILY = Family(
     task=TASK, package=__name__, formats=data.FORMATS, config=config.Config,
     check_config=config.check_against_dataset, archive_formats=data.ARCHIVE_FORMATS,
     metrics=METRICS,
+    predict_input=schemas.DetectionInput, predict_parameters=schemas.DetectionParameters,
+    predict_output=schemas.DetectionOutput,
+    # an image that does not decode, or is over the pixel limit, is one file of the batch
+    item_faults=frozenset({VALUE, TOO_LARGE}),
 )

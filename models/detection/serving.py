@@ -11,9 +11,9 @@ import numpy as np
 from models.common.errors import InputError, MetadataMismatch
 from models.common.images import DEFAULT_MAX_PIXELS, decode_input
 from models.detection.boxes import PAD_VALUE, Letterbox, select
+from models.detection.schemas import DEFAULTS
 
 LAYOUTS = ("dlserve", "yolov8")
-DEFAULTS = {"score_threshold": 0.25, "iou_threshold": 0.5, "max_detections": 100}
 
 
 @dataclass(frozen=True)

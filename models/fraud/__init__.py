@@ -9,9 +9,10 @@ validation split, and the features that drove the score.
 """
 
 
+from models.common.errors import VALUE
 from models.contract import Family, metric_table
 
-from . import config, data
+from . import config, data, schemas
 
 TASK = "fraud"
 METRICS = metric_table("""
@@ -32,4 +33,9 @@ FAMILY = Family(
     task=TASK, package=__name__, formats=data.FORMATS, config=config.Config,
     check_config=config.check_against_dataset, archive_formats=data.ARCHIVE_FORMATS,
     metrics=METRICS,
+    predict_input=schemas.FraudInput, predict_parameters=schemas.FraudParameters,
+    predict_output=schemas.FraudOutput,
+    # a record with a feature missing, not a number or past float32 is one row of the batch; a
+    # feature the version does not know (the client's schema is not the version's) fails the request
+    item_faults=frozenset({VALUE}),
 )

@@ -16,10 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from models.common.errors import InputError
+from models.common.errors import SHAPE, InputError
 from models.common.numbers import finite_float32
-
-DEFAULT_TOP_FEATURES = 3
+from models.fraud.schemas import DEFAULT_TOP_FEATURES
 
 
 @dataclass(frozen=True)
@@ -80,10 +79,10 @@ def preprocess(item: Any, index: int, params: dict[str, Any], spec: Spec) -> dic
     """One record -> {"features": float32 [1, F]} in the schema's order."""
     where = f"inputs[{index}]"
     if not isinstance(item, dict) or not isinstance(item.get("features"), dict):
-        raise InputError(where, 'expected {"features": {"name": value, ...}}')
+        raise InputError(where, 'expected {"features": {"name": value, ...}}', SHAPE)
     extra = set(item) - {"features"}
     if extra:
-        raise InputError(f"{where}.{sorted(extra)[0]}", 'unknown field; a fraud input is {"features": {...}}')
+        raise InputError(f"{where}.{sorted(extra)[0]}", 'unknown field; a fraud input is {"features": {...}}', SHAPE)
     record = item["features"]
     row = np.empty(len(spec.features), np.float32)
     for name, value in record.items():
@@ -92,7 +91,7 @@ def preprocess(item: Any, index: int, params: dict[str, Any], spec: Spec) -> dic
         if j is None:
             if name in spec.ignored:
                 continue  # a column of the training file that the model does not use
-            raise InputError(field, f"not a feature of this model; it takes {', '.join(spec.features)}")
+            raise InputError(field, f"not a feature of this model; it takes {', '.join(spec.features)}", SHAPE)
         row[j] = finite_float32(value, field)
     missing = [n for n in spec.features if n not in record]
     if missing:

@@ -10,9 +10,10 @@ new user folded in from a few ratings, and predicted ratings for explicit (user,
 """
 
 
+from models.common.errors import VALUE
 from models.contract import Family, metric_table
 
-from . import config, data
+from . import config, data, schemas
 
 TASK = "recommendation"
 METRICS = metric_table("""
@@ -28,4 +29,9 @@ FAMILY = Family(
     task=TASK, package=__name__, formats=data.FORMATS, config=config.Config,
     check_config=config.check_against_dataset, archive_formats=data.ARCHIVE_FORMATS,
     metrics=METRICS,
+    predict_input=schemas.RecommendationInput, predict_parameters=schemas.RecommendationParameters,
+    predict_output=schemas.RecommendationOutput,
+    # a rating out of range, an item rated twice or a k past max_k is one user's input; unknown ids
+    # are no fault (answered "known": false)
+    item_faults=frozenset({VALUE}),
 )

@@ -31,9 +31,9 @@ from typing import Any
 
 import numpy as np
 
-from models.common.errors import InputError
+from models.common.errors import SHAPE, InputError
+from models.recommendation.schemas import DEFAULT_K
 
-DEFAULT_K = 10
 EXCLUDED_BELOW = -1e8  # the graph scores rated items -1e9
 BIAS_DAMPING = 5.0  # a new user's bias: their ratings' offsets from mean + item bias, averaged as if 5 more were 0
 
@@ -115,14 +115,15 @@ def preprocess(item: Any, index: int, params: dict[str, Any],
     where = f"inputs[{index}]"
     if not isinstance(item, dict):
         raise InputError(where, 'expected {"user": id} or {"ratings": [{"item", "rating"}, ...]}, '
-                                'with "k" or "items"')
+                                'with "k" or "items"', SHAPE)
     extra = set(item) - {"user", "ratings", "k", "items"}
     if extra:
-        raise InputError(f"{where}.{sorted(extra)[0]}", "unknown field; an input has user or ratings, and k or items")
+        raise InputError(f"{where}.{sorted(extra)[0]}", "unknown field; an input has user or ratings, and k or items",
+                         SHAPE)
     has_user, has_ratings = "user" in item, "ratings" in item
     if has_user == has_ratings:
         raise InputError(where, 'give either "user" (a known user) or "ratings" (a new user), '
-                                f"{'not both' if has_user else 'one of them'}")
+                                f"{'not both' if has_user else 'one of them'}", SHAPE)
     user = np.full(1, -1, np.int64)
     row = np.zeros((1, len(spec.items)), np.float32)
     kind, bias, ignored = "cold", 0.0, []
@@ -159,7 +160,7 @@ def preprocess(item: Any, index: int, params: dict[str, Any],
             kind, bias = "folded", sum(offsets) / (len(offsets) + BIAS_DAMPING)
     if "items" in item:
         if "k" in item:
-            raise InputError(f"{where}.k", 'give "k" (recommend) or "items" (rate these), not both')
+            raise InputError(f"{where}.k", 'give "k" (recommend) or "items" (rate these), not both', SHAPE)
         items = item["items"]
         if not isinstance(items, list) or not items:
             raise InputError(f"{where}.items", "must be a non-empty list of item ids")

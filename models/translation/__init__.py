@@ -2,9 +2,10 @@
 subword vocabularies, exported as an encoder graph and a cached decoder-step graph, served with beam search."""
 
 
+from models.common.errors import TOO_LARGE, VALUE
 from models.contract import Family, metric_table
 
-from . import config, data
+from . import config, data, schemas
 
 TASK = "translation"
 METRICS = metric_table("""
@@ -21,4 +22,8 @@ FAMILY = Family(
     either_formats=data.EITHER_FORMATS,
     multi_file=True, batch_padding=True, warmup_feeds=True,
     metrics=METRICS, artifacts=("decoder.onnx", "source.tokenizer.json", "target.tokenizer.json"),
+    predict_input=schemas.TranslationInput, predict_parameters=schemas.TranslationParameters,
+    predict_output=schemas.TranslationOutput,
+    # an empty sentence, or one over the length limit, is one sentence of the batch
+    item_faults=frozenset({VALUE, TOO_LARGE}),
 )

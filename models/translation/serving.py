@@ -24,9 +24,9 @@ from typing import Any
 import numpy as np
 
 from models.common import decoding, text
-from models.common.errors import InputError, InputTooLarge
+from models.common.errors import SHAPE, InputError, InputTooLarge
+from models.translation.schemas import MAX_CHARS
 
-MAX_CHARS = 10_000
 OPTIONS = ("beam_size", "n_best", "length_penalty", "max_length")
 
 
@@ -109,12 +109,12 @@ def _text(item: Any, index: int) -> str:
         extra = set(item) - {"text"}
         if extra:
             raise InputError(f"inputs[{index}].{sorted(extra)[0]}",
-                             'unknown field; a translation input is {"text": "..."}')
+                             'unknown field; a translation input is {"text": "..."}', SHAPE)
         item = item.get("text")
         if item is None:
-            raise InputError(field, "missing: a translation input is {\"text\": \"...\"}")
+            raise InputError(field, "missing: a translation input is {\"text\": \"...\"}", SHAPE)
     if not isinstance(item, str):
-        raise InputError(field if was_dict else f"inputs[{index}]", 'expected {"text": "..."} or a string')
+        raise InputError(field if was_dict else f"inputs[{index}]", 'expected {"text": "..."} or a string', SHAPE)
     if not item.strip():
         raise InputError(field, "is empty; give a sentence to translate")
     if len(item) > MAX_CHARS:

@@ -123,6 +123,13 @@ def test_predict_reads_records_as_json_and_whole_bodies(dlserve, tmp_path):
     assert "stdin: score" in dlserve("predict", "fr", "-", input='{"a": 1, "b": 2}').stdout
     bad = dlserve("predict", "fr", '{"a": 1}', ok=False).stderr
     assert "422" in bad and "inputs[0].features.b" in bad
+    # one bad record among good ones: the good ones are answered, the bad one's error is printed in its place
+    records.write_text(json.dumps([{"a": 1, "b": 1}, {"a": 1}, {"a": "x", "b": 0}]))
+    some = dlserve("predict", "fr", str(records), ok=False)
+    assert "records.json[0]: score" in some.stdout
+    assert "records.json[1]: error 422: inputs[1].features.b: missing" in some.stdout
+    assert "records.json[2]: error 422: inputs[2].features.a: must be a number" in some.stdout
+    assert some.stderr.strip() == "error: 2 of 3 inputs could not be answered (their errors are above)"
 
 
 def test_datasets_report_their_familys_summary(dlserve, tmp_path):

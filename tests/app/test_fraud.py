@@ -8,7 +8,7 @@ import io
 import numpy as np
 import pytest
 
-from tests.conftest import assert_problem, upload_dataset
+from tests.conftest import assert_item_error, assert_problem, upload_dataset
 from workers.runner import run_training
 
 FEATURES = [f"V{i}" for i in range(1, 9)]
@@ -102,15 +102,19 @@ def test_a_trained_scorer_beats_chance_and_serves_scores_with_reasons(client, se
     assert {t["feature"] for t in fraud["top_features"]} & {"V2", "V5"}
 
     good = _record(x[0])
+    # a record's own fault is answered in its place, and the good record is scored
     for features, field, needle in [
         ({k: v for k, v in good["features"].items() if k != "V3"}, "V3", "missing"),
-        ({**good["features"], "V99": 1.0}, "V99", "not a feature"),
         ({**good["features"], "V4": "abc"}, "V4", "must be a number"),
         ({**good["features"], "V4": "NaN"}, "V4", "must be a number"),
         ({**good["features"], "V4": None}, "V4", "must be a number"),
     ]:
         r = client.post("/v1/models/fraud/predict", json={"inputs": [good, {"features": features}]})
-        assert_problem(r, 422, f"inputs[1].features.{field}", needle)
+        assert_item_error(r, 1, 422, f"inputs[1].features.{field}", needle)
+        assert r.json()["outputs"][0]["score"] == outs[0]["score"]
+    # a feature the version does not know: the client's schema is not the version's, so the request fails
+    r = client.post("/v1/models/fraud/predict", json={"inputs": [good, {"features": {**good["features"], "V99": 1}}]})
+    assert_problem(r, 422, "inputs[1].features.V99", "not a feature")
 
 
 @pytest.mark.parametrize("arch", ["autoencoder", "hybrid"])
@@ -140,6 +144,6 @@ def test_a_row_of_the_training_file_is_scored_as_it_is_and_overflowing_numbers_a
     for bad in (3.5e38, -1e308):
         r = client.post("/v1/models/tx/predict",
                         json={"inputs": [{"features": row}] * 3 + [{"features": {**row, "V7": bad}}]})
-        assert_problem(r, 422, "inputs[3].features.V7", "float32")
+        assert_item_error(r, 3, 422, "inputs[3].features.V7", "float32")
     r = client.post("/v1/models/tx/predict", json={"inputs": [{"features": {**row, "Tme": 1.0}}]})
     assert_problem(r, 422, "inputs[0].features.Tme", "not a feature")

@@ -13,7 +13,7 @@ from onnx import TensorProto, helper, numpy_helper
 from models.common.errors import InputError
 from models.common.numbers import finite_float32, first_non_finite_index, first_unrepresentable
 from tests import onnx_models
-from tests.conftest import assert_problem, upload
+from tests.conftest import assert_item_error, assert_problem, upload
 
 FEATURES = [f"V{i}" for i in range(1, 9)]
 
@@ -48,8 +48,10 @@ def _record(**over) -> dict:
 def test_fraud_features_past_float32_are_a_422_naming_the_feature(client, value):
     _fraud(client)
     r = client.post("/v1/models/fx/predict", json={"inputs": [_record(), _record(V3=value)]})
-    body = assert_problem(r, 422, "inputs[1].features.V3")
-    assert body["field"] == "inputs[1].features.V3"
+    assert_item_error(r, 1, 422, "inputs[1].features.V3", "float32")  # one record's fault: the other is scored
+    assert "score" in r.json()["outputs"][0]
+    body = assert_problem(client.post("/v1/models/fx/predict", json={"inputs": [_record(V3=value)]}), 422)
+    assert body["field"] == "inputs[0].features.V3"
 
 
 def test_a_non_finite_answer_is_never_a_success(client):

@@ -8,7 +8,7 @@ import onnxruntime as ort
 import pytest
 
 from tests import onnx_models
-from tests.conftest import assert_problem, upload
+from tests.conftest import assert_item_error, assert_problem, upload
 
 LABELS = [f"class-{i}" for i in range(10)]
 MEAN, STD = [0.5, 0.4, 0.3], [0.2, 0.25, 0.3]
@@ -115,10 +115,33 @@ def test_bad_input_is_422_naming_the_place(client, classifier, body, status, nee
     assert_problem(client.post("/v1/models/clf/predict", json=body), status, needle)
 
 
-def test_second_bad_image_is_named_by_index(client, classifier):
+def test_a_bad_image_in_a_batch_is_answered_in_its_slot_and_the_others_are_answered(client, classifier):
     good = {"image": b64(onnx_models.png(np.zeros((8, 8, 3), np.uint8)))}
-    r = client.post("/v1/models/clf/predict", json={"inputs": [good, {"image": b64(b"junk")}]})
-    assert assert_problem(r, 422, "inputs[1].image")["field"] == "inputs[1].image"
+    bomb = {"image": b64(onnx_models.png(np.zeros((7000, 7000), np.uint8)))}
+    r = client.post("/v1/models/clf/predict", json={"inputs": [good, {"image": b64(b"junk")}, good, bomb]})
+    assert_item_error(r, 1, 422, "inputs[1].image", "not a decodable image")
+    assert_item_error(r, 3, 413, "inputs[3].image", "over the limit of 40000000 pixels")
+    outputs = r.json()["outputs"]
+    assert outputs[0] == outputs[2] and len(outputs[0]["labels"]) == 5
+    metrics = client.get("/metrics").text
+    assert 'dlserve_inference_item_faults_total{kind="value",model="clf",version="1"} 1.0' in metrics
+    assert 'dlserve_inference_item_faults_total{kind="too_large",model="clf",version="1"} 1.0' in metrics
+
+
+def test_when_no_item_can_be_answered_the_request_fails_listing_each(client, classifier):
+    r = client.post("/v1/models/clf/predict", json={"inputs": [{"image": b64(b"junk")}, {"image": "%%%"}]})
+    body = assert_problem(r, 422, "no input could be answered", "inputs[0].image: not a decodable image")
+    assert body["field"] == "inputs[0].image"
+    assert [e["field"] for e in body["errors"]] == ["inputs[0].image", "inputs[1].image"]
+    assert "not valid base64" in body["errors"][1]["message"]
+
+
+def test_an_item_not_of_the_familys_form_fails_the_whole_request(client, classifier):
+    good = {"image": b64(onnx_models.png(np.zeros((8, 8, 3), np.uint8)))}
+    r = client.post("/v1/models/clf/predict", json={"inputs": [good, {"text": "a sentence"}]})
+    assert assert_problem(r, 422, "inputs[1].image: missing")["field"] == "inputs[1].image"
+    r = client.post("/v1/models/clf/predict", json={"inputs": [good, "just a string"]})
+    assert_problem(r, 422, 'inputs[1]: expected {"image": "<base64>"}')
 
 
 def test_decompression_bomb_is_413_before_decoding(client, classifier):

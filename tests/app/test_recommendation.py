@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from app import examples
-from tests.conftest import assert_problem, upload_dataset
+from tests.conftest import assert_item_error, assert_problem, upload_dataset
 from tests.workers.synthetic import stored_zip
 from workers.runner import run_training
 
@@ -129,13 +129,20 @@ def test_matrix_factorisation_beats_the_mean_and_serves_every_request_kind(clien
      "rated twice"),
     ({"user": 1, "items": [3, [777]]}, "inputs[1].items[1]", "must be an id"),
     ({"user": 1, "ratings": [{"item": 3, "rating": 4}]}, "inputs[1]", "not both"),
-    ({"user": 1, "k": 0}, "inputs[1].k", "must be an integer from 1"),
+    ({"user": 1, "k": 0}, "inputs[1].k", "must be an integer between 1 and"),
     ({"user": True}, "inputs[1].user", "must be an id"),
+    ({"user": 1, "cohort": 2}, "inputs[1].cohort", "unknown field"),
 ])
 def test_malformed_inputs_are_422_naming_them(client, settings, body, field, needle):
+    """A bad value is that input's fault, answered in its place (the good input is answered); an input not
+    of the form (user and ratings, an unknown member) fails the request."""
     _train(client, settings, u_data(ratings()), "u.data", {"epochs": 1, "factors": 2}, "films")
     r = predict(client, "films", {"user": 1}, body)
-    assert_problem(r, 422, field, needle)
+    if needle in ("not both", "unknown field"):
+        assert assert_problem(r, 422, field, needle)["field"] == field
+    else:
+        assert_item_error(r, 1, 422, field, needle)
+        assert r.json()["outputs"][0]["known"] is True
 
 
 def test_the_rbm_trains_and_folds_in_a_new_user(client, settings):

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from tests.conftest import assert_problem, one_torch_thread, upload_dataset
+from tests.conftest import assert_item_error, assert_problem, one_torch_thread, upload_dataset
 from tests.workers.synthetic import tar_gz, toy_pairs
 from workers.runner import run_training
 
@@ -116,7 +116,10 @@ def check_concurrent_requests_of_different_lengths_share_batches(client):
 
 
 def check_bad_inputs_are_422_or_413_with_the_limit(client):
-    assert_problem(predict(client, [{"text": "w1"}, {"text": "   "}]), 422, "inputs[1].text", "empty")
+    r = predict(client, [{"text": "w1"}, {"text": "   "}, " ".join(["w1"] * 30)])
+    assert r.json()["outputs"][0]["translation"] == "v1"  # the others are one sentence's faults each
+    assert_item_error(r, 1, 422, "inputs[1].text", "empty")
+    assert_item_error(r, 2, 413, "inputs[2].text", "limit of 11 tokens")
     assert_problem(predict(client, [{"text": " ".join(["w1"] * 30)}]), 413, "inputs[0].text", "limit of 11 tokens")
     assert_problem(predict(client, [{"txt": "w1"}]), 422, "inputs[0].txt")
     assert_problem(predict(client, [{"text": "w1"}], beam_size=99), 422, "beam_size", "between 1 and 16")

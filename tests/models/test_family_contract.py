@@ -9,13 +9,24 @@ import dataclasses
 import subprocess
 import sys
 import zipfile
+from pathlib import Path
 
+import jsonschema_rs
+import onnxruntime as ort
+import orjson
 import pytest
+from pydantic import BaseModel
 
 import models
+from app.main import create_app
+from app.registry.onnx_inspect import inspect_here
+from app.settings import Settings
 from models import FAMILIES, family
+from models.common.errors import ITEM_FAULT_KINDS, PARAMETERS, InputError
+from models.common.validation import check_item, check_parameters
 from models.contract import Family
 from tests.conftest import root_path
+from tests.family_cases import CASES
 
 # The toy family of the test tree (tests/toyfamily), registered the way an operator would, is held to the
 # same contract as the built-in ones.
@@ -143,3 +154,109 @@ def test_tiny_runs_end_with_the_metrics_their_family_declares(task, examples, tm
         reported |= keys
     unreported = set(contract.metrics) - reported - NOT_RUN_HERE.get(task, set())
     assert not unreported, f"declared, but no run reports them: {sorted(unreported)}"
+
+
+# -- the predict contract: schemas, per-item faults, a tiny model end to end ------------------------------
+@pytest.mark.parametrize("task", TASKS)
+def test_a_family_declares_its_predict_schemas_and_per_item_faults(task):
+    contract = family(task)
+    for model in (contract.predict_input, contract.predict_parameters, contract.predict_output):
+        assert isinstance(model, type) and issubclass(model, BaseModel), model
+    # a fault in `parameters` concerns every item: it always fails the request
+    assert contract.item_faults <= ITEM_FAULT_KINDS and PARAMETERS not in contract.item_faults
+    assert task in CASES, "add a served case of the family to tests/family_cases.py"
+
+
+@pytest.fixture(scope="module")
+def openapi(tmp_path_factory, toy_registered):
+    home = tmp_path_factory.mktemp("doc")
+    app = create_app(Settings(home=home, database_url=f"sqlite:///{home / 'doc.db'}", _env_file=None))
+    return app.openapi()
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_a_familys_schemas_render_into_the_openapi(task, openapi):
+    schemas = openapi["components"]["schemas"]
+    camel = "".join(p.capitalize() for p in task.replace("-", "_").split("_"))
+    request, answer = schemas["PredictRequest"]["properties"], schemas["PredictResponse"]["properties"]
+    for suffix, where in (("Input", request["inputs"]["items"]["anyOf"]),
+                          ("Parameters", request["parameters"]["anyOf"]),
+                          ("Output", answer["outputs"]["items"]["anyOf"])):
+        assert {"$ref": f"#/components/schemas/{camel}{suffix}"} in where
+        assert f"a {task} model" in schemas[f"{camel}{suffix}"]["description"]
+    assert {"$ref": "#/components/schemas/PredictItemError"} in answer["outputs"]["items"]["anyOf"]
+
+
+def _served(task: str, folder: Path):
+    """(serving module, spec, run): what the platform makes of a loaded version, and one batch of it."""
+    contract, case = family(task), CASES[task]
+    case.build(folder)
+    signature = inspect_here(folder / "model.onnx")
+    serving = contract.serving
+    kw = {"folder": folder} if contract.multi_file else {}
+    spec = serving.make_spec(signature, case.metadata, 40_000_000, **kw)
+    session = ort.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
+    if contract.multi_file:
+        def open_session(path):
+            return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        return serving, spec, serving.make_runner(session, folder, spec, open_session)
+    names = [o.name for o in session.get_outputs()]
+    return serving, spec, lambda feeds: dict(zip(names, session.run(names, feeds), strict=True))
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_a_tiny_model_goes_preprocess_onnx_runtime_postprocess_into_the_output_schema(task, tmp_path, openapi):
+    contract, case = family(task), CASES[task]
+    serving, spec, run = _served(task, tmp_path)
+    answers = []
+    for item, params in [(item, case.parameters[0]) for item in case.valid] + [(case.valid[0], p)
+                                                                                for p in case.parameters[1:]]:
+        check_parameters(contract.predict_parameters, params)
+        checked = serving.check_params(params)
+        check_item(contract.predict_input, item, 0)
+        prepared = serving.preprocess(item, 0, checked, spec)
+        feeds, context = prepared if isinstance(prepared, tuple) else (prepared, None)
+        row = run(feeds)
+        out = serving.postprocess(row, checked, spec) if context is None else serving.postprocess(row, checked, spec,
+                                                                                                   context)
+        answer = orjson.loads(orjson.dumps(out, option=orjson.OPT_SERIALIZE_NUMPY))  # as the API sends it
+        contract.predict_output.model_validate(answer)
+        answers.append(answer)
+    # the answer, with an error slot, is what the OpenAPI document declares (what the fuzzer holds it to)
+    slot = {"error": {"type": "urn:dlserve:problem:unprocessable", "title": "Unprocessable content", "status": 422,
+                      "detail": "inputs[1].image: not a decodable image", "field": "inputs[1].image"}}
+    _validate(openapi, "PredictResponse", {"model": "m", "version": 1, "outputs": [*answers, slot]})
+    _validate(openapi, "PredictRequest", {"inputs": [i for i in case.valid if not isinstance(i, bytes)],
+                                          "parameters": case.parameters[-1]})
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_the_schemas_accept_what_serving_accepts_and_refusals_name_the_field(task, tmp_path):
+    """The corpus of tests/family_cases.py through the API's order of checks: the input schema, then
+    preprocess with a version's spec. What a family answered before its schemas existed is still answered."""
+    contract, case = family(task), CASES[task]
+    serving, spec, _ = _served(task, tmp_path)
+    params = serving.check_params({})
+    for item in case.valid:
+        check_item(contract.predict_input, item, 0)
+    for item, field in case.invalid:
+        with pytest.raises(InputError) as refused:
+            check_item(contract.predict_input, item, 0)
+            serving.preprocess(item, 0, params, spec)
+        assert refused.value.field == field, (item, str(refused.value))
+        assert refused.value.kind in ITEM_FAULT_KINDS
+        with pytest.raises(InputError):  # serving alone refuses it too: the schema refuses nothing new
+            serving.preprocess(item, 0, params, spec)
+    for bad, field in case.bad_parameters:
+        with pytest.raises(InputError) as refused:
+            check_parameters(contract.predict_parameters, bad)
+            serving.check_params(bad)
+        assert refused.value.field == field and refused.value.kind == PARAMETERS, (bad, str(refused.value))
+        if bad not in case.bounded:
+            with pytest.raises(InputError):
+                serving.check_params(bad)
+
+
+def _validate(doc: dict, component: str, value: dict) -> None:
+    schema = {"$ref": f"#/components/schemas/{component}", "components": doc["components"]}
+    jsonschema_rs.Draft202012Validator(schema).validate(value)  # what schemathesis checks answers with

@@ -5,13 +5,15 @@ It lives in the test tree to prove that a family is one folder plus its registra
 
     config.py    Config (stdlib only)
     data.py      the `csv` format: validation and loading (numpy only)
+    schemas.py   the predict contract: RegressionInput, RegressionParameters, RegressionOutput (pydantic)
     serving.py   {"features": [x1, ..., xn]} -> {"value": y} (numpy only)
     training.py  a linear model, trained and exported to ONNX (torch; workers only)
 """
 
+from models.common.errors import VALUE
 from models.contract import Family
 
-from . import config, data
+from . import config, data, schemas
 
 TASK = "regression"
 FAMILY = Family(
@@ -19,4 +21,8 @@ FAMILY = Family(
     check_config=config.check_against_dataset, archive_formats=data.ARCHIVE_FORMATS,
     metrics={"train_loss": "mean squared error of the last epoch's training batches",
              "val_mse": "mean squared error on the validation split", "val_mae": "mean absolute error on it"},
+    predict_input=schemas.RegressionInput, predict_parameters=schemas.RegressionParameters,
+    predict_output=schemas.RegressionOutput,
+    # a row of the wrong length or with a number out of range is one row of the batch
+    item_faults=frozenset({VALUE}),
 )
