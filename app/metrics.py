@@ -36,9 +36,18 @@ class HttpMetrics:
             ["method", "route"], buckets=LATENCY_BUCKETS, registry=registry,
         )
 
+        # The label children by (method, route template, status): a handful, looked up once rather than
+        # by labels() (a lock and a few allocations) on every request.
+        self._children: dict[tuple[str, str, int], tuple] = {}
+
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
-        self.requests.labels(method, route, str(status)).inc()
-        self.latency.labels(method, route).observe(seconds)
+        key = (method, route, status)
+        children = self._children.get(key)
+        if children is None:
+            children = self._children[key] = (self.requests.labels(method, route, str(status)),
+                                              self.latency.labels(method, route))
+        children[0].inc()
+        children[1].observe(seconds)
 
 
 def start_multiprocess(folder: Path) -> None:

@@ -32,6 +32,19 @@ class InferenceMetrics:
         self.memory = Gauge("dlserve_model_memory_bytes", "Memory taken by a loaded model version (estimate), "
                             "summed over the API processes", mv, registry=registry, multiprocess_mode="livesum")
 
+        self._request_children: dict[tuple[str, int, str, int], tuple] = {}
+
+    def record(self, model: str, version: int, api: str, status: int, seconds: float) -> None:
+        """One request's answer and latency; the label children are looked up once per label set."""
+        key = (model, version, api, status)
+        children = self._request_children.get(key)
+        if children is None:
+            labels = (model, str(version))
+            children = self._request_children[key] = (self.requests.labels(*labels, api, str(status)),
+                                                      self.latency.labels(*labels, api))
+        children[0].inc()
+        children[1].observe(seconds)
+
     def batch_stats(self, model: str, version: int) -> BatchStats:
         labels = (model, str(version))
         compute, size = self.compute_time.labels(*labels), self.batch_size.labels(*labels)
