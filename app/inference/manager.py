@@ -327,7 +327,7 @@ class ModelManager:
             try:
                 await self._wait_loaded(name, version)
             except Exception as e:
-                log.error("a repository load asked for %s v%s, which does not load here: %s", name, version, e)
+                log.error("a repository load asked for %s v%s, not loaded here (yet): %s", name, version, e)
         new = dict(aliases)
         for (name, alias), version in aliases.items():
             key = (name, version)
