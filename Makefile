@@ -14,7 +14,7 @@ PIP := $(BIN)/pip install --quiet --disable-pip-version-check
 QUIET := 2>&1 | { grep -v "^WARNING: Location '" || true; }
 
 .PHONY: run test install dev lint clean fuzz bench bench-serving bench-training bench-classification bench-detection \
-	bench-fraud bench-recommendation bench-translation bench-captioning bench-memory
+	bench-fraud bench-recommendation bench-translation bench-captioning bench-memory bench-overhead
 
 # `make run PORT=8100 HOST=0.0.0.0`; DLSERVE_PORT / DLSERVE_HOST work too. Only values given on the
 # command line count: many shells export HOST (the machine's name) and some platforms PORT.
@@ -45,8 +45,10 @@ $(VENV)/.installed-$(EXTRAS)-dev: $(VENV)/.installed-$(EXTRAS) pyproject.toml
 # Benchmarks (not part of `make test`): results are written up in BENCHMARKS.md.
 # BentoML, a baseline of the serving benchmark, gets a virtualenv of its own: it pins its own web stack.
 BENTO_VENV ?= .venv-bento
+# So does Ray Serve, a peer of the overhead benchmark.
+RAY_VENV ?= .venv-ray
 
-bench: bench-serving bench-training bench-classification bench-detection bench-fraud bench-recommendation \
+bench: bench-serving bench-overhead bench-training bench-classification bench-detection bench-fraud bench-recommendation \
 	bench-translation bench-captioning bench-memory
 
 bench-training: dev
@@ -68,6 +70,19 @@ bench-serving: dev $(BENTO_VENV)/.installed
 	mkdir -p var
 	$(BIN)/python benchmarks/serving.py --bento-venv $(BENTO_VENV) --json var/bench-serving.json
 
+# What each server costs per request with a model that costs nothing (BENCHMARKS.md): dlserve (V2 and the task
+# API), a naive FastAPI endpoint, BentoML and Ray Serve at concurrency 1, 8, 32 and 128. OVERHEAD_ARGS="--duration 3"
+# for a quick look.
+bench-overhead: dev $(BENTO_VENV)/.installed $(RAY_VENV)/.installed
+	mkdir -p var
+	$(BIN)/python benchmarks/overhead.py --bento-venv $(BENTO_VENV) --ray-venv $(RAY_VENV) \
+		--json var/bench-overhead.json --markdown var/bench-overhead.md $(OVERHEAD_ARGS)
+
+$(RAY_VENV)/.installed:
+	$(PYTHON) -m venv $(RAY_VENV)
+	$(RAY_VENV)/bin/pip install --quiet --disable-pip-version-check "ray[serve]" onnxruntime numpy $(QUIET)
+	touch $@
+
 $(BENTO_VENV)/.installed:
 	$(PYTHON) -m venv $(BENTO_VENV)
 	$(BENTO_VENV)/bin/pip install --quiet --disable-pip-version-check bentoml onnxruntime pillow numpy $(QUIET)
@@ -87,7 +102,7 @@ lint: dev
 	$(BIN)/ruff check .
 
 clean:
-	rm -rf $(VENV) $(BENTO_VENV) var .pytest_cache
+	rm -rf $(VENV) $(BENTO_VENV) $(RAY_VENV) var .pytest_cache
 
 # Fraud scoring and recommendation quality through the job API (BENCHMARKS.md; a few minutes each on 2 CPUs).
 bench-fraud: dev

@@ -16,7 +16,7 @@ from app.inference.manager import ModelManager
 from app.inference.metrics import InferenceMetrics
 from app.jobs.broker import Broker
 from app.jobs.reaper import reaper_loop
-from app.metrics import HttpMetrics
+from app.metrics import HttpMetrics, multiprocess_folder
 from app.middleware import RequestContext
 from app.readiness import artifact_store, database
 from app.registry.store import ArtifactStore
@@ -59,6 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.store = store
     app.state.auth = Authenticator(app.state.sessions, settings.admin_key)
     app.state.metrics_registry = CollectorRegistry()
+    app.state.metrics_folder = multiprocess_folder(settings)  # None: this process is the only one
     app.state.inference_metrics = InferenceMetrics(app.state.metrics_registry)
     app.state.broker = Broker(settings)
     app.state.models = ModelManager(settings, app.state.sessions, store, app.state.inference_metrics)

@@ -54,13 +54,16 @@ class Settings(BaseSettings):
     load_wait_s: float = Field(10.0, ge=0, description="a request for a version still loading waits this long, "
                                "then gets 503 with Retry-After")
     model_memory_budget_mb: float = Field(4096, ge=0, description="loaded versions no alias points at are "
-                                          "unloaded, least recently used first, past this (0: no budget)")
+                                          "unloaded, least recently used first, past this (0: no budget); the "
+                                          "host's, shared equally among its DLSERVE_WORKERS processes")
     max_image_pixels: int = Field(40_000_000, ge=1, description="an image declaring more pixels is refused (413) "
                                   "before it is decoded")
 
     # Dynamic batching defaults (a model version may override them in metadata.batching)
     max_batch_size: int = Field(32, ge=1, description="the most requests run as one batch")
-    max_queue_delay_ms: float = Field(2.0, ge=0, description="how long a request waits for others to batch with")
+    max_queue_delay_ms: float = Field(2.0, ge=0, description="the longest a request waits for others to batch "
+                                      "with; only when the batches of the last second had company (a lone "
+                                      "request runs at once)")
     max_queue_size: int = Field(256, ge=1, description="requests queued per version; beyond, 429 with "
                                 "Retry-After")
     request_timeout_ms: int = Field(10_000, ge=1, description="a request still queued this long is answered 504 "
@@ -74,6 +77,9 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="the address `dlserve serve` listens on (`0.0.0.0`: every "
                       "interface)")
     port: int = Field(8000, ge=1, le=65535, description="the port `dlserve serve` listens on")
+    workers: int = Field(1, ge=1, le=256, description="API processes on this host (`dlserve serve --workers` "
+                         "sets it for them): they share the model memory budget, and /metrics adds up their "
+                         "counts (Prometheus multiprocess files under DLSERVE_HOME/metrics)")
     # Slow clients: whole-request deadlines, not idle timers (a byte every few seconds would reset those).
     header_timeout_s: float = Field(10.0, gt=0, description="a request's line and headers must arrive within "
                                     "this long of the connection or the previous answer (else 408, closed)")
@@ -178,6 +184,11 @@ class Settings(BaseSettings):
     @property
     def resolved_broker_url(self) -> str:
         return self.broker_url or "filesystem://"
+
+    @property
+    def metrics_dir(self) -> Path:
+        """Where the API processes keep their Prometheus counts when there are several (workers > 1)."""
+        return (self.home / "metrics").resolve()
 
     @property
     def broker_dir(self) -> Path:

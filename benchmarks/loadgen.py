@@ -22,6 +22,7 @@ class Result:
     p50_ms: float
     p99_ms: float
     mean_ms: float
+    answered: int = 0  # every answer, the warm-up's too (what a server's CPU time before/after was spent on)
 
     @property
     def throughput(self) -> float:
@@ -64,8 +65,10 @@ async def _run(host: str, port: int, requests: list[bytes], concurrency: int, wa
     end = start + duration
     latencies: list[float] = []
     statuses: Counter[int] = Counter()
+    answered = 0
 
     async def client(i: int) -> None:
+        nonlocal answered
         reader, writer = await asyncio.open_connection(host, port)
         k = i
         while True:
@@ -75,6 +78,7 @@ async def _run(host: str, port: int, requests: list[bytes], concurrency: int, wa
             writer.write(requests[k % len(requests)])
             status = await _read_response(reader)
             t1 = time.perf_counter()
+            answered += 1
             if t0 >= start:
                 latencies.append(t1 - t0)
                 statuses[status] += 1
@@ -84,7 +88,7 @@ async def _run(host: str, port: int, requests: list[bytes], concurrency: int, wa
     await asyncio.gather(*(client(i) for i in range(concurrency)))
     lat = np.array(latencies) * 1000
     return Result(concurrency, duration, len(latencies), dict(statuses), float(np.percentile(lat, 50)),
-                  float(np.percentile(lat, 99)), float(lat.mean()))
+                  float(np.percentile(lat, 99)), float(lat.mean()), answered)
 
 
 def run(host: str, port: int, requests: list[bytes], concurrency: int, warmup: float = 2.0,

@@ -66,4 +66,6 @@ async def readyz(request: Request):
 async def metrics(request: Request) -> Response:
     if not request.app.state.settings.metrics_public and not await _has_key(request):
         raise Unauthorized("/metrics needs an API key (or DLSERVE_METRICS_PUBLIC=true on a private network)")
-    return Response(render(request.app.state.metrics_registry), media_type=CONTENT_TYPE_LATEST)
+    registry, folder = request.app.state.metrics_registry, request.app.state.metrics_folder
+    text = render(registry) if folder is None else await run_in_threadpool(render, registry, folder)  # files
+    return Response(text, media_type=CONTENT_TYPE_LATEST)

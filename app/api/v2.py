@@ -13,7 +13,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from app.api.bodies import InferenceRequest, RepositoryIndexRequest, RepositoryLoadRequest, request_body
-from app.api.deps import AdminKey, ManagerDep, PredictKey, SettingsDep
+from app.api.deps import AdminKey, ManagerDep, PredictKey
 from app.api.openapi import INT32_MAX, VersionPath, problems
 from app.api.problems import problem
 from app.errors import PayloadTooLarge, Unprocessable
@@ -33,6 +33,50 @@ INFER_ANSWERS = {200: {"description": "the Open Inference Protocol's inference r
 def _json(data, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(orjson.dumps(data, option=orjson.OPT_SERIALIZE_NUMPY), status_code=status,
                     media_type="application/json", headers=headers)
+
+
+# Inference first: the router tries routes in order, and these are the hot path.
+@router.post("/models/{name}/infer", responses=INFER_ANSWERS,
+             openapi_extra=request_body(InferenceRequest, octet_stream=True))
+async def infer(request: Request, name: str, _: PredictKey) -> Response:
+    return await _infer(request, name, None)
+
+
+@router.post("/models/{name}/versions/{version}/infer", responses=INFER_ANSWERS,
+             openapi_extra=request_body(InferenceRequest, octet_stream=True))
+async def infer_version(request: Request, name: str, version: VersionPath, _: PredictKey) -> Response:
+    return await _infer(request, name, version)
+
+
+async def _infer(request: Request, name: str, version: int | None) -> Response:
+    # The manager and settings straight from the app, not as dependencies: on the hot path each dependency
+    # FastAPI solves costs more than the model (benchmarks/overhead.py).
+    models, settings = request.app.state.models, request.app.state.settings
+    body = _decompress(await request.body(), request.headers.get("content-encoding"), settings.max_request_bytes)
+    req, tail = tensors.split_body(body, request.headers.get("inference-header-content-length"))
+    if version is None:
+        version = (await models.default_version(name)).version
+    params = req.get("parameters") or {}
+    if not isinstance(params, dict):
+        raise Unprocessable("parameters must be an object", field="parameters")
+    timeout_us = params.get("timeout")  # Triton's per-request timeout is in microseconds
+    until, ms = calls.deadline(settings, None if timeout_us is None else
+                               (timeout_us / 1000 if isinstance(timeout_us, (int, float)) else timeout_us),
+                               "parameters.timeout")
+    async with models.use(name, version) as lm:
+        with calls.recorded(request.app.state.inference_metrics, lm, "v2"):
+            feeds, rows = tensors.decode_inputs(req, tail, lm.info.signature)
+            outputs = await calls.submit(lm, feeds, rows, until, ms)
+            tensors.check_outputs_finite(outputs, f"model {lm.name!r} version {lm.version}")
+            out_tensors, blobs = tensors.encode_outputs(outputs, req)
+    answer = {"model_name": name, "model_version": str(lm.version), "outputs": out_tensors}
+    if "id" in req:
+        answer["id"] = req["id"]
+    head = orjson.dumps(answer, option=orjson.OPT_SERIALIZE_NUMPY)
+    if not blobs:
+        return Response(head, media_type="application/json")
+    return Response(b"".join([head, *blobs]), media_type="application/octet-stream",
+                    headers={"Inference-Header-Content-Length": str(len(head))})
 
 
 @router.get("")
@@ -91,47 +135,6 @@ def _ready(request: Request, models, info: VersionInfo) -> Response:
         return problem(request, 503, f"model {info.name!r} version {info.version} is not ready: "
                        f"{state.lower()}{'; ' + reason if reason else ''}", headers={"Retry-After": "2"})
     return _json({"name": info.name, "version": str(info.version), "ready": True})
-
-
-@router.post("/models/{name}/infer", responses=INFER_ANSWERS,
-             openapi_extra=request_body(InferenceRequest, octet_stream=True))
-async def infer(request: Request, name: str, _: PredictKey, models: ManagerDep, settings: SettingsDep) -> Response:
-    return await _infer(request, models, settings, name, None)
-
-
-@router.post("/models/{name}/versions/{version}/infer", responses=INFER_ANSWERS,
-             openapi_extra=request_body(InferenceRequest, octet_stream=True))
-async def infer_version(request: Request, name: str, version: VersionPath, _: PredictKey, models: ManagerDep,
-                        settings: SettingsDep) -> Response:
-    return await _infer(request, models, settings, name, version)
-
-
-async def _infer(request: Request, models, settings, name: str, version: int | None) -> Response:
-    body = _decompress(await request.body(), request.headers.get("content-encoding"), settings.max_request_bytes)
-    req, tail = tensors.split_body(body, request.headers.get("inference-header-content-length"))
-    if version is None:
-        version = (await models.default_version(name)).version
-    params = req.get("parameters") or {}
-    if not isinstance(params, dict):
-        raise Unprocessable("parameters must be an object", field="parameters")
-    timeout_us = params.get("timeout")  # Triton's per-request timeout is in microseconds
-    until, ms = calls.deadline(settings, None if timeout_us is None else
-                               (timeout_us / 1000 if isinstance(timeout_us, (int, float)) else timeout_us),
-                               "parameters.timeout")
-    async with models.use(name, version) as lm:
-        with calls.recorded(request.app.state.inference_metrics, lm, "v2"):
-            feeds, rows = tensors.decode_inputs(req, tail, lm.info.signature)
-            outputs = await calls.submit(lm, feeds, rows, until, ms)
-            tensors.check_outputs_finite(outputs, f"model {lm.name!r} version {lm.version}")
-            out_tensors, blobs = tensors.encode_outputs(outputs, req)
-    answer = {"model_name": name, "model_version": str(lm.version), "outputs": out_tensors}
-    if "id" in req:
-        answer["id"] = req["id"]
-    head = orjson.dumps(answer, option=orjson.OPT_SERIALIZE_NUMPY)
-    if not blobs:
-        return Response(head, media_type="application/json")
-    return Response(b"".join([head, *blobs]), media_type="application/octet-stream",
-                    headers={"Inference-Header-Content-Length": str(len(head))})
 
 
 def _decompress(body: bytes, encoding: str | None, limit: int) -> bytes:

@@ -17,6 +17,7 @@ from app import private
 from app.auth import create_key
 from app.db import migrate
 from app.db.session import make_engine, make_sessionmaker
+from app.metrics import start_multiprocess
 from app.settings import Settings
 from models import register_all
 
@@ -48,7 +49,9 @@ def db_current() -> None:
 def serve(
     host: Annotated[str | None, typer.Option(help="default: DLSERVE_HOST, else 127.0.0.1", show_default=False)] = None,
     port: Annotated[int | None, typer.Option(help="default: DLSERVE_PORT, else 8000", show_default=False)] = None,
-    workers: Annotated[int, typer.Option(help="uvicorn worker processes")] = 1,
+    workers: Annotated[int | None, typer.Option(
+        min=1, max=256, help="API processes (default: DLSERVE_WORKERS, else 1); they share the model memory "
+        "budget, and /metrics adds up their counts", show_default=False)] = None,
     migrate_first: Annotated[bool, typer.Option(
         "--migrate/--no-migrate", help="upgrade the database first (compose has a migrate service)")] = True,
     with_worker: Annotated[bool | None, typer.Option(
@@ -68,7 +71,13 @@ def serve(
     settings = Settings()
     register_all(settings.families)  # a family that cannot load stops here, in one line, before migrating
     host, port = host or settings.host, port or settings.port
+    workers = workers or settings.workers
     private.make_private(settings)
+    if workers > 1:
+        # Inherited by the worker processes: each takes its share of the memory budget, and writes its
+        # metrics where a scrape of any of them adds them all up (app/metrics.py).
+        os.environ["DLSERVE_WORKERS"] = str(workers)
+        start_multiprocess(settings.metrics_dir)
     if migrate_first:
         migrate.upgrade(settings.resolved_database_url)
     private.make_private(settings)  # the database file the migration may just have created

@@ -166,3 +166,16 @@ class ApiKey(Base):
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # None: never
+
+
+class RepositoryControl(Base):
+    """What the Open Inference Protocol's repository API (POST /v2/repository/models/{name}/load|unload)
+    last asked for a model, kept here so that every API process follows it, as they follow aliases."""
+
+    __tablename__ = "repository_controls"
+
+    model_id: Mapped[int] = mapped_column(ForeignKey("registered_models.id", ondelete="CASCADE"), primary_key=True)
+    unloaded: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The version a load asked for: every process keeps it loaded. SET NULL: deleting it ends the request.
+    version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id", ondelete="SET NULL"), index=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

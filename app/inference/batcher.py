@@ -1,14 +1,19 @@
 """Dynamic batching for one model version.
 
-Requests queue up; one runner takes whatever is queued (up to max_batch rows), waiting at most
-max_delay after the oldest arrival for a fuller batch, and runs it in its own thread so the event
-loop stays free. Under load the queue refills while a batch runs, so batches grow by themselves and
-the delay is rarely waited. Requests whose inputs cannot be stacked (other shapes) run as separate
-groups; if a stacked group fails, its requests are retried one by one so one bad request cannot fail
-its neighbours. A request still queued at its deadline is answered with DeadlineExceeded and never
-run; when the queue is full, submit refuses at once with QueueFull. Inputs named in `pad` (variable
-length text, by the family's rules) are padded to the longest in their group along their axis, so
-sentences of different lengths still share a batch.
+Requests queue up; one runner takes whatever is queued (up to max_batch rows) and runs it in its own
+thread so the event loop stays free. It waits for a fuller batch (at most max_delay after the oldest
+arrival or the end of the last batch) only when there is evidence that company is coming: around a
+batch of the last second there were more rows in flight (the rows it ran plus those that queued while
+it ran) than are queued now. So a lone caller runs at once instead of waiting max_delay for nobody,
+while a crowd's batches still fill: the callers a batch has just answered come back within the delay.
+Under load the queue refills while a batch runs, so batches grow by themselves.
+
+Requests whose inputs cannot be stacked (other shapes) run as separate groups; if a stacked group
+fails, its requests are retried one by one so one bad request cannot fail its neighbours. A request
+still queued at its deadline is answered with DeadlineExceeded and never run; when the queue is full,
+submit refuses at once with QueueFull. Inputs named in `pad` (variable length text, by the family's
+rules) are padded to the longest in their group along their axis, so sentences of different lengths
+still share a batch.
 """
 
 from __future__ import annotations
@@ -27,6 +32,9 @@ log = logging.getLogger("dlserve.inference")
 
 Feeds = dict[str, np.ndarray]
 QUEUED, RUNNING, EXPIRED = 0, 1, 2
+# The evidence of company: the rows in flight around the last few batches, if they ran this recently.
+RECENT_BATCHES = 8
+RECENT_S = 1.0
 
 
 class QueueFull(Exception):
@@ -74,8 +82,11 @@ class Batcher:
         self.pad = pad or {}
         self._queue: deque[Request] = deque()
         self._live = 0  # queued requests not yet expired or taken
+        self._live_rows = 0  # their rows
         self._running = False
         self._last_done = 0.0
+        self._recent: deque[tuple[float, int]] = deque(maxlen=RECENT_BATCHES)  # (ended at, rows in flight)
+        self._target = self.max_batch  # the rows a waiting runner wakes up for
         self._closed = False
         self._wakeup = asyncio.Event()
         self._full = asyncio.Event()
@@ -99,10 +110,11 @@ class Batcher:
         req.timer = loop.call_later(max(0.0, deadline - req.enqueued), self._expire, req)
         self._queue.append(req)
         self._live += 1
+        self._live_rows += rows
         self._idle.clear()
         self.stats.on_depth(self._live)
         self._wakeup.set()
-        if self._queued_rows() >= self.max_batch:
+        if self._queued_rows() >= self._target:
             self._full.set()
         try:
             return await req.future
@@ -113,11 +125,12 @@ class Batcher:
         if req.state == QUEUED and not req.future.done():
             req.state = EXPIRED
             self._live -= 1
+            self._live_rows -= req.rows
             self.stats.on_depth(self._live)
             req.future.set_exception(DeadlineExceeded(self.name))
 
     def _queued_rows(self) -> int:
-        return sum(r.rows for r in self._queue if r.state == QUEUED)
+        return self._live_rows
 
     async def _loop(self) -> None:
         while True:
@@ -126,17 +139,8 @@ class Batcher:
                     self._idle.set()
                 self._wakeup.clear()
                 await self._wakeup.wait()
-            if self.max_delay_s > 0 and self._queued_rows() < self.max_batch:
-                # Counted from the later of the oldest arrival and the end of the last batch: under load
-                # the queued requests all arrived during that batch, and a short wait for the callers it
-                # just answered to come back makes the next batch fuller.
-                wait = max(self._queue[0].enqueued, self._last_done) + self.max_delay_s - time.monotonic()
-                if wait > 0:
-                    self._full.clear()
-                    try:
-                        await asyncio.wait_for(self._full.wait(), wait)
-                    except TimeoutError:
-                        pass
+            if self.max_delay_s > 0:
+                await self._wait_for_company()
             batch = self._take()
             if not batch:
                 continue
@@ -148,6 +152,7 @@ class Batcher:
             finally:
                 self._running = False
                 self._last_done = time.monotonic()
+                self._recent.append((self._last_done, sum(r.rows for r in batch) + self._queued_rows()))
             for req, result in zip(batch, results, strict=True):
                 if req.future.done():
                     continue  # the caller went away
@@ -155,6 +160,26 @@ class Batcher:
                     req.future.set_exception(result)
                 else:
                     req.future.set_result(result)
+
+    def expected_rows(self) -> int:
+        """The rows worth waiting for: the most that were in flight around a batch of the last second."""
+        now = time.monotonic()
+        return min(self.max_batch, max((rows for done, rows in self._recent if now - done < RECENT_S), default=1))
+
+    async def _wait_for_company(self) -> None:
+        self._target = self.expected_rows()
+        if self._queued_rows() >= self._target:
+            return  # a lone caller (or everyone expected) is here: run now
+        # Counted from the later of the oldest arrival and the end of the last batch: under load the
+        # queued requests all arrived during that batch, and a short wait for the callers it just
+        # answered to come back makes the next batch fuller.
+        wait = max(self._queue[0].enqueued, self._last_done) + self.max_delay_s - time.monotonic()
+        if wait > 0:
+            self._full.clear()
+            try:
+                await asyncio.wait_for(self._full.wait(), wait)
+            except TimeoutError:
+                pass
 
     def _take(self) -> list[Request]:
         batch: list[Request] = []
@@ -166,12 +191,14 @@ class Batcher:
                 self._queue.popleft()
                 if req.state == QUEUED:  # cancelled by its caller (client went away)
                     self._live -= 1
+                    self._live_rows -= req.rows
                 continue
             if batch and rows + req.rows > self.max_batch:
                 break
             self._queue.popleft()
             req.state = RUNNING
             self._live -= 1
+            self._live_rows -= req.rows
             batch.append(req)
             rows += req.rows
             self.stats.on_queue_time(now - req.enqueued)

@@ -68,6 +68,4 @@ def recorded(metrics: InferenceMetrics, lm: LoadedModel, api: str) -> Iterator[N
         status = e.status
         raise
     finally:
-        labels = (lm.name, str(lm.version))
-        metrics.requests.labels(*labels, api, str(status)).inc()
-        metrics.latency.labels(*labels, api).observe(time.perf_counter() - start)
+        metrics.record(lm.name, lm.version, api, status, time.perf_counter() - start)

@@ -4,8 +4,10 @@ At start-up the versions that preloaded aliases point at (production by default)
 warmed in the background; /readyz waits for them. Other versions load on first request (single
 flight). A watcher polls the aliases table, so every API process and replica follows a move made
 anywhere within `alias_poll_interval_s`: the new version is loaded and warmed first, traffic
-switches, and the old version is drained (its in-flight requests finish) and freed. A memory
-budget evicts the least recently used versions no alias points at.
+switches, and the old version is drained (its in-flight requests finish) and freed. The V2
+repository API's load and unload are kept in the database too (app/inference/repository.py) and
+followed the same way. A memory budget, the host's shared among its `workers` processes, evicts the
+least recently used versions that no alias and no repository load keeps.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.db.tables import ModelAlias, ModelVersion, RegisteredModel
 from app.errors import Conflict, NotFound, ServiceUnavailable
-from app.inference import batching_config, runtime
+from app.inference import batching_config, repository, runtime
 from app.inference.batcher import Batcher
 from app.inference.loaded import LoadedModel, VersionInfo
 from app.inference.metrics import InferenceMetrics
@@ -49,7 +51,9 @@ class ModelManager:
         self._loading: dict[tuple[str, int], asyncio.Task[LoadedModel]] = {}
         self._failed: dict[tuple[str, int], tuple[float, str]] = {}
         self._aliases: dict[tuple[str, str], int] = {}
-        self._unloaded: set[str] = set()
+        self._unloaded: frozenset[str] = frozenset()  # the repository API's state, from the database
+        self._requested: frozenset[tuple[str, int]] = frozenset()
+        self._controls_changed = 0  # counts loads and unloads here, so a poll read before one does not undo it
         self._load_lock = asyncio.Lock()
         self._refresh = asyncio.Event()
         self._tasks: set[asyncio.Task] = set()
@@ -143,19 +147,31 @@ class ModelManager:
 
     # -- repository control (Open Inference Protocol) ----------------------------------------------
     async def load(self, name: str, version: int | None = None) -> LoadedModel:
-        self._unloaded.discard(name)
         info = await asyncio.to_thread(self._read_version, name, version, None, True)
+        await asyncio.to_thread(self._record, name, False, info.id)
+        self._controls_changed += 1
+        self._unloaded = self._unloaded - {name}
+        self._requested = frozenset({k for k in self._requested if k[0] != name} | {info.key})
         self._failed.pop(info.key, None)
         return self._models.get(info.key) or await self._wait_loaded(name, info.version, info)
 
     async def unload(self, name: str) -> int:
-        await asyncio.to_thread(self._read_version, name, None, None, True)  # 404 for unknown names
-        self._unloaded.add(name)
-        victims = [lm for key, lm in self._models.items() if key[0] == name]
+        await asyncio.to_thread(self._record, name, True, None)  # 404 for unknown names
+        self._controls_changed += 1
+        self._unloaded = self._unloaded | {name}
+        self._requested = frozenset(k for k in self._requested if k[0] != name)
+        return self._free_unloaded()
+
+    def _free_unloaded(self) -> int:
+        victims = [lm for key, lm in self._models.items() if key[0] in self._unloaded]
         for lm in victims:
             self._models.pop(lm.info.key, None)
             self._spawn(self._free(lm))
         return len(victims)
+
+    def _record(self, name: str, unloaded: bool, version_id: int | None) -> None:
+        with self.sessions() as s:
+            repository.record(s, name, unloaded=unloaded, version_id=version_id)
 
     def loaded(self, name: str, version: int) -> LoadedModel | None:
         return self._models.get((name, version))
@@ -258,10 +274,11 @@ class ModelManager:
         return lm
 
     async def _enforce_budget(self, keep: tuple[str, int]) -> None:
-        budget = int(self.settings.model_memory_budget_mb * 2**20)
+        # The budget is the host's: `dlserve serve --workers N` gives each process an Nth of it.
+        budget = int(self.settings.model_memory_budget_mb * 2**20 / self.settings.workers)
         if budget <= 0:
             return
-        pinned = {(name, v) for (name, _alias), v in self._aliases.items()} | {keep}
+        pinned = {(name, v) for (name, _alias), v in self._aliases.items()} | set(self._requested) | {keep}
         total = sum(lm.memory_bytes for lm in self._models.values())
         for lm in sorted(self._models.values(), key=lambda m: m.last_used):
             if total <= budget:
@@ -302,7 +319,18 @@ class ModelManager:
 
     async def _sync(self) -> None:
         checked = {lm.info.id for lm in self._models.values()}
-        aliases, existing = await asyncio.to_thread(self._read_aliases, list(checked))
+        changed = self._controls_changed
+        aliases, existing, controls = await asyncio.to_thread(self._read_aliases, list(checked))
+        if changed == self._controls_changed:  # else a load or unload here came after the read: it stands
+            self._unloaded, self._requested = controls.unloaded, controls.requested
+            self._free_unloaded()
+        for name, version in self._requested:
+            if (name, version) in self._models or (name, version) in self._failed:
+                continue  # a version that failed to load was logged; it is tried again on request
+            try:
+                await self._wait_loaded(name, version)
+            except Exception as e:
+                log.error("a repository load asked for %s v%s, not loaded here (yet): %s", name, version, e)
         new = dict(aliases)
         for (name, alias), version in aliases.items():
             key = (name, version)
@@ -331,7 +359,7 @@ class ModelManager:
     def _preloads(self, alias: str) -> bool:
         return "*" in self.settings.preload_aliases or alias in self.settings.preload_aliases
 
-    def _read_aliases(self, loaded_ids: list[int]) -> tuple[dict[tuple[str, str], int], set[int]]:
+    def _read_aliases(self, loaded_ids: list[int]) -> tuple[dict[tuple[str, str], int], set[int], repository.Controls]:
         with self.sessions() as s:
             rows = s.execute(
                 select(RegisteredModel.name, ModelAlias.alias, ModelVersion.version)
@@ -340,7 +368,8 @@ class ModelManager:
             ).all()
             existing = set(s.scalars(select(ModelVersion.id).where(ModelVersion.id.in_(loaded_ids)))) \
                 if loaded_ids else set()
-        return {(n, a): v for n, a, v in rows}, existing
+            controls = repository.read(s)
+        return {(n, a): v for n, a, v in rows}, existing, controls
 
     def _read_version(self, name: str, version: int | None, alias: str | None,
                       latest_if_no_alias: bool = False) -> VersionInfo:

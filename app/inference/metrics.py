@@ -26,11 +26,27 @@ class InferenceMetrics:
                                       mv, buckets=LATENCY_BUCKETS, registry=registry)
         self.batch_size = Histogram("dlserve_inference_batch_size", "Rows per executed batch", mv,
                                     buckets=BATCH_BUCKETS, registry=registry)
+        # With several API processes (app/metrics.py) a scrape adds the live processes' gauges up, except
+        # the count of loaded versions, which is shown per process (a `pid` label).
         self.queue_depth = Gauge("dlserve_inference_queue_depth", "Requests waiting for a batch", mv,
-                                 registry=registry)
-        self.loaded = Gauge("dlserve_models_loaded", "Model versions loaded in this process", registry=registry)
-        self.memory = Gauge("dlserve_model_memory_bytes", "Memory taken by a loaded model version (estimate)", mv,
-                            registry=registry)
+                                 registry=registry, multiprocess_mode="livesum")
+        self.loaded = Gauge("dlserve_models_loaded", "Model versions loaded in this process", registry=registry,
+                            multiprocess_mode="liveall")
+        self.memory = Gauge("dlserve_model_memory_bytes", "Memory taken by a loaded model version (estimate), "
+                            "summed over the API processes", mv, registry=registry, multiprocess_mode="livesum")
+
+        self._request_children: dict[tuple[str, int, str, int], tuple] = {}
+
+    def record(self, model: str, version: int, api: str, status: int, seconds: float) -> None:
+        """One request's answer and latency; the label children are looked up once per label set."""
+        key = (model, version, api, status)
+        children = self._request_children.get(key)
+        if children is None:
+            labels = (model, str(version))
+            children = self._request_children[key] = (self.requests.labels(*labels, api, str(status)),
+                                                      self.latency.labels(*labels, api))
+        children[0].inc()
+        children[1].observe(seconds)
 
     def batch_stats(self, model: str, version: int) -> BatchStats:
         labels = (model, str(version))
@@ -47,6 +63,7 @@ class InferenceMetrics:
         labels = (model, str(version))
         for metric in (self.queue_depth, self.memory):
             try:
+                metric.labels(*labels).set(0)  # a process's value file keeps its last value past remove()
                 metric.remove(*labels)
             except KeyError:
                 pass

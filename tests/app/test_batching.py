@@ -66,6 +66,13 @@ def test_concurrent_callers_are_batched_and_get_their_own_rows(settings, doubler
     assert batches < len(payloads)  # some requests shared a batch
 
 
+def busy(base: str, rows: int) -> None:
+    """One request of `rows` rows: a batch that size just ran, which is the batcher's evidence that
+    company is coming, so the next lone requests wait (up to the delay) to fill a batch that size."""
+    r = httpx.post(f"{base}/v2/models/dbl/infer", json=infer_body(np.zeros((rows, 4), np.float32)), headers=H)
+    assert r.status_code == 200, r.text
+
+
 def test_a_versions_own_batching_options_override_the_settings(client, settings):
     """metadata.batching caps this version's batches (settings allow 32) and sets its delay."""
     upload(client, "dbl", onnx_models.doubler(), task="fraud",
@@ -73,14 +80,15 @@ def test_a_versions_own_batching_options_override_the_settings(client, settings)
     client.put("/v1/models/dbl/aliases/production", json={"version": 1})
     xs = [np.full((1, 4), i, np.float32) for i in range(6)]
     with live_server(settings) as url:
+        busy(f"http://{url}", 2)
         answers, text = infer_at_once(f"http://{url}", xs)
     assert all(r.status_code == 200 for r in answers), [r.text for r in answers]
     for x, r in zip(xs, answers, strict=True):
         np.testing.assert_array_equal(np.array(r.json()["outputs"][0]["data"]).reshape(1, 4), 2 * x)
-    assert metric(text, 'dlserve_inference_batch_size_sum{model="dbl",version="1"}') == 6
+    assert metric(text, 'dlserve_inference_batch_size_sum{model="dbl",version="1"}') == 2 + 6
     # at most 2 rows a batch; the 300 ms delay lets each batch fill to 2 (1-row batches would be 4 or more)
-    assert metric(text, 'dlserve_inference_batch_size_count{model="dbl",version="1"}') == 3
-    assert 'dlserve_inference_batch_size_bucket{le="2.0",model="dbl",version="1"} 3.0' in text
+    assert metric(text, 'dlserve_inference_batch_size_count{model="dbl",version="1"}') == 1 + 3
+    assert 'dlserve_inference_batch_size_bucket{le="2.0",model="dbl",version="1"} 4.0' in text
 
 
 def test_full_queue_answers_429_at_once(settings, doubler):
@@ -89,6 +97,7 @@ def test_full_queue_answers_429_at_once(settings, doubler):
     x = np.ones((1, 4), np.float32)
     with live_server(settings) as url:
         base = f"http://{url}"
+        busy(base, 8)
         results = []
         waiting = [threading.Thread(target=lambda: results.append(
             httpx.post(f"{base}/v2/models/dbl/infer", json=infer_body(x), headers=H, timeout=30)))
@@ -110,6 +119,7 @@ def test_a_request_still_queued_at_its_deadline_gets_504_and_never_runs(settings
     settings.max_queue_delay_ms = 1500
     with live_server(settings) as url:
         base = f"http://{url}"
+        busy(base, 2)
         start = time.monotonic()
         r = httpx.post(f"{base}/v2/models/dbl/infer", json=infer_body(np.ones((1, 4), np.float32), 200_000),
                        headers=H, timeout=30)
@@ -119,7 +129,7 @@ def test_a_request_still_queued_at_its_deadline_gets_504_and_never_runs(settings
         assert 0.15 < elapsed < 1.2
         time.sleep(1.6)  # past the batching delay: had it stayed queued, it would have run by now
         text = httpx.get(f"{base}/metrics", headers=H).text
-    assert metric(text, 'dlserve_inference_batch_size_count{model="dbl",version="1"}') == 0
+    assert metric(text, 'dlserve_inference_batch_size_count{model="dbl",version="1"}') == 1  # busy()'s only
     assert 'dlserve_inference_requests_total{api="v2",model="dbl",status="504",version="1"} 1.0' in text
 
 
@@ -191,3 +201,61 @@ def test_callers_returning_within_the_delay_after_a_batch_share_the_next_one():
     asyncio.run(scenario())
     assert sizes[0] == 4  # the first wave alone: the second had not arrived
     assert sizes[1:3] == [8, 8]
+
+
+def test_a_lone_caller_is_answered_at_once_not_after_the_batching_delay(settings, doubler):
+    """Nobody else is calling: waiting 2 s for company that is not coming would show in every answer."""
+    settings.max_queue_delay_ms = 2000
+    x = np.arange(4, dtype=np.float32).reshape(1, 4)
+    with live_server(settings) as url, httpx.Client(base_url=f"http://{url}", headers=H) as c:
+        for _ in range(3):
+            start = time.monotonic()
+            r = c.post("/v2/models/dbl/infer", json=infer_body(x))
+            assert r.status_code == 200, r.text
+            assert time.monotonic() - start < 1.0  # the 2 s delay was not waited
+            assert r.json()["outputs"][0]["data"] == [0.0, 2.0, 4.0, 6.0]
+        text = c.get("/metrics").text
+    assert metric(text, 'dlserve_inference_batch_size_count{model="dbl",version="1"}') == 3
+
+
+def test_after_a_crowd_callers_arriving_one_by_one_still_share_a_batch(monkeypatch):
+    """The batcher waits only with evidence that company is coming: a batch of four callers ran just now,
+    so four callers arriving 30 ms apart are gathered into one batch (well within the 2 s delay, not after
+    it); once the batcher has been quiet for a while, a lone caller runs at once again."""
+    import app.inference.batcher as batcher_module
+
+    monkeypatch.setattr(batcher_module, "RECENT_S", 0.5)
+    sizes = []
+
+    def run(feeds):
+        sizes.append(len(feeds["x"]))
+        return {"y": feeds["x"]}
+
+    async def one_by_one(b, n):
+        calls = []
+        for _ in range(n):
+            calls.append(asyncio.create_task(b.submit({"x": np.zeros((1, 1), np.float32)}, 1, time.monotonic() + 10)))
+            await asyncio.sleep(0.03)
+        await asyncio.gather(*calls)
+
+    async def scenario():
+        b = Batcher("t", run, max_batch=8, max_delay_s=2.0, max_queue=16)
+        x = {"x": np.zeros((1, 1), np.float32)}
+        start = time.monotonic()
+        await b.submit(x, 1, start + 10)  # the very first caller: no evidence of anyone else
+        first = time.monotonic() - start
+        await asyncio.gather(*(b.submit(x, 1, time.monotonic() + 10) for _ in range(4)))  # a crowd, together
+        start = time.monotonic()
+        await one_by_one(b, 4)
+        gathered = time.monotonic() - start
+        await asyncio.sleep(0.6)  # quiet for longer than RECENT_S
+        start = time.monotonic()
+        await b.submit(x, 1, start + 10)
+        lone = time.monotonic() - start
+        await b.close()
+        return first, gathered, lone
+
+    first, gathered, lone = asyncio.run(scenario())
+    assert sizes == [1, 4, 4, 1]
+    assert first < 1.0 and lone < 1.0  # neither waited the 2 s delay
+    assert gathered < 1.5  # the batch ran when the fourth caller came, not when the delay ran out

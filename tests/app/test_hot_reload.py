@@ -87,6 +87,27 @@ def test_another_process_follows_a_move_and_frees_the_old_version(settings, two_
     assert states == {("m", "1"): "UNAVAILABLE", ("m", "2"): "READY"}
 
 
+def test_another_process_follows_a_repository_unload_and_load(settings, two_versions):
+    """POST /v2/repository/models/{name}/unload through one process: the other refuses the model too; a
+    load of version 2 through that one: both serve version 2, and keep it loaded (the alias says 1)."""
+    settings.alias_poll_interval_s = 0.2
+
+    def until(c: TestClient, path: str, status: int) -> None:
+        deadline = time.monotonic() + 5
+        while c.get(path).status_code != status:
+            assert time.monotonic() < deadline, f"{path} never answered {status}"
+            time.sleep(0.05)
+
+    with TestClient(create_app(settings), headers=H) as a, TestClient(create_app(settings), headers=H) as b:
+        wait_ready(a), wait_ready(b)
+        assert a.post("/v2/repository/models/m/unload").json() == {"name": "m", "unloaded_versions": 1}
+        until(b, "/v2/models/m/versions/1/ready", 503)
+        assert b.post("/v1/models/m/predict", json={"inputs": [IMAGE]}).status_code == 409
+        assert b.post("/v2/repository/models/m/load", json={"parameters": {"version": 2}}).status_code == 200
+        until(a, "/v2/models/m/versions/2/ready", 200)
+        assert a.post("/v1/models/m/predict", json={"inputs": [IMAGE]}).json()["version"] == 1  # the alias
+
+
 def test_deleting_a_loaded_version_unloads_it(settings, two_versions):
     settings.alias_poll_interval_s = 0.2
     with TestClient(create_app(settings), headers=H) as c:
