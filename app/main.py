@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
-from app.api import datasets, health, jobs, keys, openapi, predict, registry, v2, web_session
+from app.api import datasets, families, health, jobs, keys, openapi, predict, registry, v2, web_session
 from app.api.problems import install_error_handlers
 from app.auth import Authenticator
 from app.db.session import make_engine, make_sessionmaker
@@ -77,6 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(jobs.router)
     app.include_router(keys.router)
     app.include_router(web_session.router)
+    app.include_router(families.router)
     openapi.install(app)  # after every router: it walks the routes when the document is first asked for
 
     def body_limit(method: str, path: str) -> int:
