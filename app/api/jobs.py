@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response, status
 from sqlalchemy.orm import Session
 
 from app.api.deps import ReadKey, SessionDep, StoreDep, TrainKey
-from app.api.job_schemas import JobIn, JobOut, JobPage, MetricHistory, MetricOut, job_out
+from app.api.job_schemas import JobIn, JobOut, JobPage, JobPatch, MetricHistory, MetricOut, job_out
 from app.api.openapi import Offset, Task, enum_of, problems
 from app.db.tables import RUN_STATUSES, TrainingRun
 from app.errors import Unprocessable
@@ -72,6 +72,15 @@ def list_jobs(
 @router.get("/{job_id}", response_model=JobOut)
 def get_job(job_id: str, _: ReadKey, session: SessionDep) -> JobOut:
     return described(session, service.get(session, job_id))
+
+
+@router.patch("/{job_id}", response_model=JobOut)
+def annotate_job(job_id: str, body: JobPatch, _: TrainKey, session: SessionDep) -> JobOut:
+    """Tags (they replace the run's; GET /v1/jobs?tag= finds them) and a free-text note; a field left out is
+    kept. Either is shown as text wherever it appears, never as markup."""
+    run = service.annotate(session, job_id, tags=body.tags, note=body.note)
+    session.commit()
+    return described(session, run)
 
 
 @router.get("/{job_id}/metrics", response_model=MetricHistory)

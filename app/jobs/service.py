@@ -7,11 +7,11 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
 
 from app.db.base import utcnow
-from app.db.tables import Dataset, RegisteredModel, RunMetric, TrainingRun, new_id
+from app.db.tables import Dataset, RegisteredModel, RunMetric, RunTag, TrainingRun, new_id
 from app.errors import Conflict, NotFound, Unprocessable
 from app.jobs import precheck
 from app.jobs.broker import Broker
@@ -57,6 +57,18 @@ def get(session: Session, run_id: str, *, for_update: bool = False) -> TrainingR
     run = session.scalar(stmt.with_for_update() if for_update else stmt)
     if run is None:
         raise NotFound(f"no job with id {run_id!r}")
+    return run
+
+
+def annotate(session: Session, run_id: str, *, tags: list[str] | None, note: str | None) -> TrainingRun:
+    """A person's tags (replacing the run's) and note ("" clears it); None leaves either as it is."""
+    run = get(session, run_id, for_update=True)
+    if tags is not None:
+        session.execute(delete(RunTag).where(RunTag.run_id == run_id))
+        session.add_all([RunTag(run_id=run_id, tag=tag) for tag in sorted(set(tags))])
+    if note is not None:
+        run.note = note or None
+    session.flush()
     return run
 
 
