@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
 from app.api import (
+    artifacts,
     datasets,
     families,
     health,
@@ -93,6 +94,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(keys.router)
     app.include_router(web_session.router)
     app.include_router(families.router)
+    app.include_router(artifacts.router)
     openapi.install(app)  # after every router: it walks the routes when the document is first asked for
 
     def body_limit(method: str, path: str) -> int:
