@@ -8,7 +8,21 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
-from app.api import datasets, health, jobs, keys, openapi, predict, registry, v2
+from app.api import (
+    artifacts,
+    datasets,
+    families,
+    health,
+    job_events,
+    job_metrics,
+    jobs,
+    keys,
+    openapi,
+    predict,
+    registry,
+    v2,
+    web_session,
+)
 from app.api.problems import install_error_handlers
 from app.auth import Authenticator
 from app.db.session import make_engine, make_sessionmaker
@@ -22,6 +36,7 @@ from app.readiness import artifact_store, database
 from app.registry.store import ArtifactStore
 from app.settings import Settings, get_settings
 from app.uploads import SpoolUnder
+from app.web_sessions import WebSessions
 from models import register_all
 
 # (method, path prefix, suffix, the setting that bounds the file); a multipart body may carry a little
@@ -58,6 +73,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.sessions = make_sessionmaker(engine)
     app.state.store = store
     app.state.auth = Authenticator(app.state.sessions, settings.admin_key)
+    app.state.web_sessions = WebSessions(app.state.sessions, app.state.auth, lifetime_s=settings.session_lifetime_s,
+                                         failures_per_minute=settings.signin_failures_per_minute)
     app.state.metrics_registry = CollectorRegistry()
     app.state.metrics_folder = multiprocess_folder(settings)  # None: this process is the only one
     app.state.inference_metrics = InferenceMetrics(app.state.metrics_registry)
@@ -72,8 +89,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(predict.router)
     app.include_router(v2.router)
     app.include_router(datasets.router)
+    app.include_router(job_metrics.router)  # before jobs: /v1/jobs/compare is no job id
     app.include_router(jobs.router)
+    app.include_router(job_events.router)
     app.include_router(keys.router)
+    app.include_router(web_session.router)
+    app.include_router(families.router)
+    app.include_router(artifacts.router)
     openapi.install(app)  # after every router: it walks the routes when the document is first asked for
 
     def body_limit(method: str, path: str) -> int:

@@ -97,6 +97,11 @@ class Settings(BaseSettings):
     # Auth
     admin_key: str | None = Field(None, description="accepted as an admin key when set (compose, automation)")
     auth_enabled: bool = Field(True, description="false: no API key is asked for (a private test setup only)")
+    session_lifetime_s: int = Field(12 * 3600, ge=60, le=30 * 24 * 3600, description="how long a browser "
+                                    "sign-in (`POST /v1/session`, the dashboard's cookie) lasts; never past its "
+                                    "key's own expiry")
+    signin_failures_per_minute: int = Field(10, ge=1, description="failed sign-ins (`POST /v1/session`) allowed "
+                                            "per client address and minute; beyond, 429 with Retry-After")
 
     # Limits
     max_request_bytes: int = Field(32 * 1024 * 1024, ge=1024, description="JSON bodies and anything that is not "
@@ -137,6 +142,9 @@ class Settings(BaseSettings):
                                "absolute tolerance (beyond it the job fails)")
     parity_rtol: float = Field(1e-3, ge=0, description="the same, relative tolerance")
     publish_retry_after_s: int = Field(10, ge=1, description="`Retry-After` when the broker cannot take a job")
+    job_log_max_bytes: int = Field(1024 * 1024, ge=16 * 1024, le=256 * 1024 * 1024, description="the most of a "
+                                   "job's log kept in the database (GET /v1/jobs/{id}/log): its first half and its "
+                                   "last half; what falls between is dropped, and marked")
     families: str = Field("", description="extra task families, comma-separated `task=python.package` pairs (each "
                           "package declares `FAMILY`; see docs/families.md), beside the `dlserve.families` entry "
                           "points of installed distributions; a task named here is not taken from an entry point. "

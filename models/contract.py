@@ -61,6 +61,9 @@ class Family:
     # Kinds of input fault (models.common.errors: shape, value, too_large) answered in the item's own slot of
     # `outputs` while the other items are answered; any other fault, and any in `parameters`, fails the request.
     item_faults: frozenset[str] = frozenset()
+    # The metric that ranks this family's runs (the dashboard's best-metric column and sort=best_metric): a key
+    # of a run's final metrics (evaluate()'s results are recorded as val_<name>), and "max" or "min": which is better.
+    best_metric: tuple[str, str] | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)  # room for what later parts of the contract add
 
     def part(self, name: str) -> ModuleType:

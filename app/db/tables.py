@@ -22,12 +22,18 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.db.base import Base, UTCDateTime, utcnow
 
 RUN_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 VERSION_STATUSES = ("ready", "failed")
+
+
+# JSON the runs table sorts by (GET /v1/jobs?sort=best_metric, metric:<key>, progress): PostgreSQL reads a
+# key of JSONB without parsing the whole text again for every row (about three times faster on 10,000 runs).
+SORTABLE_JSON = JSON().with_variant(JSONB(), "postgresql")
 
 
 def new_id() -> str:
@@ -56,6 +62,11 @@ class TrainingRun(Base):
     __table_args__ = (
         CheckConstraint(_in("status", RUN_STATUSES), name="status"),
         Index("ix_training_runs_status_created_at", "status", "created_at"),
+        # The runs table sorts by each of these (id breaks ties, so a page is stable) and filters by task.
+        Index("ix_training_runs_created_at_id", "created_at", "id"),
+        Index("ix_training_runs_started_at_id", "started_at", "id"),
+        Index("ix_training_runs_finished_at_id", "finished_at", "id"),
+        Index("ix_training_runs_task_created_at", "task", "created_at"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
@@ -65,8 +76,8 @@ class TrainingRun(Base):
     dataset_id: Mapped[str | None] = mapped_column(ForeignKey("datasets.id", ondelete="SET NULL"), index=True)
     params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     status: Mapped[str] = mapped_column(String(16), default="queued")
-    progress: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # epoch, step, total, eta_s
-    latest_metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    progress: Mapped[dict[str, Any]] = mapped_column(SORTABLE_JSON, default=dict)  # epoch, step, total, eta_s
+    latest_metrics: Mapped[dict[str, Any]] = mapped_column(SORTABLE_JSON, default=dict)
     error: Mapped[str | None] = mapped_column(Text)
     register_as: Mapped[str | None] = mapped_column(String(128))
     alias: Mapped[str | None] = mapped_column(String(64))
@@ -77,13 +88,29 @@ class TrainingRun(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    note: Mapped[str | None] = mapped_column(Text)  # a person's free text about the run (PATCH /v1/jobs/{id})
 
     dataset: Mapped[Dataset | None] = relationship()
 
 
+class RunTag(Base):
+    """A run's tags, one row each, so that filtering the runs table by a tag is an index lookup."""
+
+    __tablename__ = "run_tags"
+    __table_args__ = (Index("ix_run_tags_tag_run_id", "tag", "run_id"),)
+
+    run_id: Mapped[str] = mapped_column(ForeignKey("training_runs.id", ondelete="CASCADE"), primary_key=True)
+    tag: Mapped[str] = mapped_column(String(64), primary_key=True)
+
+
 class RunMetric(Base):
     __tablename__ = "run_metrics"
-    __table_args__ = (UniqueConstraint("run_id", "key", "step"),)
+    __table_args__ = (
+        UniqueConstraint("run_id", "key", "step"),
+        # Holds all that thinning a series reads (app/jobs/downsample.py), so it never visits the table: twice
+        # as fast over ten runs of 10,000 steps on SQLite.
+        Index("ix_run_metrics_series", "run_id", "key", "step", "value", "epoch"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     run_id: Mapped[str] = mapped_column(ForeignKey("training_runs.id", ondelete="CASCADE"), index=True)
@@ -91,6 +118,22 @@ class RunMetric(Base):
     step: Mapped[int] = mapped_column(Integer)
     epoch: Mapped[float | None] = mapped_column(Float)
     value: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class RunLogChunk(Base):
+    """A run's log as its worker wrote it, in chunks flushed with its progress and heartbeats, so that an API on
+    another host reads it without a shared disk. `offset` is where the chunk starts in the whole log (bytes of
+    UTF-8); chunks dropped to keep the log within job_log_max_bytes leave a gap in the offsets."""
+
+    __tablename__ = "run_logs"
+    __table_args__ = (UniqueConstraint("run_id", "offset"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("training_runs.id", ondelete="CASCADE"))
+    offset: Mapped[int] = mapped_column(BigInteger)
+    size: Mapped[int] = mapped_column(Integer)  # bytes of text, UTF-8
+    text: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -153,6 +196,22 @@ class ModelAlias(Base):
     version: Mapped[ModelVersion] = relationship()
 
 
+class AliasEvent(Base):
+    """Every move of an alias (who moved it, from which version to which), for its history and a rollback.
+    Version numbers, not keys: a version deleted later still reads in the history."""
+
+    __tablename__ = "alias_events"
+    __table_args__ = (Index("ix_alias_events_model_id_alias_id", "model_id", "alias", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("registered_models.id", ondelete="CASCADE"))
+    alias: Mapped[str] = mapped_column(String(64))
+    from_version: Mapped[int | None] = mapped_column(Integer)  # None: the alias was new
+    to_version: Mapped[int | None] = mapped_column(Integer)  # None: the alias was deleted
+    actor: Mapped[str] = mapped_column(String(200))  # the key's name, or "job <id>" for a training run's move
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class ApiKey(Base):
     __tablename__ = "api_keys"
 
@@ -179,3 +238,19 @@ class RepositoryControl(Base):
     # The version a load asked for: every process keeps it loaded. SET NULL: deleting it ends the request.
     version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id", ondelete="SET NULL"), index=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+class WebSession(Base):
+    """A browser's sign-in (the dashboard): the cookie's token is stored hashed, like keys. A session has the
+    scopes of the key it was opened with and never outlives it; revoking the key ends its sessions."""
+
+    __tablename__ = "web_sessions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # None: opened with DLSERVE_ADMIN_KEY, which has no row; admin_digest (its sha256) then ties the session
+    # to that value, so changing the setting ends such sessions.
+    key_id: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id", ondelete="CASCADE"), index=True)
+    admin_digest: Mapped[str | None] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
+    scopes: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

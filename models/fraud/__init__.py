@@ -38,4 +38,5 @@ FAMILY = Family(
     # a record with a feature missing, not a number or past float32 is one row of the batch; a
     # feature the version does not know (the client's schema is not the version's) fails the request
     item_faults=frozenset({VALUE}),
+    best_metric=("val_pr_auc", "max"),
 )

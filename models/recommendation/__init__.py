@@ -34,4 +34,5 @@ FAMILY = Family(
     # a rating out of range, an item rated twice or a k past max_k is one user's input; unknown ids
     # are no fault (answered "known": false)
     item_faults=frozenset({VALUE}),
+    best_metric=("val_rmse", "min"),
 )

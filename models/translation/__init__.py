@@ -26,4 +26,5 @@ FAMILY = Family(
     predict_output=schemas.TranslationOutput,
     # an empty sentence, or one over the length limit, is one sentence of the batch
     item_faults=frozenset({VALUE, TOO_LARGE}),
+    best_metric=("val_bleu", "max"),
 )

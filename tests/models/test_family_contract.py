@@ -94,6 +94,9 @@ def test_what_a_family_declares_is_what_its_modules_provide(task):
     assert bool(contract.artifacts) == contract.multi_file and "model.onnx" not in contract.artifacts
     assert contract.metrics and all(isinstance(v, str) and v.strip() for v in contract.metrics.values())
     assert not contract.distributed  # issue 22 brings the multi-process launcher; until then no family has it
+    # the metric that ranks runs (the dashboard's best column) is one the family reports
+    key, goal = contract.best_metric
+    assert key in contract.metrics and goal in ("max", "min"), contract.best_metric
 
 
 # Tiny runs of each family (one per config that reports more) on the example data of `dlserve examples write`:

@@ -25,4 +25,5 @@ FAMILY = Family(
     predict_output=schemas.RegressionOutput,
     # a row of the wrong length or with a number out of range is one row of the batch
     item_faults=frozenset({VALUE}),
+    best_metric=("val_mse", "min"),
 )

@@ -1,7 +1,7 @@
 """V2 repository load/unload kept in the database, so every API process follows it
 
-Revision ID: 0005
-Revises: 0003
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-12-04 18:00:00.000000
 """
 from collections.abc import Sequence
@@ -9,9 +9,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = '0005'
-# 0004 is another branch's; whoever merges both makes this '0004'.
-down_revision: str | None = '0003'
+revision: str = '0009'
+down_revision: str | None = '0008'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
