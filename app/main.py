@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
+from app import dashboard
 from app.api import datasets, health, jobs, keys, openapi, predict, registry, v2
 from app.api.problems import install_error_handlers
 from app.auth import Authenticator
@@ -52,6 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(
         title="dlserve", version="0.1.0", lifespan=lifespan,
         description="Train deep-learning models and serve them with ONNX Runtime.",
+        docs_url=None, redoc_url=None, swagger_ui_oauth2_redirect_url=None,  # /docs: app/dashboard, offline
     )
     app.state.settings = settings
     app.state.engine = engine
@@ -73,6 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(datasets.router)
     app.include_router(jobs.router)
     app.include_router(keys.router)
+    dashboard.install(app)
     openapi.install(app)  # after every router: it walks the routes when the document is first asked for
 
     def body_limit(method: str, path: str) -> int:

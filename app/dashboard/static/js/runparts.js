@@ -1,0 +1,125 @@
+// Pieces of the run page: tags and note (PATCH /v1/jobs/{id}), lineage, artifacts and the worker's log.
+
+import { ApiError, get, patch } from "./api.js";
+import { clear, field, h, kv, link, path, toast } from "./dom.js";
+import * as fmt from "./fmt.js";
+
+const NEEDS_TRAIN = "needs a key with the train scope";
+
+export function tagsAndNote(job, canEdit) {
+  let tags = [...(job.tags || [])];
+  const chips = h("div", { class: "row", "aria-label": "tags" });
+  const input = h("input", { type: "text", placeholder: "add a tag, then Enter", maxlength: 64, disabled: !canEdit,
+    title: canEdit ? "" : NEEDS_TRAIN });
+  const note = h("textarea", { rows: 3, maxlength: 4000, disabled: !canEdit, title: canEdit ? "" : NEEDS_TRAIN });
+  note.value = job.note || "";
+  const save = h("button", { type: "button", disabled: !canEdit, title: canEdit ? "" : NEEDS_TRAIN }, "Save note");
+  const tagField = field("Tags", input);
+  const noteField = field("Note", note);
+
+  const send = async (body) => {
+    try {
+      const out = await patch(path("v1", "jobs", job.id), body);
+      tags = [...(out.tags || tags)];
+      drawTags();
+      return true;
+    } catch (e) {
+      const target = e instanceof ApiError && String(e.field || "").includes("note") ? noteField : tagField;
+      target.setError(e.message);
+      return false;
+    }
+  };
+  const drawTags = () => {
+    clear(chips, tags.length ? tags.map((t) => h("span", { class: "chip", title: t }, t,
+      h("button", { type: "button", "aria-label": `remove tag ${t}`, disabled: !canEdit,
+        onclick: () => send({ tags: tags.filter((x) => x !== t) }) }, "×")))
+      : h("span", { class: "muted small" }, "no tags"));
+  };
+  input.addEventListener("keydown", async (e) => {
+    if (e.key !== "Enter") return;
+    e.preventDefault();
+    const t = input.value.trim();
+    if (!t || tags.includes(t)) { input.value = ""; return; }
+    tagField.setError("");
+    if (await send({ tags: [...tags, t] })) input.value = "";
+  });
+  save.addEventListener("click", async () => {
+    noteField.setError("");
+    save.disabled = true;
+    if (await send({ note: note.value })) toast("Note saved");
+    save.disabled = false;
+  });
+  drawTags();
+  return h("section", { class: "panel stack", "aria-label": "Tags and note" }, h("h2", null, "Tags and note"), chips,
+    tagField, noteField, h("div", { class: "row end" }, save));
+}
+
+export function lineage(job, dataset) {
+  const mv = job.model_version;
+  return h("section", { class: "panel", "aria-label": "Lineage" }, h("h2", null, "Lineage"),
+    h("div", { class: "row" },
+      dataset ? h("span", null, "Dataset ", link(`/?dataset_id=${encodeURIComponent(dataset.id)}`, dataset.name, { title: dataset.id }))
+        : h("span", { class: "muted" }, job.dataset_id ? `Dataset ${fmt.shortId(job.dataset_id)}` : "no dataset"),
+      h("span", { "aria-hidden": "true" }, "→"),
+      h("span", null, "this run ", h("span", { class: "mono" }, fmt.shortId(job.id))),
+      h("span", { "aria-hidden": "true" }, "→"),
+      mv ? h("span", null, "model ", link(path("models", mv.name) + `?version=${mv.version}`, `${mv.name} v${mv.version}`))
+        : h("span", { class: "muted" }, job.register_as ? `will register as ${job.register_as}` : "no version yet")),
+    dataset ? kv([["Dataset format", dataset.format], ["Dataset size", fmt.bytes(dataset.size_bytes)]]) : null);
+}
+
+export async function artifacts(job) {
+  const box = h("section", { class: "panel", "aria-label": "Artifacts" }, h("h2", null, "Artifacts"));
+  const list = h("ul", { class: "stack" });
+  const items = [];
+  if (job.model_version) {
+    const mv = job.model_version;
+    items.push({ href: path("v1", "models", mv.name, "versions", mv.version, "artifact"), name: `model.onnx (${mv.name} v${mv.version})` });
+  }
+  try {
+    const found = await get(path("v1", "jobs", job.id, "artifacts"));
+    for (const a of Array.isArray(found) ? found : found.items || []) {
+      const name = a.name || a.path;
+      items.push({ href: `${path("v1", "jobs", job.id, "artifacts")}/${name.split("/").map(encodeURIComponent).join("/")}`,
+        name, size: a.size_bytes ?? a.size });
+    }
+  } catch (e) {
+    if (!(e instanceof ApiError) || e.status !== 404) throw e;
+  }
+  if (!items.length) list.append(h("li", { class: "muted" }, "none yet"));
+  for (const it of items) {
+    list.append(h("li", null, h("a", { href: it.href, download: "" }, it.name),
+      it.size !== undefined ? h("span", { class: "muted small" }, ` ${fmt.bytes(it.size)}`) : null));
+  }
+  box.append(list);
+  return box;
+}
+
+// The worker's log for this job: what has been written so far, then the lines the event stream brings.
+export function logPanel(job) {
+  const pre = h("pre", { class: "log", tabindex: "0", "aria-label": "worker log", "aria-live": "off" });
+  const box = h("section", { class: "panel", "aria-label": "Log" }, h("h2", null, "Worker log"), pre);
+  const write = (text) => {
+    if (!text) return;
+    const atEnd = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 8;
+    pre.append(document.createTextNode(text.endsWith("\n") ? text : `${text}\n`));
+    if (atEnd) pre.scrollTop = pre.scrollHeight;
+  };
+  const load = get(path("v1", "jobs", job.id, "log"), { headers: { Accept: "text/plain, application/json" } })
+    .then((body) => write(textOf(body)))
+    .catch((e) => {
+      if (e instanceof ApiError && e.status === 404) write("(no log)");
+      else write(`(the log could not be read: ${e.message})`);
+    });
+  return { el: box, loaded: load, append: (data) => write(textOf(data)) };
+}
+
+function textOf(body) {
+  if (body === null || body === undefined) return "";
+  if (typeof body === "string") return body;
+  if (Array.isArray(body)) return body.map(textOf).join("\n");
+  if (Array.isArray(body.lines)) return body.lines.map(textOf).join("\n");
+  if (typeof body.text === "string") return body.text;
+  if (typeof body.line === "string") return body.line;
+  return JSON.stringify(body);
+}
