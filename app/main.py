@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
 from app import dashboard
-from app.api import datasets, health, jobs, keys, openapi, predict, registry, v2
+from app.api import datasets, families, health, jobs, keys, openapi, predict, registry, v2, web_session
 from app.api.problems import install_error_handlers
 from app.auth import Authenticator
 from app.db.session import make_engine, make_sessionmaker
@@ -23,6 +23,7 @@ from app.readiness import artifact_store, database
 from app.registry.store import ArtifactStore
 from app.settings import Settings, get_settings
 from app.uploads import SpoolUnder
+from app.web_sessions import WebSessions
 from models import register_all
 
 # (method, path prefix, suffix, the setting that bounds the file); a multipart body may carry a little
@@ -60,6 +61,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.sessions = make_sessionmaker(engine)
     app.state.store = store
     app.state.auth = Authenticator(app.state.sessions, settings.admin_key)
+    app.state.web_sessions = WebSessions(app.state.sessions, app.state.auth, lifetime_s=settings.session_lifetime_s,
+                                         failures_per_minute=settings.signin_failures_per_minute)
     app.state.metrics_registry = CollectorRegistry()
     app.state.inference_metrics = InferenceMetrics(app.state.metrics_registry)
     app.state.broker = Broker(settings)
@@ -75,6 +78,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(datasets.router)
     app.include_router(jobs.router)
     app.include_router(keys.router)
+    app.include_router(web_session.router)
+    app.include_router(families.router)
     dashboard.install(app)
     openapi.install(app)  # after every router: it walks the routes when the document is first asked for
 

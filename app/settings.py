@@ -91,6 +91,11 @@ class Settings(BaseSettings):
     # Auth
     admin_key: str | None = Field(None, description="accepted as an admin key when set (compose, automation)")
     auth_enabled: bool = Field(True, description="false: no API key is asked for (a private test setup only)")
+    session_lifetime_s: int = Field(12 * 3600, ge=60, le=30 * 24 * 3600, description="how long a browser "
+                                    "sign-in (`POST /v1/session`, the dashboard's cookie) lasts; never past its "
+                                    "key's own expiry")
+    signin_failures_per_minute: int = Field(10, ge=1, description="failed sign-ins (`POST /v1/session`) allowed "
+                                            "per client address and minute; beyond, 429 with Retry-After")
 
     # Limits
     max_request_bytes: int = Field(32 * 1024 * 1024, ge=1024, description="JSON bodies and anything that is not "

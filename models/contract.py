@@ -38,6 +38,9 @@ class Family:
     batch_padding: bool = False  # serving.batch_padding(spec): rows of different lengths batch together
     warmup_feeds: bool = False  # serving.warmup_feeds(spec, rows): inputs to warm a loaded version with
     metadata_version: int = 1  # of what training writes in a version's metadata; older versions still load
+    # The metric that ranks this family's runs (the dashboard's best-metric column and sort=best_metric): a key
+    # of a run's final metrics (evaluate()'s results are recorded as val_<name>), and "max" or "min": which is better.
+    best_metric: tuple[str, str] | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)  # room for what later parts of the contract add
 
     def part(self, name: str) -> ModuleType:

@@ -13,6 +13,7 @@ from app.auth import Principal, require_scope
 from app.inference.manager import ModelManager
 from app.registry.store import ArtifactStore
 from app.settings import Settings
+from app.web_sessions import COOKIE, CSRF_HEADER, check_csrf
 
 
 def _session(request: Request) -> Iterator[Session]:
@@ -33,6 +34,14 @@ async def _manager(request: Request) -> ModelManager:
 
 
 async def _principal(request: Request, authorization: Annotated[str | None, Header()] = None) -> Principal:
+    token = request.cookies.get(COOKIE) if authorization is None else None
+    if token is not None:
+        # A browser signed in with POST /v1/session (the key stays out of its reach); unsafe methods also
+        # need the CSRF token. A request with an Authorization header is judged by that header alone.
+        principal = await run_in_threadpool(request.app.state.web_sessions.principal, token)
+        check_csrf(request.method, token, request.headers.get(CSRF_HEADER))
+        request.state.principal = principal
+        return principal
     # async with a cache in front: a key seen lately costs no thread hop and no database round trip,
     # which matters on the predict path.
     auth = request.app.state.auth

@@ -16,6 +16,7 @@ from app.auth import SCOPES, create_key, parse_scopes
 from app.db.base import utcnow
 from app.db.tables import ApiKey
 from app.errors import NotFound, Unprocessable
+from app.web_sessions import end_sessions_of_key
 
 KeyPrefix = Annotated[str, Path(pattern=r"^[A-Za-z0-9]{1,64}$", description="the key's prefix (dls_<prefix>_...)")]
 router = APIRouter(prefix="/v1/keys", tags=["keys"])
@@ -128,6 +129,7 @@ def _revoke(session, prefix: str, request: Request) -> ApiKey:
     row = _find(session, prefix)
     if row.revoked_at is None:
         row.revoked_at = utcnow()
+        end_sessions_of_key(session, row.id)  # its browsers are signed out with it
         session.commit()
     # refused at once by this process; other API processes drop it from their caches within 30 s
     request.app.state.auth.forget(row.key_hash)

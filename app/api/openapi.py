@@ -35,6 +35,7 @@ Offset = Annotated[int, Query(ge=0, le=INT32_MAX)]
 
 PROBLEM_JSON = "application/problem+json"
 SECURITY_SCHEME = "bearer"
+SESSION_SCHEME = "session"  # the browser's cookie (POST /v1/session): the alternative to the bearer key
 
 
 class FieldError(BaseModel):
@@ -147,9 +148,9 @@ def _complete(op: dict[str, Any], route: APIRoute) -> None:
     standard = [404, 503]
     if keyed:
         standard += [401, 403]
-        op["security"] = [{SECURITY_SCHEME: []}]
+        op["security"] = [{SECURITY_SCHEME: []}, {SESSION_SCHEME: []}]
     else:
-        op["security"] = []
+        op.setdefault("security", [])  # a route may declare its own (the session routes)
     takes_body = op.get("requestBody") is not None
     if takes_body:
         standard += [400, 413, 415]
@@ -224,7 +225,9 @@ def install(app: FastAPI) -> None:
         _add_models(schemas, [Problem, *declared_models().values()])
         doc["components"]["securitySchemes"] = {SECURITY_SCHEME: {
             "type": "http", "scheme": "bearer",
-            "description": "an API key: `dlserve keys create`, or DLSERVE_ADMIN_KEY"}}
+            "description": "an API key: `dlserve keys create`, or DLSERVE_ADMIN_KEY"}, SESSION_SCHEME: {
+            "type": "apiKey", "in": "cookie", "name": "dlserve_session",
+            "description": "a browser's session (POST /v1/session); unsafe methods also send X-CSRF-Token"}}
         for path, methods, route in api_routes(app):
             for method in methods:
                 op = doc["paths"].get(path, {}).get(method.lower())

@@ -41,6 +41,52 @@ def _default(f: dataclasses.Field) -> str:
     return "none" if value is None else f"`{json.dumps(value)}`"
 
 
+def _json_kind(tp: Any) -> str:
+    """The JSON type a form asks for: integer, number, boolean, string or array (X | None: X's)."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin is Literal:
+        return _json_kind(type(args[0]))
+    if origin in (typing.Union, types.UnionType):
+        return _json_kind(next((a for a in args if a is not type(None)), str))
+    if origin is list:
+        return "array"
+    return {bool: "boolean", int: "integer", float: "number"}.get(tp, "string")
+
+
+def _choices(tp: Any) -> list[Any] | None:
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin is Literal:
+        return list(args)
+    if origin in (typing.Union, types.UnionType):
+        for a in args:
+            if typing.get_origin(a) is Literal:
+                return list(typing.get_args(a))
+    return None
+
+
+def describe(config_cls: type) -> list[dict[str, Any]]:
+    """The dataclass' fields as data, for forms (GET /v1/families): name, type (as in the docs), kind (its
+    JSON type), nullable, default, doc, and the choices (a Literal) and bounds (metadata "minimum" and
+    "maximum") where the field declares them."""
+    hints = typing.get_type_hints(config_cls)
+    out = []
+    for f in dataclasses.fields(config_cls):
+        tp = hints[f.name]
+        args = typing.get_args(tp)
+        entry: dict[str, Any] = {
+            "name": f.name, "type": _type(tp).replace("`", ""), "kind": _json_kind(tp),
+            "nullable": type(None) in args,
+            "default": f.default if f.default is not dataclasses.MISSING else f.default_factory(),  # type: ignore[misc]
+            "doc": f.metadata.get("doc", ""),
+        }
+        choices = _choices(tp)
+        if choices is not None:
+            entry["choices"] = choices
+        entry.update({k: f.metadata[k] for k in ("minimum", "maximum") if k in f.metadata})
+        out.append(entry)
+    return out
+
+
 def _cell(text: str) -> str:
     return " ".join(text.split()).replace("|", "\\|")
 

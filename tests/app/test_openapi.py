@@ -29,10 +29,14 @@ def test_security_scheme_and_per_operation_security(client):
     assert scheme["type"] == "http" and scheme["scheme"] == "bearer"
     ops = {(p, m): op for p, m, op in _ops(doc)}
     assert ops[("/healthz", "get")]["security"] == []
-    assert ops[("/v1/models", "get")]["security"] == [{"bearer": []}]
+    assert ops[("/v1/models", "get")]["security"] == [{"bearer": []}, {"session": []}]
+    cookie = doc["components"]["securitySchemes"]["session"]
+    assert (cookie["type"], cookie["in"], cookie["name"]) == ("apiKey", "cookie", "dlserve_session")
+    assert ops[("/v1/session", "post")]["security"] == [] and ops[("/v1/session", "get")]["security"] == [
+        {"session": []}]
     for (path, method), op in ops.items():
         assert not any(p["name"].lower() == "authorization" for p in op.get("parameters", [])), path
-        if op["security"]:
+        if {"bearer": []} in op["security"]:
             assert {"401", "403"} <= set(op["responses"]), (path, method)
 
 
@@ -102,7 +106,7 @@ def test_a_route_added_later_is_covered_without_an_edit(settings):
     app.include_router(extra)
     doc = app.openapi()
     op = doc["paths"]["/v1/keys/{key_id}"]["get"]
-    assert op["security"] == [{"bearer": []}] and {"401", "403", "404", "422"} <= set(op["responses"])
+    assert op["security"] == [{"bearer": []}, {"session": []}] and {"401", "403", "404", "422"} <= set(op["responses"])
     assert doc["paths"]["/open"]["get"]["security"] == []
 
 

@@ -1,0 +1,64 @@
+"""GET /v1/families: what each registered task family takes and how it is configured, read from its contract
+(models/contract.py) and its Config dataclass, so that forms (the dashboard's new-job page) stay true to the code."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
+
+from app.api.deps import ReadKey
+from app.api.openapi import Task
+from models import FAMILIES, family
+from models.common.config_doc import describe
+
+router = APIRouter(prefix="/v1/families", tags=["families"])
+
+
+class FormatOut(BaseModel):
+    name: str = Field(description="the value of a dataset upload's `format`")
+    description: str
+
+
+class ConfigFieldOut(BaseModel):
+    name: str = Field(description="the key in a job's `config`")
+    type: str = Field(description="as the docs write it, e.g. `int or none`, `lenet | resnet`")
+    kind: Literal["integer", "number", "boolean", "string", "array"] = Field(description="its JSON type")
+    nullable: bool = Field(description="none (null) is a value: usually 'decided from the data'")
+    default: Any = Field(description="the value when the key is left out")
+    doc: str
+    choices: list[Any] | None = Field(None, description="the only values it takes")
+    minimum: float | None = None
+    maximum: float | None = None
+
+
+class BestMetric(BaseModel):
+    key: str = Field(description="a key of a run's final metrics")
+    goal: Literal["max", "min"] = Field(description="max: higher is better; min: lower is")
+
+
+class FamilyOut(BaseModel):
+    task: Task
+    formats: list[FormatOut]
+    config: list[ConfigFieldOut]
+    best_metric: BestMetric | None = Field(description="the metric that ranks this family's runs")
+
+
+def family_out(task: str) -> FamilyOut | None:
+    contract = family(task)
+    if contract is None:
+        return None
+    best = contract.best_metric
+    return FamilyOut(
+        task=task, formats=[FormatOut(name=k, description=v) for k, v in contract.formats.items()],
+        config=[ConfigFieldOut(**f) for f in describe(contract.config)],
+        best_metric=BestMetric(key=best[0], goal=best[1]) if best else None,
+    )
+
+
+@router.get("", response_model=list[FamilyOut])
+def list_families(_: ReadKey) -> list[FamilyOut]:
+    """Every registered task family: its dataset formats, its config fields (for a form: type, default, help,
+    choices) and the metric that ranks its runs."""
+    return [out for out in (family_out(task) for task in list(FAMILIES)) if out is not None]
