@@ -49,7 +49,7 @@ export class MetricChart {
     this.log = log;
     this.plotEl = h("div", { class: "plot", role: "img", "aria-label": `${key} by ${axis}` });
     this.countEl = h("span", { class: "muted small" });
-    this.el = h("figure", { class: "chart panel", "data-key": key }, h("h3", null, h("span", null, key), this.countEl), this.plotEl);
+    this.el = h("figure", { class: "chart", "data-key": key }, h("h3", null, h("span", null, key), this.countEl), this.plotEl);
     container.append(this.el);
     this.pending = false;
     this.resize = new ResizeObserver(() => this.u && this.u.setSize(this.size()));

@@ -151,7 +151,7 @@ function configPanel(job) {
   const rows = Object.entries(job.config || {}).sort(([a], [b]) => a.localeCompare(b));
   return h("section", { class: "panel", "aria-label": "Config" }, h("h2", null, "Config"),
     rows.length ? h("table", null, h("tbody", null, rows.map(([k, v]) =>
-      h("tr", null, h("th", { scope: "row", class: "mono" }, k), h("td", { class: "mono wrap" }, typeof v === "string" ? v : JSON.stringify(v))))))
+      h("tr", null, h("td", { class: "mono muted" }, k), h("td", { class: "mono wrap" }, typeof v === "string" ? v : JSON.stringify(v))))))
       : h("p", { class: "muted" }, "defaults only"),
     job.register_as || job.alias ? kv([["Register as", job.register_as || undefined], ["Alias", job.alias || undefined]]) : null);
 }

@@ -1,0 +1,173 @@
+// Compare two to ten runs: their curves overlaid on shared axes (one chart per metric), the config keys
+// where they differ highlighted, their final metrics side by side. The URL (?ids=a,b,c&x=&log=) is the
+// link to share.
+
+import { ApiError, get, qs } from "../api.js";
+import { chartControls, colour, MetricChart } from "../charts.js";
+import { badge, clear, field, h, path, toast } from "../dom.js";
+import * as fmt from "../fmt.js";
+import { setQuery } from "../nav.js";
+import { seriesOf } from "../runinfo.js";
+
+const MAX_RUNS = 10;
+const MAX_POINTS = 2000; // per run and metric: the server downsamples, so ten long runs stay quick to draw
+
+export async function render(root, { query }) {
+  document.title = "Compare runs · dlserve";
+  const ids = [...new Set((query.get("ids") || "").split(",").map((s) => s.trim()).filter(Boolean))].slice(0, MAX_RUNS);
+  const view = { axis: ["step", "epoch", "time"].includes(query.get("x")) ? query.get("x") : "step", log: query.get("log") === "1",
+    all: query.get("all") === "1" };
+  const keep = (next) => setQuery({ ids: next.join(","), x: view.axis === "step" ? "" : view.axis, log: view.log ? "1" : "",
+    all: view.all ? "1" : "" });
+
+  const addIn = h("input", { type: "text", placeholder: "run id", class: "mono", size: 34 });
+  const addBtn = h("button", { type: "button" }, "Add run");
+  const go = (next) => location.assign(`/compare${qs({ ids: next.join(","), x: view.axis === "step" ? "" : view.axis,
+    log: view.log ? "1" : "" })}`);
+  addBtn.addEventListener("click", () => {
+    const id = addIn.value.trim();
+    if (id && !ids.includes(id) && ids.length < MAX_RUNS) go([...ids, id]);
+  });
+  addIn.addEventListener("keydown", (e) => { if (e.key === "Enter") addBtn.click(); });
+  const share = h("button", { type: "button", id: "share" }, "Copy link");
+  share.addEventListener("click", async () => {
+    try {
+      await navigator.clipboard.writeText(location.href);
+      toast("Link copied");
+    } catch {
+      toast(`Share this link: ${location.href}`);
+    }
+  });
+
+  root.append(h("div", { class: "page-head" },
+    h("div", null, h("h1", null, `Compare ${ids.length} run${ids.length === 1 ? "" : "s"}`),
+      h("div", { class: "sub" }, "Curves on shared axes, config differences highlighted, final metrics side by side.")),
+    h("div", { class: "row" }, field("Add a run", addIn), addBtn, share)));
+  if (ids.length < 2) {
+    root.append(h("p", { class: "panel muted" }, "Pick two to ten runs: tick them on the ", h("a", { href: "/" }, "runs page"),
+      ", or add run ids here."));
+    if (!ids.length) return null;
+  }
+
+  const data = await load(ids);
+  const runs = data.runs;
+  if (data.missing.length) toast(`Not found: ${data.missing.join(", ")}`, true);
+
+  const legend = h("div", { class: "legend-list", "aria-label": "runs" });
+  runs.forEach((r, i) => {
+    const sw = h("span", { class: "swatch" });
+    sw.style.background = colour(i);
+    legend.append(h("span", { class: "row" }, sw, h("a", { href: path("runs", r.id), class: "mono" }, fmt.shortId(r.id)),
+      h("span", { class: "muted small" }, `${r.task} · ${r.dataset_name || fmt.shortId(r.dataset_id)}`), badge(r.status),
+      h("button", { type: "button", class: "link", "aria-label": `remove run ${r.id}`,
+        onclick: () => go(ids.filter((x) => x !== r.id)) }, "×")));
+  });
+
+  const chartsBox = h("div", { class: "charts" });
+  const charts = [];
+  const keys = [...new Set(runs.flatMap((r) => Object.keys(r.series)))].sort();
+  const draw = () => {
+    charts.splice(0).forEach((c) => c.destroy());
+    for (const key of keys) {
+      const lines = runs.map((r, i) => ({ label: fmt.shortId(r.id), colour: i, points: r.series[key] || [] }));
+      charts.push(new MetricChart(chartsBox, key, lines, view));
+    }
+    if (!keys.length) chartsBox.append(h("p", { class: "muted" }, "These runs have no metrics yet."));
+  };
+  const controls = chartControls(view, () => { keep(ids); for (const c of charts) c.set(view); });
+
+  root.append(
+    h("section", { class: "panel", "aria-label": "Curves" }, h("div", { class: "row" }, legend, h("div", { class: "spacer" }), controls), chartsBox),
+    h("div", { class: "grid2" }, metricsTable(runs), configTable(runs, view, () => keep(ids))),
+  );
+  draw();
+  return () => charts.forEach((c) => c.destroy());
+}
+
+// The runs, their configs, final metrics and downsampled curves: GET /v1/jobs/compare when the server has
+// it, else one request per run.
+async function load(ids) {
+  try {
+    const body = await get(`/v1/jobs/compare${qs({ ids: ids.join(","), max_points: MAX_POINTS })}`);
+    return fromCompare(body, ids);
+  } catch (e) {
+    if (!(e instanceof ApiError) || e.status !== 404) throw e;
+  }
+  const runs = [];
+  const missing = [];
+  await Promise.all(ids.map(async (id, i) => {
+    try {
+      const [job, hist] = await Promise.all([get(path("v1", "jobs", id)),
+        get(`${path("v1", "jobs", id, "metrics")}${qs({ max_points: MAX_POINTS })}`)]);
+      runs[i] = { ...job, final: job.metrics || {}, series: seriesOf(hist.items || []) };
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 404) missing.push(id);
+      else throw err;
+    }
+  }));
+  return { runs: runs.filter(Boolean), missing };
+}
+
+function fromCompare(body, ids) {
+  const list = body.runs || body.items || [];
+  const runs = list.map((r) => {
+    const job = r.job || r;
+    let series = {};
+    if (Array.isArray(r.series)) series = seriesOf(r.series);
+    else for (const [key, pts] of Object.entries(r.series || {})) {
+      series = seriesOf((Array.isArray(pts) ? pts : []).map((p) => ({ key, ...p })), series);
+    }
+    return { ...job, config: r.config || job.config || {}, final: r.final_metrics || r.metrics || job.metrics || {}, series };
+  });
+  const found = new Set(runs.map((r) => r.id));
+  return { runs, missing: body.missing || ids.filter((id) => !found.has(id)), differing: body.differing };
+}
+
+function heads(runs, first) {
+  return h("thead", null, h("tr", null, h("th", { scope: "col" }, first), runs.map((r, i) => {
+    const sw = h("span", { class: "swatch" });
+    sw.style.background = colour(i);
+    return h("th", { scope: "col", class: "num" }, sw, fmt.shortId(r.id));
+  })));
+}
+
+function metricsTable(runs) {
+  const keys = [...new Set(runs.flatMap((r) => Object.keys(r.final || {})))].sort();
+  const body = h("tbody");
+  for (const k of keys) {
+    const values = runs.map((r) => (r.final || {})[k]);
+    const nums = values.filter((v) => typeof v === "number");
+    const lowerBetter = /loss|rmse|mae|mse|error|perplexity/i.test(k);
+    const best = nums.length > 1 ? (lowerBetter ? Math.min(...nums) : Math.max(...nums)) : null;
+    body.append(h("tr", null, h("td", { class: "mono" }, k), values.map((v) =>
+      h("td", { class: "num" }, v === best ? h("strong", { title: "best" }, fmt.num(v)) : fmt.num(v)))));
+  }
+  return h("section", { class: "panel", "aria-label": "Final metrics" }, h("h2", null, "Final metrics"),
+    keys.length ? h("div", { class: "table-wrap" }, h("table", { id: "final-metrics" }, heads(runs, "metric"), body))
+      : h("p", { class: "muted" }, "No final metrics yet."));
+}
+
+function configTable(runs, view, onChange) {
+  const keys = [...new Set(runs.flatMap((r) => Object.keys(r.config || {})))].sort();
+  const show = (v) => (v === undefined ? "—" : typeof v === "string" ? v : JSON.stringify(v));
+  const body = h("tbody");
+  const onlyDiff = h("input", { type: "checkbox", checked: !view.all });
+  const fill = () => {
+    clear(body);
+    let shown = 0;
+    for (const k of keys) {
+      const values = runs.map((r) => show((r.config || {})[k]));
+      const differs = new Set(values).size > 1;
+      if (!differs && onlyDiff.checked) continue;
+      shown += 1;
+      body.append(h("tr", { class: differs ? "diff" : "" }, h("td", { class: "mono" }, k, differs ? h("span", { class: "muted small" }, " (differs)") : null),
+        values.map((v) => h("td", { class: "mono wrap" }, v))));
+    }
+    if (!shown) body.append(h("tr", null, h("td", { colspan: runs.length + 1, class: "muted" }, "The configs are the same.")));
+  };
+  onlyDiff.addEventListener("change", () => { view.all = !onlyDiff.checked; onChange(); fill(); });
+  fill();
+  return h("section", { class: "panel", "aria-label": "Config differences" },
+    h("div", { class: "row" }, h("h2", null, "Config"), h("div", { class: "spacer" }), h("label", { class: "check" }, onlyDiff, "only differences")),
+    h("div", { class: "table-wrap" }, h("table", { id: "config-diff" }, heads(runs, "key"), body)));
+}
