@@ -107,6 +107,7 @@ class Pages:
 
     def shot(self, page, suffix: str = "") -> None:
         SHOTS.mkdir(parents=True, exist_ok=True)
+        page.evaluate("() => window.scrollTo(0, 0)")  # the sticky header where it belongs in a full-page shot
         page.screenshot(path=str(SHOTS / f"{self.name}{suffix}.png"), full_page=True)
 
     def close(self) -> list[str]:

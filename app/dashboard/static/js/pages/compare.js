@@ -127,7 +127,7 @@ function heads(runs, first) {
   return h("thead", null, h("tr", null, h("th", { scope: "col" }, first), runs.map((r, i) => {
     const sw = h("span", { class: "swatch" });
     sw.style.background = colour(i);
-    return h("th", { scope: "col", class: "num" }, sw, fmt.shortId(r.id));
+    return h("th", { scope: "col", class: "num plain" }, sw, fmt.shortId(r.id));
   })));
 }
 

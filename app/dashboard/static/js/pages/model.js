@@ -156,6 +156,8 @@ function versionDetail(model, v, dataset) {
     h("div", { class: "grid2" },
       kv([["Lineage", lineage(model, v, dataset)], ["Created", fmt.stamp(v.created_at)], ["Status", v.status],
         ["SHA-256", h("span", { class: "mono small" }, v.sha256)], ["Inputs", tensors(v.inputs)], ["Outputs", tensors(v.outputs)]]),
-      h("div", null, h("h3", null, "Metrics"), kv(Object.entries(v.metrics || {}).map(([k, x]) => [k, typeof x === "number" ? fmt.num(x) : JSON.stringify(x)])))),
+      h("div", null, h("h3", null, "Metrics"), Object.keys(v.metrics || {}).length
+        ? kv(Object.entries(v.metrics).map(([k, x]) => [k, typeof x === "number" ? fmt.num(x) : JSON.stringify(x)]))
+        : h("p", { class: "muted" }, "none recorded (an uploaded version)"))),
     h("details", null, h("summary", null, "Metadata"), h("pre", { class: "log" }, JSON.stringify(v.metadata, null, 2))));
 }

@@ -1,0 +1,73 @@
+"""Markup planted in everything a user controls (a dataset name, a run's tags and note, a key's name, a
+model's labels, an error quoting its input) stays text on every page that shows it: nothing runs, no element
+is made from it, and the text reads as it was written."""
+
+import json
+
+import pytest
+
+from app import examples
+
+pytestmark = pytest.mark.slow
+
+SCRIPT = "<script>window.__pwned = 'script'</script>"
+IMG = "<img src=x onerror=\"window.__pwned = 'img'\">"
+
+
+def _assert_inert(page, *texts: str) -> None:
+    assert page.evaluate("() => window.__pwned") is None
+    assert page.evaluate("() => document.querySelectorAll('img[src=\"x\"], script:not([src])').length") == 0
+    body = page.locator("body").inner_text()
+    for text in texts:
+        assert text in body, f"{text!r} is not shown as text on {page.url}"
+
+
+def test_hostile_names_tags_notes_labels_and_errors_stay_text(pages, stack, tmp_path):
+    pages.allow("status of 422")  # the refused submit that quotes its input
+    api = stack.api
+    ds = api.dataset(examples.transactions_csv(n=200, seed=21), "hostile.csv", "fraud", name=f"data {IMG}")
+    job = api.job("fraud", ds["id"], {"epochs": 1}, register_as="hostile-fraud")
+    api.call("POST", f"/v1/jobs/{job['id']}/cancel")
+    api.call("PATCH", f"/v1/jobs/{job['id']}", json={"tags": [SCRIPT, IMG], "note": f"note {SCRIPT} {IMG}"})
+    api.model_version("hostile", examples.tiny_classifier(classes=2).SerializeToString(), "classification",
+                      json.dumps({"labels": [SCRIPT, IMG]}))
+    api.call("PUT", "/v1/models/hostile/aliases/production", json={"version": 1})
+    key = api.key(["admin"], f"key {IMG}")
+
+    page = pages.open(f"/?dataset_id={ds['id']}", key=key)
+    page.locator("table[aria-label=Runs] tbody tr td a").first.wait_for()
+    _assert_inert(page, f"key {IMG}", f"data {IMG}", SCRIPT, IMG)
+
+    page.goto(f"/runs/{job['id']}")
+    page.get_by_role("heading", name="Tags and note").wait_for()
+    assert page.get_by_label("Note").input_value() == f"note {SCRIPT} {IMG}"
+    _assert_inert(page, f"data {IMG}", SCRIPT, IMG)
+    pages.shot(page, "-run")
+
+    page.goto(f"/compare?ids={job['id']},{job['id'][:-1]}0")
+    page.get_by_text("Compare 1 run").wait_for()
+    _assert_inert(page)
+
+    page.goto("/datasets?task=fraud")
+    page.get_by_role("table", name="Datasets").get_by_text(f"data {IMG}").wait_for()
+    _assert_inert(page, f"data {IMG}")
+
+    page.goto("/models/hostile")
+    page.get_by_text("Metadata").click()
+    _assert_inert(page, SCRIPT.replace('"', '\\"'), IMG.replace('"', '\\"'))
+
+    image = tmp_path / "corner.png"
+    image.write_bytes(examples.png(examples.corner_images(1)[0][0]))
+    page.goto("/try?model=hostile")
+    page.locator("#image-file").set_input_files(str(image))
+    page.locator("#labels .hbar").nth(1).wait_for()
+    _assert_inert(page, SCRIPT, IMG)
+    pages.shot(page, "-labels")
+
+    page.goto("/new?task=fraud")
+    page.get_by_text("More settings").click()
+    page.get_by_label("label_column", exact=True).fill(IMG)
+    page.get_by_label("Dataset", exact=True).select_option(ds["id"])
+    page.get_by_role("button", name="Start training").click()
+    page.locator(".field .error").filter(has_text="no column").wait_for()
+    _assert_inert(page, IMG)
