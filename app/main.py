@@ -9,7 +9,19 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
 from app import dashboard
-from app.api import datasets, families, health, jobs, keys, openapi, predict, registry, v2, web_session
+from app.api import (
+    datasets,
+    families,
+    health,
+    job_events,
+    jobs,
+    keys,
+    openapi,
+    predict,
+    registry,
+    v2,
+    web_session,
+)
 from app.api.problems import install_error_handlers
 from app.auth import Authenticator
 from app.db.session import make_engine, make_sessionmaker
@@ -77,6 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(v2.router)
     app.include_router(datasets.router)
     app.include_router(jobs.router)
+    app.include_router(job_events.router)
     app.include_router(keys.router)
     app.include_router(web_session.router)
     app.include_router(families.router)

@@ -1,28 +1,23 @@
-"""Training job routes: /v1/jobs... (submit, list, inspect, metrics history, live events, cancel)."""
+"""Training job routes: /v1/jobs... (submit, list and sort the runs table, inspect, tag and annotate,
+metrics history, cancel). The live event stream is in app/api/job_events.py."""
 
 from __future__ import annotations
 
-import asyncio
-import json
-import time
-from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
-from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.orm import Session
 
 from app.api.deps import ReadKey, SessionDep, StoreDep, TrainKey
-from app.api.openapi import Offset, RunStatus, Task, enum_of, problems
+from app.api.job_schemas import JobIn, JobOut, JobPage, JobPatch, MetricHistory, MetricOut, job_out
+from app.api.openapi import Offset, Task, enum_of, problems
 from app.db.tables import RUN_STATUSES, TrainingRun
+from app.errors import Unprocessable
 from app.jobs import service
 from app.jobs.broker import Broker
-from models import TASKS
+from app.jobs.listing import SORT_PATTERN, TAG_PATTERN, RunQuery, extras_of, list_runs
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
-EVENT_POLL_S = 0.5
-KEEPALIVE_S = 15.0
 
 
 def _broker(request: Request) -> Broker:
@@ -30,72 +25,6 @@ def _broker(request: Request) -> Broker:
 
 
 BrokerDep = Annotated[Broker, Depends(_broker)]
-
-
-class JobIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    task: str = Field(description="the task family", **enum_of(TASKS))
-    dataset_id: str
-    config: dict[str, Any] = Field(default_factory=dict, description="hyperparameters; see the family's Config")
-    register_as: str | None = Field(None, description="model name for the trained version (default: <task>-<id>)")
-    alias: str | None = Field(None, description="alias to point at the new version, e.g. production")
-
-
-class ModelVersionRef(BaseModel):
-    name: str
-    version: int
-
-
-class JobOut(BaseModel):
-    id: str
-    task: Task
-    dataset_id: str | None
-    status: RunStatus
-    config: dict[str, Any]
-    register_as: str | None
-    alias: str | None
-    progress: dict[str, Any] = Field(description="epoch, epochs, step, total, fraction, eta_s, samples_per_s")
-    metrics: dict[str, Any] = Field(description="the latest value of each metric")
-    error: str | None
-    attempts: int
-    cancel_requested: bool
-    model_version: ModelVersionRef | None
-    worker: str | None
-    heartbeat_at: datetime | None
-    created_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
-
-
-class JobPage(BaseModel):
-    items: list[JobOut]
-    total: int
-    limit: int
-    offset: int
-
-
-class MetricOut(BaseModel):
-    key: str
-    step: int
-    epoch: float | None
-    value: float
-    created_at: datetime
-
-
-class MetricHistory(BaseModel):
-    job_id: str
-    items: list[MetricOut]
-
-
-def job_out(run: TrainingRun, version: tuple[str, int] | None) -> JobOut:
-    return JobOut(
-        id=run.id, task=run.task, dataset_id=run.dataset_id, status=run.status, config=run.params or {},
-        register_as=run.register_as, alias=run.alias, progress=run.progress or {}, metrics=run.latest_metrics or {},
-        error=run.error, attempts=run.attempts, cancel_requested=run.cancel_requested,
-        model_version=ModelVersionRef(name=version[0], version=version[1]) if version else None, worker=run.worker,
-        heartbeat_at=run.heartbeat_at, created_at=run.created_at, started_at=run.started_at,
-        finished_at=run.finished_at,
-    )
 
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=JobOut,
@@ -109,24 +38,49 @@ def submit_job(body: JobIn, _: TrainKey, session: SessionDep, broker: BrokerDep,
     broker.publish(run.id)
     session.commit()
     response.headers["Location"] = f"/v1/jobs/{run.id}"
-    return job_out(run, None)
+    return described(session, run)
+
+
+SORT_HELP = ("a column: created_at, started_at, finished_at, duration_s, status (queued, running, succeeded, failed, "
+             "cancelled), task, dataset_name, progress (its fraction), best_metric (the family's, GET /v1/families: "
+             "with order=desc the best runs first, whichever way their metric points), or metric:<key> (the latest "
+             "value of any metric, e.g. metric:val_loss); runs without a value come last")
 
 
 @router.get("", response_model=JobPage)
 def list_jobs(
     _: ReadKey, session: SessionDep, task: Task | None = None,
     status: Annotated[str | None, Query(**enum_of(RUN_STATUSES))] = None,
+    dataset_id: Annotated[str | None, Query(max_length=64, pattern=r"^[A-Za-z0-9]+$")] = None,
+    tag: Annotated[str | None, Query(max_length=64, pattern=TAG_PATTERN, description="runs with this tag")] = None,
+    q: Annotated[str | None, Query(max_length=200, pattern=r"^[^\x00]*$",
+                                   description="text in the run's id, model name or note (any case)")] = None,
+    sort: Annotated[str, Query(max_length=140, pattern=SORT_PATTERN, description=SORT_HELP)] = "created_at",
+    order: Literal["asc", "desc"] = "desc",
     limit: Annotated[int, Query(ge=1, le=500)] = 50, offset: Offset = 0,
 ) -> JobPage:
-    runs, total = service.list_page(session, status, task, limit, offset)
-    versions = service.versions_of(session, [r.id for r in runs])
-    return JobPage(items=[job_out(r, versions.get(r.id)) for r in runs], total=total, limit=limit, offset=offset)
+    if status and status not in RUN_STATUSES:
+        raise Unprocessable(f"status {status!r} is not one of {', '.join(RUN_STATUSES)}", field="status")
+    query = RunQuery(status=status, task=task, dataset_id=dataset_id, tag=tag, q=q or None, sort=sort, order=order,
+                     limit=limit, offset=offset)
+    rows, total = list_runs(session, query)
+    runs = [run for run, _ in rows]
+    extras = extras_of(session, runs, {run.id: name for run, name in rows})
+    return JobPage(items=[job_out(r, extras[r.id]) for r in runs], total=total, limit=limit, offset=offset)
 
 
 @router.get("/{job_id}", response_model=JobOut)
 def get_job(job_id: str, _: ReadKey, session: SessionDep) -> JobOut:
-    run = service.get(session, job_id)
-    return job_out(run, service.versions_of(session, [run.id]).get(run.id))
+    return described(session, service.get(session, job_id))
+
+
+@router.patch("/{job_id}", response_model=JobOut)
+def annotate_job(job_id: str, body: JobPatch, _: TrainKey, session: SessionDep) -> JobOut:
+    """Tags (they replace the run's; GET /v1/jobs?tag= finds them) and a free-text note; a field left out is
+    kept. Either is shown as text wherever it appears, never as markup."""
+    run = service.annotate(session, job_id, tags=body.tags, note=body.note)
+    session.commit()
+    return described(session, run)
 
 
 @router.get("/{job_id}/metrics", response_model=MetricHistory)
@@ -142,50 +96,8 @@ def job_metrics(job_id: str, _: ReadKey, session: SessionDep, key: str | None = 
 def cancel_job(job_id: str, _: TrainKey, session: SessionDep) -> JobOut:
     run = service.cancel(session, job_id)
     session.commit()
-    return job_out(run, None)
+    return described(session, run)
 
 
-@router.get("/{job_id}/events", response_class=StreamingResponse,
-            responses={200: {"content": {"text/event-stream": {}},
-                             "description": "events `progress` (the job), `metrics` (new rows), then `end`"}})
-def job_events(job_id: str, _: ReadKey, request: Request, session: SessionDep) -> StreamingResponse:
-    service.get(session, job_id)  # 404 now, not inside the stream
-    session.close()
-    return StreamingResponse(_events(request, job_id), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
-
-
-def _snapshot(sessions, job_id: str, after_id: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    with sessions() as session:
-        run = service.get(session, job_id)
-        state = job_out(run, service.versions_of(session, [run.id]).get(run.id)).model_dump(mode="json")
-        rows = [{"id": m.id, "key": m.key, "step": m.step, "epoch": m.epoch, "value": m.value}
-                for m in service.metrics(session, job_id, after_id=after_id)]
-    return state, rows
-
-
-def _sse(event: str, data: Any) -> str:
-    return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
-
-
-async def _events(request: Request, job_id: str):
-    sessions = request.app.state.sessions
-    last_state: dict[str, Any] | None = None
-    after_id, last_sent = 0, time.monotonic()
-    while not await request.is_disconnected():
-        state, rows = await run_in_threadpool(_snapshot, sessions, job_id, after_id)
-        if rows:
-            after_id = rows[-1]["id"]
-            yield _sse("metrics", rows)
-            last_sent = time.monotonic()
-        if state != last_state:
-            last_state = state
-            if state["status"] in service.TERMINAL:
-                yield _sse("end", state)
-                return
-            yield _sse("progress", state)
-            last_sent = time.monotonic()
-        elif time.monotonic() - last_sent > KEEPALIVE_S:
-            yield ": keep-alive\n\n"
-            last_sent = time.monotonic()
-        await asyncio.sleep(EVENT_POLL_S)
+def described(session: Session, run: TrainingRun) -> JobOut:
+    return job_out(run, extras_of(session, [run])[run.id])

@@ -36,6 +36,7 @@ LINKS: dict[tuple[str, str, str], list[tuple[str, str, str, dict[str, str]]]] = 
         ("GetJob", "get", "/v1/jobs/{job_id}", {"job_id": "$response.body#/id"}),
         ("GetJobMetrics", "get", "/v1/jobs/{job_id}/metrics", {"job_id": "$response.body#/id"}),
         ("CancelJob", "post", "/v1/jobs/{job_id}/cancel", {"job_id": "$response.body#/id"}),
+        ("AnnotateJob", "patch", "/v1/jobs/{job_id}", {"job_id": "$response.body#/id"}),
     ],
     ("post", "/v1/keys", "201"): [
         ("GetKey", "get", "/v1/keys/{prefix}", {"prefix": "$response.body#/prefix"}),

@@ -7,11 +7,11 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
 
 from app.db.base import utcnow
-from app.db.tables import RUN_STATUSES, Dataset, ModelVersion, RegisteredModel, RunMetric, TrainingRun, new_id
+from app.db.tables import Dataset, RegisteredModel, RunMetric, RunTag, TrainingRun, new_id
 from app.errors import Conflict, NotFound, Unprocessable
 from app.jobs import precheck
 from app.jobs.broker import Broker
@@ -60,27 +60,16 @@ def get(session: Session, run_id: str, *, for_update: bool = False) -> TrainingR
     return run
 
 
-def list_page(session: Session, status: str | None, task: str | None, limit: int,
-              offset: int) -> tuple[list[TrainingRun], int]:
-    stmt = select(TrainingRun)
-    if status:
-        if status not in RUN_STATUSES:
-            raise Unprocessable(f"status {status!r} is not one of {', '.join(RUN_STATUSES)}", field="status")
-        stmt = stmt.where(TrainingRun.status == status)
-    if task:
-        stmt = stmt.where(TrainingRun.task == task)
-    total = session.scalar(select(func.count()).select_from(stmt.subquery()))
-    rows = session.scalars(stmt.order_by(TrainingRun.created_at.desc(), TrainingRun.id).limit(limit).offset(offset))
-    return list(rows), total
-
-
-def versions_of(session: Session, run_ids: list[str]) -> dict[str, tuple[str, int]]:
-    """run id -> (model name, version) it produced."""
-    if not run_ids:
-        return {}
-    rows = session.execute(select(ModelVersion.run_id, RegisteredModel.name, ModelVersion.version)
-                           .join(RegisteredModel).where(ModelVersion.run_id.in_(run_ids)))
-    return {run_id: (name, version) for run_id, name, version in rows}
+def annotate(session: Session, run_id: str, *, tags: list[str] | None, note: str | None) -> TrainingRun:
+    """A person's tags (replacing the run's) and note ("" clears it); None leaves either as it is."""
+    run = get(session, run_id, for_update=True)
+    if tags is not None:
+        session.execute(delete(RunTag).where(RunTag.run_id == run_id))
+        session.add_all([RunTag(run_id=run_id, tag=tag) for tag in sorted(set(tags))])
+    if note is not None:
+        run.note = note or None
+    session.flush()
+    return run
 
 
 def metrics(session: Session, run_id: str, key: str | None = None, after_id: int = 0) -> list[RunMetric]:
