@@ -22,7 +22,7 @@ function normalise(body) {
 // latest metrics (a validation metric before a training one).
 export function bestOf(job) {
   const b = job.best_metric;
-  if (b !== null && typeof b === "object" && typeof b.value === "number") return { key: b.key || b.name || "", value: b.value };
+  if (b !== null && typeof b === "object") return typeof b.value === "number" ? { key: b.key || "", value: b.value } : null;
   if (typeof b === "number") return { key: job.best_metric_key || "", value: b };
   const m = job.metrics || {};
   const key = Object.keys(m).find((k) => k.startsWith("val_") && typeof m[k] === "number")

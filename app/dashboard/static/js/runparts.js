@@ -5,13 +5,14 @@ import { clear, field, h, kv, link, path, toast } from "./dom.js";
 import * as fmt from "./fmt.js";
 
 const NEEDS_TRAIN = "needs a key with the train scope";
+const TAG = /^[A-Za-z0-9][A-Za-z0-9_.:+-]{0,63}$/; // the API's pattern (app/jobs/listing.py)
 
 export function tagsAndNote(job, canEdit) {
   let tags = [...(job.tags || [])];
   const chips = h("div", { class: "row", "aria-label": "tags" });
   const input = h("input", { type: "text", placeholder: "add a tag, then Enter", maxlength: 64, disabled: !canEdit,
     title: canEdit ? "" : NEEDS_TRAIN });
-  const note = h("textarea", { rows: 3, maxlength: 4000, disabled: !canEdit, title: canEdit ? "" : NEEDS_TRAIN });
+  const note = h("textarea", { rows: 3, maxlength: 10000, disabled: !canEdit, title: canEdit ? "" : NEEDS_TRAIN });
   note.value = job.note || "";
   const save = h("button", { type: "button", disabled: !canEdit, title: canEdit ? "" : NEEDS_TRAIN }, "Save note");
   const tagField = field("Tags", input);
@@ -40,6 +41,7 @@ export function tagsAndNote(job, canEdit) {
     e.preventDefault();
     const t = input.value.trim();
     if (!t || tags.includes(t)) { input.value = ""; return; }
+    if (!TAG.test(t)) { tagField.setError("A tag is letters, digits, “.”, “_”, “:”, “+” or “-”, starting with a letter or digit."); return; }
     tagField.setError("");
     if (await send({ tags: [...tags, t] })) input.value = "";
   });

@@ -14,7 +14,7 @@ const COLUMNS = [
   ["id", "Run"], ["task", "Family"], ["dataset_name", "Dataset"], ["status", "Status"], ["progress", "Progress"],
   ["best_metric", "Best metric", "num"], ["duration_s", "Duration", "num"], ["started_at", "Started"], ["tags", "Tags"],
 ];
-const UNSORTABLE = new Set(["tags"]);
+const UNSORTABLE = new Set(["id", "tags"]);
 const MAX_COMPARE = 10;
 
 function stateFrom(query) {
@@ -41,7 +41,7 @@ export async function render(root, { query }) {
   const statusSel = select(STATUSES.map((s) => [s, s || "any"]), st.status);
   const taskSel = select([["", "any"], ...TASKS.map((t) => [t, t])], st.task);
   const tagIn = h("input", { type: "search", value: st.tag, placeholder: "tag" });
-  const qIn = h("input", { type: "search", value: st.q, placeholder: "id, dataset, tag, note…" });
+  const qIn = h("input", { type: "search", value: st.q, placeholder: "run id, model name, note…" });
   const sizeSel = select(SIZES.map((n) => [n, `${n} per page`]), st.limit);
   const datasetChip = st.dataset_id
     ? h("span", { class: "chip" }, `dataset ${fmt.shortId(st.dataset_id)}`,
