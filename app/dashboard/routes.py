@@ -8,7 +8,6 @@ None of these routes is in the OpenAPI document: they are not the API.
 from __future__ import annotations
 
 from pathlib import Path
-
 from urllib.parse import quote
 
 from fastapi import FastAPI, Request

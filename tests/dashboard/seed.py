@@ -51,7 +51,8 @@ def seed_runs(url: str, specs: list[dict[str, Any]], dataset_name: str = "seeded
             steps, epochs = spec.get("steps", 100), spec.get("epochs", 5)
             started = now - timedelta(seconds=steps * 0.05 + 60 + n)
             runs.append(dict(
-                id=rid, task=task, dataset_id=datasets[task], params=spec.get("config", {}), status="succeeded",
+                id=rid, task=task, dataset_id=datasets[task], params=spec.get("config", {}),
+                status=spec.get("status", "succeeded"),
                 progress={"epoch": epochs, "epochs": epochs, "step": steps, "total": steps, "fraction": 1.0},
                 latest_metrics=spec.get("metrics", {}), attempts=1, cancel_requested=False,
                 created_at=started - timedelta(seconds=1), started_at=started,

@@ -58,15 +58,17 @@ class Api:
 
 
 @contextmanager
-def serve(home: Path) -> Iterator[str]:
-    """`dlserve serve` on a free port with its worker, in `home`; yields the base URL."""
+def serve(home: Path, worker: bool = True) -> Iterator[str]:
+    """`dlserve serve` on a free port (with its training worker unless told otherwise) in `home`; yields
+    the base URL."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("DLSERVE_")}
     env.update(DLSERVE_HOME=str(home), DLSERVE_ADMIN_KEY=ADMIN_KEY, DLSERVE_TRAIN_THREADS="1",
                DLSERVE_PROGRESS_INTERVAL_S="0.2", DLSERVE_HEARTBEAT_INTERVAL_S="1",
                DLSERVE_ALIAS_POLL_INTERVAL_S="0.2", PYTHONPATH=str(Path(__file__).resolve().parents[2]))
     log = open(home / "serve.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--port", str(port)], cwd=home, env=env,
+    command = [sys.executable, "-m", "app.cli", "serve", "--port", str(port), *([] if worker else ["--no-worker"])]
+    proc = subprocess.Popen(command, cwd=home, env=env,
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60

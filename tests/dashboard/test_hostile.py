@@ -1,6 +1,6 @@
 """Markup planted in everything a user controls that can hold it (a dataset name, a run's note, a key's
-name, a model's labels, an error quoting its input; tags and model names refuse it) stays text on every page that shows it: nothing runs, no element
-is made from it, and the text reads as it was written."""
+name, a model's labels, an error quoting its input; tags and model names refuse it) stays text on every page
+that shows it: nothing runs, no element is made from it, and the text reads as it was written."""
 
 import json
 

@@ -22,7 +22,8 @@ def test_a_job_is_submitted_from_a_generated_form(pages, stack, tmp_path):
     page.get_by_role("button", name="Upload", exact=True).click()
     page.get_by_text("Uploaded “uploaded from the browser”.").wait_for()
     assert page.get_by_label("upload progress").get_attribute("value") == "100"
-    assert "uploaded from the browser" in page.get_by_label("Dataset", exact=True).locator("option:checked").text_content()
+    chosen = page.get_by_label("Dataset", exact=True).locator("option:checked").text_content()
+    assert "uploaded from the browser" in chosen
     assert re.search(r"dataset=[0-9a-f]{32}", page.url)
 
     epochs = page.get_by_label("epochs", exact=True)

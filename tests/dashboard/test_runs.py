@@ -12,8 +12,8 @@ pytestmark = pytest.mark.slow
 
 
 def test_the_runs_table_filters_and_pages_with_its_state_in_the_url(pages, stack):
-    _, datasets = seed_runs(stack.db_url, [{"task": "recommendation", "steps": 20, "metrics": {"val_rmse": 1 + i / 100}}
-                                           for i in range(30)], dataset_name="paged ratings")
+    specs = [{"task": "recommendation", "steps": 20, "metrics": {"val_rmse": 1.5 + i / 100}} for i in range(30)]
+    _, datasets = seed_runs(stack.db_url, specs, dataset_name="paged ratings")
     page = pages.open(f"/?task=recommendation&dataset_id={datasets['recommendation']}&limit=25")
     rows = page.locator("table[aria-label=Runs] tbody tr")
     rows.first.wait_for()
@@ -29,8 +29,13 @@ def test_the_runs_table_filters_and_pages_with_its_state_in_the_url(pages, stack
     page.get_by_label("Family").select_option("fraud")
     page.wait_for_url(re.compile(r"task=fraud"))
     assert "offset" not in page.url
+    page.get_by_text("No runs match").wait_for()
+    page.get_by_label("Family").select_option("recommendation")
     page.get_by_role("button", name="Best metric").click()
     page.wait_for_url(re.compile(r"sort=best_metric"))
+    page.get_by_text("1–25 of 30 runs").wait_for()
+    best = page.locator("table[aria-label=Runs] tbody tr td.num").first.text_content()
+    assert best == "1.5val_rmse"  # best first: the lowest error (recommendation's val_rmse)
     pages.shot(page, "-sorted")
 
 

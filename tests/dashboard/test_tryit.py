@@ -57,7 +57,8 @@ def test_detection_draws_boxes_with_labels(pages, trained, images):
     assert re.match(r"(red|green) \d+(\.\d)?% at \[", found.first.text_content())
     # the boxes are drawn: the canvas is not only the (black and red/green) image
     assert page.evaluate("""() => {
-        const c = document.querySelector('canvas.boxes'); const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        const c = document.querySelector('canvas.boxes');
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
         let white = 0; for (let i = 0; i < d.length; i += 4) if (d[i] > 240 && d[i+1] > 240 && d[i+2] > 240) white++;
         return white > 0; }""")
 

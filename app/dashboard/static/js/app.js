@@ -49,10 +49,12 @@ async function render() {
   if (dispose) { dispose(); dispose = null; }
   const r = route();
   const main = $("#main");
+  // the session and the page's module are fetched side by side: one round trip less before the page
+  const [me, page] = await Promise.all([r.name === "signin" ? null : loadSession(),
+    r.name === "notfound" ? null : import(`./pages/${r.name}.js`)]);
   if (r.name === "signin") {
     $("#nav").hidden = true;
   } else {
-    const me = await loadSession();
     if (!me) {
       location.replace(`/signin?next=${encodeURIComponent(location.pathname + location.search)}`);
       return;
@@ -60,11 +62,10 @@ async function render() {
     showWho(me);
     markNav(r.nav);
   }
-  if (r.name === "notfound") {
+  if (!page) {
     clear(main, h("h1", null, "Not found"), h("p", null, h("a", { href: "/" }, "Back to the runs")));
     return;
   }
-  const page = await import(`./pages/${r.name}.js`);
   main.replaceChildren();
   const ctx = { params: r.params, query: new URLSearchParams(location.search), allows, rerender: render };
   try {

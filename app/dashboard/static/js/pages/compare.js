@@ -81,6 +81,7 @@ export async function render(root, { query }) {
     h("div", { class: "grid2" }, metricsTable(runs), configTable(runs, view, () => keep(ids))),
   );
   draw();
+  performance.mark("dlserve:compare-rendered"); // read by benchmarks/dashboard.py
   return () => charts.forEach((c) => c.destroy());
 }
 

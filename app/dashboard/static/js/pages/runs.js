@@ -59,16 +59,20 @@ export async function render(root, { query }) {
     await load();
   };
 
+  let latest = 0; // answers that arrive after a newer request was made are dropped
   const load = async () => {
+    const mine = ++latest;
     summary.textContent = "Loading…";
     const page = await get(`/v1/jobs${qs({ sort: st.sort, order: st.order, status: st.status, task: st.task,
       tag: st.tag, q: st.q, dataset_id: st.dataset_id, limit: st.limit, offset: st.offset })}`);
+    if (mine !== latest) return;
     clear(body, page.items.length ? page.items.map((j) => row(j, picked, updateCompare)) : emptyRow(COLUMNS.length + 1,
       "No runs match. Start one from “New run”."));
     const first = page.total ? st.offset + 1 : 0;
     summary.textContent = `${first.toLocaleString()}–${(st.offset + page.items.length).toLocaleString()} of ${page.total.toLocaleString()} runs`;
     prev.disabled = st.offset === 0;
     next.disabled = st.offset + page.items.length >= page.total;
+    performance.mark("dlserve:runs-rendered"); // read by benchmarks/dashboard.py
   };
 
   const updateCompare = () => {
