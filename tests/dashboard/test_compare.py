@@ -39,7 +39,7 @@ def test_compare_overlays_curves_and_highlights_config_differences(pages, stack)
     page.get_by_label("x axis").select_option("epoch")
     shared = page.url
     assert "x=epoch" in shared and "all=1" in shared
-    other = pages.open(shared)  # the link, in another browser session
+    other = pages.open(shared, color_scheme="dark")  # the link, in another browser session (and dark mode)
     other.locator('figure[data-key="loss"] canvas').first.wait_for()
     assert other.get_by_label("x axis").input_value() == "epoch"
     assert other.locator("#config-diff tbody tr").count() == 3

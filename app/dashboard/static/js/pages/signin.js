@@ -11,7 +11,8 @@ export async function render(root, { query }) {
   document.title = "Sign in · dlserve";
   const key = h("input", { type: "password", name: "key", autocomplete: "off", required: true, spellcheck: "false",
     placeholder: "dls_…" });
-  const keyField = field("API key", key, "A key from `dlserve keys create`, or the admin key `make run` printed.");
+  const keyField = field("API key", key, ["A key from ", h("code", null, "dlserve keys create"), ", or the admin key ",
+    h("code", null, "make run"), " printed."]);
   const go = h("button", { class: "primary", type: "submit" }, "Sign in");
   const form = h("form", { method: "post", action: "/signin", "aria-label": "Sign in", novalidate: true },
     keyField, h("div", { class: "row end" }, go));

@@ -19,7 +19,7 @@ export async function render(stage, { version, predict, canPredict, showError })
   const recs = h("div", { id: "recommendations", "aria-live": "polite" });
   const given = h("div", { id: "given" });
   const form = h("form", { class: "filters", method: "post", action: "/try", "aria-label": "Recommend" },
-    field("User", user, `${(meta.users || []).length} users in training`), ids, field("Items", k), go);
+    field(`User (one of ${(meta.users || []).length} in training)`, user), ids, field("Items", k), go);
 
   const itemCell = (item) => h("td", { class: "wrap" }, h("span", { class: "mono" }, String(item)), title(item) ? h("div", { class: "small" }, title(item)) : null);
   const ratings = async (u) => {
