@@ -14,6 +14,7 @@ from app.api import (
     families,
     health,
     job_events,
+    job_metrics,
     jobs,
     keys,
     openapi,
@@ -88,6 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(predict.router)
     app.include_router(v2.router)
     app.include_router(datasets.router)
+    app.include_router(job_metrics.router)  # before jobs: /v1/jobs/compare is no job id
     app.include_router(jobs.router)
     app.include_router(job_events.router)
     app.include_router(keys.router)

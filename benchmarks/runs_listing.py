@@ -1,5 +1,6 @@
 """The runs table with 10,000 runs: seeds them (six families, every status, metrics, tags, notes) and times
-GET /v1/jobs for each sort and filter the dashboard offers, in process (the route, its SQL and the JSON).
+GET /v1/jobs for each sort and filter the dashboard offers, in process (the route, its SQL and the JSON);
+then ten of them get 10,000 steps of curves each, and GET /v1/jobs/compare and /metrics?max_points are timed.
 
     python benchmarks/runs_listing.py                       # a fresh SQLite file
     python benchmarks/runs_listing.py --database-url postgresql+psycopg://postgres@127.0.0.1:5432/bench
@@ -66,6 +67,41 @@ def seed(url: str, n: int = 10_000, seed_value: int = 0) -> None:
     engine.dispose()
 
 
+def seed_curves(url: str, run_ids: list[str], steps: int = 10_000) -> None:
+    """loss and lr at every step, val_loss every 100 steps, for each run."""
+    import math
+
+    from app.db.tables import RunMetric
+
+    engine = create_engine(url)
+    for n, run_id in enumerate(run_ids):
+        rows = [{"run_id": run_id, "key": key, "step": i, "epoch": i / 1000, "value": value}
+                for i in range(1, steps + 1)
+                for key, value in (("loss", (n + 1) / math.sqrt(i) + 0.01 * math.sin(i)),
+                                   ("lr", 0.1 * (1 - i / steps)))]
+        rows += [{"run_id": run_id, "key": "val_loss", "step": i, "epoch": i / 1000, "value": 2 / math.sqrt(i)}
+                 for i in range(100, steps + 1, 100)]
+        with engine.begin() as conn:
+            conn.execute(insert(RunMetric), rows)
+    engine.dispose()
+
+
+def _time(client, path: str, params: dict, repeat: int) -> tuple[list[float], dict]:
+    times, body = [], {}
+    for _ in range(repeat):
+        t = time.perf_counter()
+        r = client.get(path, params=params)
+        times.append((time.perf_counter() - t) * 1000)
+        assert r.status_code == 200, r.text
+        body = r.json()
+    return sorted(times), body
+
+
+def _row(label: str, extra: object, times: list[float]) -> str:
+    return (f"| `{label}` | {extra} | {times[0]:.1f} | {statistics.median(times):.1f} "
+            f"| {times[int(0.95 * len(times)) - 1]:.1f} |")
+
+
 QUERIES = [
     {}, {"order": "asc"}, {"sort": "started_at"}, {"sort": "finished_at"}, {"sort": "duration_s"},
     {"sort": "status"}, {"sort": "task"}, {"sort": "dataset_name"}, {"sort": "progress"},
@@ -93,22 +129,26 @@ def main(argv: list[str] | None = None) -> int:
     began = time.perf_counter()
     seed(url, args.runs)
     print(f"seeded {args.runs} runs in {time.perf_counter() - began:.1f} s ({url.split(':')[0]})")
-    settings = Settings(home=home, database_url=url, admin_key=ADMIN_KEY, _env_file=None)
+    settings = Settings(home=home, database_url=url, admin_key=ADMIN_KEY, reaper_interval_s=0, _env_file=None)
     with TestClient(create_app(settings)) as client:
         client.headers["Authorization"] = f"Bearer {ADMIN_KEY}"
         print("| query (limit 50) | total | min ms | median ms | p95 ms |\n|---|---|---|---|---|")
         for params in QUERIES:
-            times, total = [], 0
-            for _ in range(args.repeat):
-                t = time.perf_counter()
-                r = client.get("/v1/jobs", params=params)
-                times.append((time.perf_counter() - t) * 1000)
-                assert r.status_code == 200, r.text
-                total = r.json()["total"]
-            times.sort()
+            times, body = _time(client, "/v1/jobs", params, args.repeat)
             label = "&".join(f"{k}={v}" for k, v in params.items()) or "(default: created_at desc)"
-            print(f"| `{label}` | {total} | {times[0]:.1f} | {statistics.median(times):.1f} "
-                  f"| {times[int(0.95 * len(times)) - 1]:.1f} |")
+            print(_row(label, body["total"], times))
+        ids = [j["id"] for j in client.get("/v1/jobs", params={"status": "succeeded", "limit": 10}).json()["items"]]
+        began = time.perf_counter()
+        seed_curves(url, ids)
+        print(f"\nseeded 10 runs x 10,000 steps (loss, lr; val_loss every 100) in {time.perf_counter() - began:.1f} s")
+        print("| query | points | min ms | median ms | p95 ms |\n|---|---|---|---|---|")
+        for max_points in (500, 2000):
+            times, body = _time(client, "/v1/jobs/compare", {"ids": ",".join(ids), "max_points": max_points},
+                                max(3, args.repeat // 4))
+            print(_row(f"compare 10 runs, max_points={max_points}", sum(len(x["step"]) for x in body["series"]), times))
+        for params in ({"max_points": 1000}, {}):
+            times, body = _time(client, f"/v1/jobs/{ids[0]}/metrics", params, max(3, args.repeat // 4))
+            print(_row(f"metrics of one run {params or '(every point)'}", len(body["items"]), times))
     return 0
 
 

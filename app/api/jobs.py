@@ -1,5 +1,5 @@
-"""Training job routes: /v1/jobs... (submit, list and sort the runs table, inspect, tag and annotate,
-metrics history, cancel). The live event stream is in app/api/job_events.py."""
+"""Training job routes: /v1/jobs... (submit, list and sort the runs table, inspect, tag and annotate, cancel).
+Metrics and comparisons are in app/api/job_metrics.py, the live event stream in app/api/job_events.py."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response, status
 from sqlalchemy.orm import Session
 
 from app.api.deps import ReadKey, SessionDep, StoreDep, TrainKey
-from app.api.job_schemas import JobIn, JobOut, JobPage, JobPatch, MetricHistory, MetricOut, job_out
+from app.api.job_schemas import JobIn, JobOut, JobPage, JobPatch, job_out
 from app.api.openapi import Offset, Task, enum_of, problems
 from app.db.tables import RUN_STATUSES, TrainingRun
 from app.errors import Unprocessable
@@ -81,14 +81,6 @@ def annotate_job(job_id: str, body: JobPatch, _: TrainKey, session: SessionDep) 
     run = service.annotate(session, job_id, tags=body.tags, note=body.note)
     session.commit()
     return described(session, run)
-
-
-@router.get("/{job_id}/metrics", response_model=MetricHistory)
-def job_metrics(job_id: str, _: ReadKey, session: SessionDep, key: str | None = None) -> MetricHistory:
-    service.get(session, job_id)
-    rows = service.metrics(session, job_id, key)
-    return MetricHistory(job_id=job_id, items=[
-        MetricOut(key=m.key, step=m.step, epoch=m.epoch, value=m.value, created_at=m.created_at) for m in rows])
 
 
 @router.post("/{job_id}/cancel", status_code=status.HTTP_202_ACCEPTED, response_model=JobOut,

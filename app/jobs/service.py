@@ -60,6 +60,10 @@ def get(session: Session, run_id: str, *, for_update: bool = False) -> TrainingR
     return run
 
 
+def get_many(session: Session, run_ids: list[str]) -> list[TrainingRun]:
+    return list(session.scalars(select(TrainingRun).where(TrainingRun.id.in_(run_ids))))
+
+
 def annotate(session: Session, run_id: str, *, tags: list[str] | None, note: str | None) -> TrainingRun:
     """A person's tags (replacing the run's) and note ("" clears it); None leaves either as it is."""
     run = get(session, run_id, for_update=True)
