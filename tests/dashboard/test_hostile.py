@@ -46,9 +46,9 @@ def test_hostile_names_tags_notes_labels_and_errors_stay_text(pages, stack, tmp_
     _assert_inert(page, f"data {IMG}")
     pages.shot(page, "-run")
 
-    page.goto(f"/compare?ids={job['id']},{job['id'][:-1]}0")
-    page.get_by_text("Compare 1 run").wait_for()
-    _assert_inert(page)
+    page.goto(f"/compare?ids={job['id']},{stack.training['fraud']}")
+    page.locator("#config-diff").wait_for()
+    _assert_inert(page, f"data {IMG}")
 
     page.goto("/datasets?task=fraud")
     page.get_by_role("table", name="Datasets").get_by_text(f"data {IMG}").wait_for()

@@ -113,9 +113,9 @@ export class MetricChart {
 }
 
 // The axis and log-scale controls shared by the run and compare pages.
-export function chartControls(state, onChange) {
+export function chartControls(state, onChange, axes = AXES) {
   const axisSel = h("select", { "aria-label": "x axis" },
-    AXES.map(([v, label]) => h("option", { value: v, selected: state.axis === v }, label)));
+    axes.map(([v, label]) => h("option", { value: v, selected: state.axis === v }, label)));
   const logBox = h("input", { type: "checkbox", checked: state.log });
   axisSel.addEventListener("change", () => { state.axis = axisSel.value; onChange(); });
   logBox.addEventListener("change", () => { state.log = logBox.checked; onChange(); });

@@ -3,7 +3,9 @@
 
 export function watchJob(id, handlers) {
   const es = new EventSource(`/v1/jobs/${encodeURIComponent(id)}/events`);
-  const seen = new Set(); // "key@step": the stream starts from the run's first row on each (re)connection
+  // The stream starts from the run's first row on each (re)connection, and the page drew the (thinned)
+  // history already: only steps past the last one seen of each metric are new.
+  const last = {};
   const on = (name, fn) => es.addEventListener(name, (e) => {
     let data;
     try { data = JSON.parse(e.data); } catch { return; }
@@ -11,10 +13,11 @@ export function watchJob(id, handlers) {
   });
   on("progress", (job) => handlers.progress && handlers.progress(job));
   on("metrics", (rows) => {
+    const now = Date.now(); // rows carry no time: they are at most a poll interval old when they arrive
     const fresh = rows.filter((r) => {
-      const k = `${r.key}@${r.step}`;
-      if (seen.has(k)) return false;
-      seen.add(k);
+      if (r.step <= (last[r.key] ?? -Infinity)) return false;
+      last[r.key] = r.step;
+      r.t = now;
       return true;
     });
     if (fresh.length && handlers.metrics) handlers.metrics(fresh);
@@ -26,7 +29,7 @@ export function watchJob(id, handlers) {
   });
   return {
     // rows already shown (from GET .../metrics) are not drawn twice
-    know(rows) { for (const r of rows) seen.add(`${r.key}@${r.step}`); },
+    know(rows) { for (const r of rows) last[r.key] = Math.max(last[r.key] ?? -Infinity, r.step); },
     close() { es.close(); },
   };
 }

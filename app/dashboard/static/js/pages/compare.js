@@ -3,19 +3,19 @@
 // link to share.
 
 import { ApiError, get, qs } from "../api.js";
-import { chartControls, colour, MetricChart } from "../charts.js";
+import { AXES, chartControls, colour, MetricChart } from "../charts.js";
 import { badge, clear, field, h, path, toast } from "../dom.js";
 import * as fmt from "../fmt.js";
 import { setQuery } from "../nav.js";
-import { seriesOf } from "../runinfo.js";
 
 const MAX_RUNS = 10;
-const MAX_POINTS = 2000; // per run and metric: the server downsamples, so ten long runs stay quick to draw
+const MAX_POINTS = 1000; // per run and metric: thinned by the server (keeping spikes), so ten long runs draw at once
+const COMPARE_AXES = AXES.filter(([v]) => v !== "time"); // runs started at different times share steps, not clocks
 
 export async function render(root, { query }) {
   document.title = "Compare runs · dlserve";
   const ids = [...new Set((query.get("ids") || "").split(",").map((s) => s.trim()).filter(Boolean))].slice(0, MAX_RUNS);
-  const view = { axis: ["step", "epoch", "time"].includes(query.get("x")) ? query.get("x") : "step", log: query.get("log") === "1",
+  const view = { axis: query.get("x") === "epoch" ? "epoch" : "step", log: query.get("log") === "1",
     all: query.get("all") === "1" };
   const keep = (next) => setQuery({ ids: next.join(","), x: view.axis === "step" ? "" : view.axis, log: view.log ? "1" : "",
     all: view.all ? "1" : "" });
@@ -49,9 +49,15 @@ export async function render(root, { query }) {
     if (!ids.length) return null;
   }
 
-  const data = await load(ids);
+  let data;
+  try {
+    data = await load(ids);
+  } catch (e) {
+    if (!(e instanceof ApiError) || e.status !== 404) throw e;
+    root.append(h("p", { class: "alert", role: "alert" }, e.message));
+    return null;
+  }
   const runs = data.runs;
-  if (data.missing.length) toast(`Not found: ${data.missing.join(", ")}`, true);
 
   const legend = h("div", { class: "legend-list", "aria-label": "runs" });
   runs.forEach((r, i) => {
@@ -74,54 +80,35 @@ export async function render(root, { query }) {
     }
     if (!keys.length) chartsBox.append(h("p", { class: "muted" }, "These runs have no metrics yet."));
   };
-  const controls = chartControls(view, () => { keep(ids); for (const c of charts) c.set(view); });
+  const controls = chartControls(view, () => { keep(ids); for (const c of charts) c.set(view); }, COMPARE_AXES);
 
+  if (runs.length < 2) {
+    root.append(h("section", { class: "panel", "aria-label": "Runs" }, legend));
+    return null;
+  }
   root.append(
     h("section", { class: "panel", "aria-label": "Curves" }, h("div", { class: "row" }, legend, h("div", { class: "spacer" }), controls), chartsBox),
-    h("div", { class: "grid2" }, metricsTable(runs), configTable(runs, view, () => keep(ids))),
+    h("div", { class: "grid2" }, metricsTable(runs), configTable(runs, new Set(data.differing), view, () => keep(ids))),
   );
   draw();
   performance.mark("dlserve:compare-rendered"); // read by benchmarks/dashboard.py
   return () => charts.forEach((c) => c.destroy());
 }
 
-// The runs, their configs, final metrics and downsampled curves: GET /v1/jobs/compare when the server has
-// it, else one request per run.
+// The runs, their configs (with the keys whose values differ), final metrics and thinned curves, in one
+// request; a single run (from "Compare with…" on its page) is only listed, waiting for others.
 async function load(ids) {
-  try {
-    const body = await get(`/v1/jobs/compare${qs({ ids: ids.join(","), max_points: MAX_POINTS })}`);
-    return fromCompare(body, ids);
-  } catch (e) {
-    if (!(e instanceof ApiError) || e.status !== 404) throw e;
+  if (ids.length < 2) {
+    const runs = await Promise.all(ids.map((id) => get(path("v1", "jobs", id))));
+    return { runs: runs.map((r) => ({ ...r, final: r.metrics || {}, series: {} })), differing: [] };
   }
-  const runs = [];
-  const missing = [];
-  await Promise.all(ids.map(async (id, i) => {
-    try {
-      const [job, hist] = await Promise.all([get(path("v1", "jobs", id)),
-        get(`${path("v1", "jobs", id, "metrics")}${qs({ max_points: MAX_POINTS })}`)]);
-      runs[i] = { ...job, final: job.metrics || {}, series: seriesOf(hist.items || []) };
-    } catch (err) {
-      if (err instanceof ApiError && err.status === 404) missing.push(id);
-      else throw err;
-    }
-  }));
-  return { runs: runs.filter(Boolean), missing };
-}
-
-function fromCompare(body, ids) {
-  const list = body.runs || body.items || [];
-  const runs = list.map((r) => {
-    const job = r.job || r;
-    let series = {};
-    if (Array.isArray(r.series)) series = seriesOf(r.series);
-    else for (const [key, pts] of Object.entries(r.series || {})) {
-      series = seriesOf((Array.isArray(pts) ? pts : []).map((p) => ({ key, ...p })), series);
-    }
-    return { ...job, config: r.config || job.config || {}, final: r.final_metrics || r.metrics || job.metrics || {}, series };
-  });
-  const found = new Set(runs.map((r) => r.id));
-  return { runs, missing: body.missing || ids.filter((id) => !found.has(id)), differing: body.differing };
+  const body = await get(`/v1/jobs/compare${qs({ ids: ids.join(","), max_points: MAX_POINTS })}`);
+  const byId = Object.fromEntries(body.runs.map((r) => [r.id, { ...r, final: r.metrics || {}, series: {} }]));
+  for (const s of body.series) {
+    const run = byId[s.job_id];
+    if (run) run.series[s.key] = s.step.map((step, i) => ({ step, epoch: s.epoch[i], value: s.value[i], t: null }));
+  }
+  return { runs: body.runs.map((r) => byId[r.id]), differing: body.differing_config_keys };
 }
 
 function heads(runs, first) {
@@ -148,7 +135,7 @@ function metricsTable(runs) {
       : h("p", { class: "muted" }, "No final metrics yet."));
 }
 
-function configTable(runs, view, onChange) {
+function configTable(runs, differing, view, onChange) {
   const keys = [...new Set(runs.flatMap((r) => Object.keys(r.config || {})))].sort();
   const show = (v) => (v === undefined ? "—" : typeof v === "string" ? v : JSON.stringify(v));
   const body = h("tbody");
@@ -158,7 +145,7 @@ function configTable(runs, view, onChange) {
     let shown = 0;
     for (const k of keys) {
       const values = runs.map((r) => show((r.config || {})[k]));
-      const differs = new Set(values).size > 1;
+      const differs = differing.has(k);
       if (!differs && onlyDiff.checked) continue;
       shown += 1;
       body.append(h("tr", { class: differs ? "diff" : "" }, h("td", { class: "mono" }, k, differs ? h("span", { class: "muted small" }, " (differs)") : null),
