@@ -293,7 +293,7 @@ class _Run:
                 dataset_id=job.dataset_id, extra_files=extra_files)
             try:
                 if job.alias:
-                    registry.set_alias(session, job.register_as, job.alias, version.version)
+                    registry.set_alias(session, job.register_as, job.alias, version.version, f"job {job.id}")
                 run.progress = {**report.progress("done"), "eta_s": 0}
                 final = {k: v for k, v in metrics.items() if v is not None}
                 run.latest_metrics = {**(run.latest_metrics or {}), **final}

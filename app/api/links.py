@@ -23,6 +23,10 @@ LINKS: dict[tuple[str, str, str], list[tuple[str, str, str, dict[str, str]]]] = 
         ("DeleteAlias", "delete", "/v1/models/{name}/aliases/{alias}",
          {**_NAME, "alias": "$request.path.alias"}),
         ("PredictWithAlias", "post", "/v1/models/{name}/predict", {**_NAME, "alias": "$request.path.alias"}),
+        ("AliasHistory", "get", "/v1/models/{name}/aliases/{alias}/history",
+         {**_NAME, "alias": "$request.path.alias"}),
+        ("RollbackAlias", "post", "/v1/models/{name}/aliases/{alias}/rollback",
+         {**_NAME, "alias": "$request.path.alias"}),
     ],
     ("post", "/v1/datasets", "201"): [
         ("GetDataset", "get", "/v1/datasets/{dataset_id}", {"dataset_id": "$response.body#/id"}),

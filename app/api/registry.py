@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, Response, UploadFile, status
+from fastapi import APIRouter, File, Form, Query, Response, UploadFile, status
 
 from app.api.deps import AnyKey, ManagerDep, SessionDep, SettingsDep, StoreDep, TrainKey
-from app.api.openapi import VersionPath, enum_of, problems
+from app.api.openapi import Offset, VersionPath, enum_of, problems
 from app.api.schemas import (
+    AliasEventOut,
+    AliasHistory,
     AliasIn,
     AliasOut,
     ModelOut,
@@ -110,17 +112,39 @@ def delete_version(name: str, version: VersionPath, _: TrainKey, session: Sessio
 
 
 @router.put("/{name}/aliases/{alias}", response_model=AliasOut, responses=problems(409))
-def set_alias(name: str, alias: str, body: AliasIn, _: TrainKey, session: SessionDep,
+def set_alias(name: str, alias: str, body: AliasIn, who: TrainKey, session: SessionDep,
               models: ManagerDep) -> AliasOut:
-    row = service.set_alias(session, name, alias, body.version)
+    row = service.set_alias(session, name, alias, body.version, who.name)
     session.commit()
     models.notify()  # this process follows at once; others within alias_poll_interval_s
     return alias_out(name, row)
 
 
 @router.delete("/{name}/aliases/{alias}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_alias(name: str, alias: str, _: TrainKey, session: SessionDep, models: ManagerDep) -> Response:
-    service.delete_alias(session, name, alias)
+def delete_alias(name: str, alias: str, who: TrainKey, session: SessionDep, models: ManagerDep) -> Response:
+    service.delete_alias(session, name, alias, who.name)
     session.commit()
     models.notify()
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/{name}/aliases/{alias}/history", response_model=AliasHistory)
+def alias_history(name: str, alias: str, _: AnyKey, session: SessionDep,
+                  limit: Annotated[int, Query(ge=1, le=500)] = 50, offset: Offset = 0) -> AliasHistory:
+    """Every move of the alias, newest first: from which version to which, by whom (the key's name, or the
+    training job that registered the version), when."""
+    events, total = service.alias_history(session, name, alias, limit, offset)
+    current = next((a.version.version for a in service.get_model(session, name).aliases if a.alias == alias), None)
+    return AliasHistory(name=name, alias=alias, version=current, total=total, limit=limit, offset=offset, items=[
+        AliasEventOut(from_version=e.from_version, to_version=e.to_version, actor=e.actor, at=e.created_at)
+        for e in events])
+
+
+@router.post("/{name}/aliases/{alias}/rollback", response_model=AliasOut, responses=problems(409))
+def rollback_alias(name: str, alias: str, who: TrainKey, session: SessionDep, models: ManagerDep) -> AliasOut:
+    """Points the alias back at the version it pointed at before its last move (a second rollback undoes the
+    first). 409 when it has pointed at no other version, or that version has been deleted."""
+    row = service.rollback_alias(session, name, alias, who.name)
+    session.commit()
+    models.notify()
+    return alias_out(name, row)

@@ -62,6 +62,23 @@ class ModelSummary(BaseModel):
     updated_at: datetime
 
 
+class AliasEventOut(BaseModel):
+    from_version: int | None = Field(description="none: the alias was created by this move")
+    to_version: int | None = Field(description="none: the alias was deleted")
+    actor: str = Field(description="the name of the key that moved it, or `job <id>` for a training run")
+    at: datetime
+
+
+class AliasHistory(BaseModel):
+    name: str
+    alias: str
+    version: int | None = Field(description="where the alias points now (none: deleted)")
+    items: list[AliasEventOut] = Field(description="newest first")
+    total: int
+    limit: int
+    offset: int
+
+
 class AliasIn(BaseModel):
     version: int = Field(ge=1, le=INT32_MAX)
 

@@ -180,6 +180,22 @@ class ModelAlias(Base):
     version: Mapped[ModelVersion] = relationship()
 
 
+class AliasEvent(Base):
+    """Every move of an alias (who moved it, from which version to which), for its history and a rollback.
+    Version numbers, not keys: a version deleted later still reads in the history."""
+
+    __tablename__ = "alias_events"
+    __table_args__ = (Index("ix_alias_events_model_id_alias_id", "model_id", "alias", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("registered_models.id", ondelete="CASCADE"))
+    alias: Mapped[str] = mapped_column(String(64))
+    from_version: Mapped[int | None] = mapped_column(Integer)  # None: the alias was new
+    to_version: Mapped[int | None] = mapped_column(Integer)  # None: the alias was deleted
+    actor: Mapped[str] = mapped_column(String(200))  # the key's name, or "job <id>" for a training run's move
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class ApiKey(Base):
     __tablename__ = "api_keys"
 

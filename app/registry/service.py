@@ -7,11 +7,11 @@ import re
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
-from app.db.tables import ModelAlias, ModelVersion, RegisteredModel
+from app.db.tables import AliasEvent, ModelAlias, ModelVersion, RegisteredModel
 from app.errors import Conflict, NotFound, Unprocessable
 from app.registry.store import ArtifactStore
 from models import TASKS
@@ -152,25 +152,65 @@ def delete_version(session: Session, name: str, version: int) -> str:
     return key
 
 
-def set_alias(session: Session, name: str, alias: str, version: int) -> ModelAlias:
+def set_alias(session: Session, name: str, alias: str, version: int, actor: str = "unknown") -> ModelAlias:
+    """Points `alias` at `version`; the move is recorded with `actor` (a key's name, or "job <id>")."""
     check_alias(alias)
     target = get_version(session, name, version)
     if target.status != "ready":
         raise Conflict(f"version {version} of {name!r} is {target.status}, not ready to serve")
     row = session.scalar(select(ModelAlias).where(ModelAlias.model_id == target.model_id, ModelAlias.alias == alias))
+    before = row.version.version if row is not None else None
     if row is None:
         row = ModelAlias(model_id=target.model_id, alias=alias, version=target)
         session.add(row)
     else:
         row.version = target
+    if before != version:
+        session.add(AliasEvent(model_id=target.model_id, alias=alias, from_version=before, to_version=version,
+                               actor=actor[:200]))
     session.flush()
     return row
 
 
-def delete_alias(session: Session, name: str, alias: str) -> None:
+def delete_alias(session: Session, name: str, alias: str, actor: str = "unknown") -> None:
     model = get_model(session, name)
     row = next((a for a in model.aliases if a.alias == alias), None)
     if row is None:
         raise NotFound(f"model {name!r} has no alias {alias!r}")
+    session.add(AliasEvent(model_id=model.id, alias=alias, from_version=row.version.version, to_version=None,
+                           actor=actor[:200]))
     model.aliases.remove(row)
     session.flush()
+
+
+def alias_history(session: Session, name: str, alias: str, limit: int, offset: int) -> tuple[list[AliasEvent], int]:
+    """The alias's moves, newest first, and how many there are (also of an alias deleted since)."""
+    model = get_model(session, name)
+    where = (AliasEvent.model_id == model.id, AliasEvent.alias == alias)
+    total = session.scalar(select(func.count()).select_from(AliasEvent).where(*where)) or 0
+    rows = session.scalars(select(AliasEvent).where(*where).order_by(AliasEvent.id.desc()).limit(limit).offset(offset))
+    return list(rows), total
+
+
+def rollback_alias(session: Session, name: str, alias: str, actor: str) -> ModelAlias:
+    """Moves the alias back to the version it pointed at before its last move (a second rollback undoes the
+    first, like `kubectl rollout undo`). 409 when there is no earlier version, or it has been deleted."""
+    model = get_model(session, name)
+    row = next((a for a in model.aliases if a.alias == alias), None)
+    if row is None:
+        raise NotFound(f"model {name!r} has no alias {alias!r}")
+    current = row.version.version
+    last = session.scalar(select(AliasEvent).where(AliasEvent.model_id == model.id, AliasEvent.alias == alias,
+                                                   AliasEvent.to_version == current)
+                          .order_by(AliasEvent.id.desc()).limit(1))
+    if last is None or last.from_version is None:
+        raise Conflict(f"alias {alias!r} of {name!r} has pointed at no other version before version {current}; "
+                       "there is nothing to roll back to", alias_version=current)
+    previous = last.from_version
+    exists = session.scalar(select(ModelVersion.id).where(ModelVersion.model_id == model.id,
+                                                          ModelVersion.version == previous))
+    if exists is None:
+        raise Conflict(f"alias {alias!r} of {name!r} pointed at version {previous} before, which has been deleted; "
+                       f"point it at another version with PUT /v1/models/{name}/aliases/{alias}",
+                       previous_version=previous)
+    return set_alias(session, name, alias, previous, actor)

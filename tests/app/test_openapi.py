@@ -43,7 +43,7 @@ def test_security_scheme_and_per_operation_security(client):
 def test_every_post_declares_its_request_body(client):
     doc = client.get("/openapi.json").json()
     missing = [(p, m) for p, m, op in _ops(doc) if m in ("post", "put") and "requestBody" not in op
-               and not p.endswith(("/cancel", "/unload", "/revoke"))]
+               and not p.endswith(("/cancel", "/unload", "/revoke", "/rollback"))]
     assert missing == []
     predict = doc["paths"]["/v1/models/{name}/predict"]["post"]["requestBody"]["content"]
     assert set(predict) == {"application/json", "multipart/form-data"}

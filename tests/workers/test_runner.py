@@ -53,6 +53,8 @@ def test_a_run_registers_a_version_that_onnx_runtime_serves_correctly(client, se
     version = client.get("/v1/models/corners/versions/1").json()
     assert version["run_id"] == job["id"] and version["dataset_id"] == job["dataset_id"]
     assert version["aliases"] == ["production"]
+    history = client.get("/v1/models/corners/aliases/production/history").json()["items"]
+    assert [(e["from_version"], e["to_version"], e["actor"]) for e in history] == [(None, 1, f"job {job['id']}")]
     assert version["metrics"]["val_accuracy"] >= 0.9 and "val_loss" in version["metrics"]
     meta = version["metadata"]
     assert meta["labels"] == ["0", "1", "2", "3"] and meta["config"]["lr"] == 0.01
