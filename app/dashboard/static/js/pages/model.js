@@ -24,6 +24,8 @@ export async function render(root, { params, query, allows }) {
   const canTrain = allows("train");
   const versions = [...model.versions].sort((a, b) => b.version - a.version);
   const selected = Number(query.get("version")) || versions[0]?.version;
+  const histories = Object.fromEntries(await Promise.all(Object.keys(model.aliases).map(async (a) =>
+    [a, (await get(path("v1", "models", name, "aliases", a, "history"))).items])));
   const datasets = Object.fromEntries(await Promise.all([...new Set(versions.map((v) => v.dataset_id).filter(Boolean))]
     .map(async (id) => [id, await get(path("v1", "datasets", id)).catch(() => null)])));
 
@@ -39,7 +41,7 @@ export async function render(root, { params, query, allows }) {
     h("div", { class: "page-head" }, h("div", null, h("h1", null, model.name),
       h("div", { class: "sub" }, `${model.task} · ${versions.length} version${versions.length === 1 ? "" : "s"} · updated ${fmt.when(model.updated_at)}`)),
     h("div", { class: "row" }, allows("predict") ? h("a", { class: "button primary", href: `/try${qs({ model: model.name })}` }, "Try it") : null)),
-    aliasesPanel(model, versions, canTrain, reload),
+    aliasesPanel(model, versions, histories, canTrain, reload),
     h("section", { class: "panel", "aria-label": "Versions" }, h("h2", null, "Versions"),
       h("div", { class: "table-wrap" }, h("table", { id: "versions" }, h("thead", null, h("tr", null,
         ["Version", "Created", "Metrics", "Aliases", "Lineage", "Size", ""].map((t) => h("th", { scope: "col" }, t)))),
@@ -50,15 +52,19 @@ export async function render(root, { params, query, allows }) {
   if (first) showVersion(first);
 }
 
-function aliasesPanel(model, versions, canTrain, reload) {
+function aliasesPanel(model, versions, histories, canTrain, reload) {
   const options = versions.map((v) => [v.version, `v${v.version} · ${fmt.when(v.created_at)}`]);
   const body = h("tbody");
   for (const [alias, current] of Object.entries(model.aliases).sort()) {
     const target = select(options, current, { "aria-label": `version for ${alias}` });
     const move = h("button", { type: "button", disabled: !canTrain, title: canTrain ? "" : NEEDS_TRAIN }, "Move");
-    const back = h("button", { type: "button", disabled: !canTrain, title: canTrain ? "point it back at the version it had before" : NEEDS_TRAIN }, "Roll back");
+    // a rollback undoes the last move: back to the version the newest event moved it from
+    const previous = (histories[alias] || [])[0]?.from_version ?? null;
+    const back = h("button", { type: "button", disabled: !canTrain || previous === null,
+      title: !canTrain ? NEEDS_TRAIN : previous === null ? "it has pointed at no other version" : `point it back at v${previous}` },
+    previous === null ? "Roll back" : `Roll back to v${previous}`);
     const histBtn = h("button", { type: "button", class: "link", "aria-expanded": "false" }, "History");
-    const histRow = h("tr", { hidden: true }, h("td", { colspan: 4 }, h("div", { class: "muted" }, "Loading…")));
+    const histRow = h("tr", { hidden: true }, h("td", { colspan: 4 }, historyList(alias, histories[alias] || [])));
     move.addEventListener("click", async () => {
       const v = Number(target.value);
       if (v === current) { toast(`${alias} already points at v${v}`); return; }
@@ -70,18 +76,16 @@ function aliasesPanel(model, versions, canTrain, reload) {
       } catch (e) { toast(e.message, true); }
     });
     back.addEventListener("click", async () => {
-      if (!(await confirmDialog(`Roll back ${alias}?`, `${model.name}: ${alias} goes back to the version it pointed at before v${current}.`, "Roll back"))) return;
+      if (!(await confirmDialog(`Roll back ${alias}?`, `${model.name}: ${alias} goes back from v${current} to v${previous}, where it pointed before.`, "Roll back"))) return;
       try {
         const out = await post(path("v1", "models", model.name, "aliases", alias, "rollback"));
         toast(`${alias} rolled back to v${out.version}`);
         reload();
       } catch (e) { toast(e.message, true); }
     });
-    histBtn.addEventListener("click", async () => {
-      const open = histRow.hidden;
-      histRow.hidden = !open;
-      histBtn.setAttribute("aria-expanded", String(open));
-      if (open) clear(histRow.firstChild, await history(model.name, alias).catch((e) => h("span", { class: "error-text" }, e.message)));
+    histBtn.addEventListener("click", () => {
+      histRow.hidden = !histRow.hidden;
+      histBtn.setAttribute("aria-expanded", String(!histRow.hidden));
     });
     body.append(h("tr", { "data-alias": alias }, h("td", null, h("strong", null, alias)), h("td", null, `v${current}`),
       h("td", null, h("div", { class: "row" }, target, move, back)), h("td", null, histBtn)), histRow);
@@ -108,18 +112,13 @@ function aliasesPanel(model, versions, canTrain, reload) {
     h("div", { class: "filters" }, nameField, field("Version", newVersion), add));
 }
 
-async function history(name, alias) {
-  const body = await get(path("v1", "models", name, "aliases", alias, "history"));
-  const items = Array.isArray(body) ? body : body.items || [];
+// newest first: from which version to which, by whom (a key's name, or the job that registered it), when
+function historyList(alias, items) {
   if (!items.length) return h("span", { class: "muted" }, "No moves recorded.");
-  return h("ol", { class: "small", "aria-label": `history of ${alias}` }, items.map((it) => {
-    const from = it.previous_version ?? it.from_version;
-    const to = it.version ?? it.to_version;
-    const at = it.changed_at || it.created_at || it.at;
-    return h("li", null, from ? `v${from} → ` : "", to === null || to === undefined ? "removed" : `v${to}`,
-      h("span", { class: "muted" }, ` · ${fmt.stamp(at)}`), it.by || it.principal ? h("span", { class: "muted" }, ` · by ${it.by || it.principal}`) : null,
-      it.action ? h("span", { class: "muted" }, ` · ${it.action}`) : null);
-  }));
+  return h("ol", { class: "small", "aria-label": `history of ${alias}` }, items.map((it) =>
+    h("li", null, it.from_version === null ? "created at " : `v${it.from_version} → `,
+      it.to_version === null ? "removed" : `v${it.to_version}`,
+      h("span", { class: "muted" }, ` · ${fmt.stamp(it.at)} · by `), it.actor)));
 }
 
 function lineage(model, v, dataset) {
