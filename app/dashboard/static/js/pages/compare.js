@@ -20,7 +20,8 @@ export async function render(root, { query }) {
   const keep = (next) => setQuery({ ids: next.join(","), x: view.axis === "step" ? "" : view.axis, log: view.log ? "1" : "",
     all: view.all ? "1" : "" });
 
-  const addIn = h("input", { type: "text", placeholder: "run id", class: "mono", size: 34 });
+  const addIn = h("input", { type: "text", placeholder: "run id", class: "mono", size: 34, list: "recent-runs" });
+  const recent = h("datalist", { id: "recent-runs" });
   const addBtn = h("button", { type: "button" }, "Add run");
   const go = (next) => location.assign(`/compare${qs({ ids: next.join(","), x: view.axis === "step" ? "" : view.axis,
     log: view.log ? "1" : "" })}`);
@@ -42,7 +43,7 @@ export async function render(root, { query }) {
   root.append(h("div", { class: "page-head" },
     h("div", null, h("h1", null, `Compare ${ids.length} run${ids.length === 1 ? "" : "s"}`),
       h("div", { class: "sub" }, "Curves on shared axes, config differences highlighted, final metrics side by side.")),
-    h("div", { class: "row" }, field("Add a run", addIn), addBtn, share)));
+    h("div", { class: "row" }, field("Add a run", addIn), recent, addBtn, share)));
   if (ids.length < 2) {
     root.append(h("p", { class: "panel muted" }, "Pick two to ten runs: tick them on the ", h("a", { href: "/" }, "runs page"),
       ", or add run ids here."));
@@ -58,6 +59,10 @@ export async function render(root, { query }) {
     return null;
   }
   const runs = data.runs;
+  // suggestions for "Add a run": the latest runs of the same family
+  get(`/v1/jobs${qs({ task: runs[0]?.task, limit: 50 })}`).then((page) => recent.append(...page.items
+    .filter((j) => !ids.includes(j.id)).map((j) => h("option", { value: j.id },
+      `${j.task} · ${j.dataset_name || ""} · ${j.status} · ${fmt.when(j.created_at)}`)))).catch(() => {});
 
   const legend = h("div", { class: "legend-list", "aria-label": "runs" });
   runs.forEach((r, i) => {

@@ -129,6 +129,7 @@ function lineage(model, v, dataset) {
 }
 
 function metricsText(metrics) {
+  if (!Object.values(metrics || {}).some((x) => typeof x === "number")) return h("span", { class: "muted" }, "—");
   return Object.entries(metrics || {}).filter(([, x]) => typeof x === "number").slice(0, 4)
     .map(([k, x]) => h("div", { class: "small" }, h("span", { class: "muted" }, `${k} `), fmt.num(x)));
 }
