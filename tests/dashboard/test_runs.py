@@ -36,6 +36,9 @@ def test_the_runs_table_filters_and_pages_with_its_state_in_the_url(pages, stack
     page.get_by_text("1–25 of 30 runs").wait_for()
     best = page.locator("table[aria-label=Runs] tbody tr td.num").first.text_content()
     assert best == "1.5val_rmse"  # best first: the lowest error (recommendation's val_rmse)
+    page.get_by_role("button", name="Duration").focus()  # the headers are buttons: the keyboard sorts too
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(r"sort=duration_s"))
     pages.shot(page, "-sorted")
 
 

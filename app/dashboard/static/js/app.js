@@ -61,6 +61,13 @@ async function render() {
     }
     showWho(me);
     markNav(r.nav);
+    if (!allows("read")) {
+      // a predict-only key: the registry and try-it, nothing about runs or datasets
+      for (const a of document.querySelectorAll("#nav a")) {
+        if (["/", "/new", "/datasets"].includes(a.getAttribute("href"))) a.hidden = true;
+      }
+      if (!["models", "model", "tryit"].includes(r.name)) { location.replace("/try"); return; }
+    }
   }
   if (!page) {
     clear(main, h("h1", null, "Not found"), h("p", null, h("a", { href: "/" }, "Back to the runs")));

@@ -26,7 +26,7 @@ export async function render(root, { params, query, allows }) {
   const selected = Number(query.get("version")) || versions[0]?.version;
   const histories = Object.fromEntries(await Promise.all(Object.keys(model.aliases).map(async (a) =>
     [a, (await get(path("v1", "models", name, "aliases", a, "history"))).items])));
-  const datasets = Object.fromEntries(await Promise.all([...new Set(versions.map((v) => v.dataset_id).filter(Boolean))]
+  const datasets = !allows("read") ? {} : Object.fromEntries(await Promise.all([...new Set(versions.map((v) => v.dataset_id).filter(Boolean))]
     .map(async (id) => [id, await get(path("v1", "datasets", id)).catch(() => null)])));
 
   const reload = () => location.reload();

@@ -59,7 +59,8 @@ export async function render(root, { query, allows }) {
     return;
   }
   const mod = await import(`../tryit/${play}.js`);
-  await mod.render(stage, { model, version, task: model.task, predict, canPredict, showError: (e) => showError(stage, e) });
+  await mod.render(stage, { model, version, task: model.task, predict, canPredict, canRead: allows("read"),
+    showError: (e) => showError(stage, e) });
 }
 
 // A refused prediction (a bad image, a missing feature): the API's sentence, as text

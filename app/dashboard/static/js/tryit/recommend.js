@@ -7,7 +7,7 @@ import { num } from "../fmt.js";
 
 const MAX_USERS = 2000; // the picker lists this many; any other id can be typed
 
-export async function render(stage, { version, predict, canPredict, showError }) {
+export async function render(stage, { version, predict, canPredict, canRead, showError }) {
   const meta = version.metadata || {};
   const users = (meta.users || []).slice(0, MAX_USERS).map(String);
   const titles = meta.titles || {};
@@ -24,6 +24,7 @@ export async function render(stage, { version, predict, canPredict, showError })
   const itemCell = (item) => h("td", { class: "wrap" }, h("span", { class: "mono" }, String(item)), title(item) ? h("div", { class: "small" }, title(item)) : null);
   const ratings = async (u) => {
     if (!version.dataset_id) return h("p", { class: "muted" }, "This version has no training dataset on record.");
+    if (!canRead) return h("p", { class: "muted" }, "Seeing the training ratings needs a key with the read scope.");
     try {
       const body = await get(`${path("v1", "datasets", version.dataset_id, "ratings")}${qs({ user: u, limit: 200 })}`);
       const items = (body.items || body.ratings || []).slice().sort((a, b) => b.rating - a.rating);
