@@ -52,3 +52,10 @@ def test_a_job_is_submitted_from_a_generated_form(pages, stack, tmp_path):
     page.get_by_role("button", name="Cancel run").click()
     page.get_by_role("dialog").get_by_role("button", name="Cancel run").click()
     page.locator("h1 .badge").filter(has_text=re.compile("cancelled|succeeded")).wait_for(timeout=60_000)
+
+    page.goto("/datasets?task=fraud")  # the upload is listed with its runs and a way to train on it again
+    row = page.get_by_role("table", name="Datasets").locator("tr", has_text="uploaded from the browser")
+    row.get_by_role("link", name="Train").wait_for()
+    row.get_by_role("link", name="Runs").click()
+    page.wait_for_url(re.compile(r"/\?dataset_id=[0-9a-f]{32}"))
+    page.locator("table[aria-label=Runs] tbody tr", has_text=job_id[:8]).wait_for()

@@ -35,8 +35,8 @@ export function datasetUpload({ task, formats = [], canUpload, onDone }) {
         status.textContent = f < 1 ? `Uploading… ${Math.round(f * 100)}%` : "Checking the records…";
       });
       progress.value = 100;
+      await onDone(ds);
       status.textContent = `Uploaded “${ds.name}”.`;
-      onDone(ds);
     } catch (e) {
       const target = e instanceof ApiError && fields[String(e.field || "").replace(/^body\./, "")] || fields.file;
       target.setError(e.message);
