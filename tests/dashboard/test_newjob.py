@@ -56,6 +56,7 @@ def test_a_job_is_submitted_from_a_generated_form(pages, stack, tmp_path):
     page.goto("/datasets?task=fraud")  # the upload is listed with its runs and a way to train on it again
     row = page.get_by_role("table", name="Datasets").locator("tr", has_text="uploaded from the browser")
     row.get_by_role("link", name="Train").wait_for()
+    pages.shot(page, "-datasets")
     row.get_by_role("link", name="Runs").click()
     page.wait_for_url(re.compile(r"/\?dataset_id=[0-9a-f]{32}"))
     page.locator("table[aria-label=Runs] tbody tr", has_text=job_id[:8]).wait_for()
