@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry
 
 from app import dashboard
 from app.api import (
+    artifacts,
     datasets,
     families,
     health,
@@ -95,6 +96,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(keys.router)
     app.include_router(web_session.router)
     app.include_router(families.router)
+    app.include_router(artifacts.router)
     dashboard.install(app)
     openapi.install(app)  # after every router: it walks the routes when the document is first asked for
 

@@ -109,7 +109,11 @@ def seed(base_url: str, home: Path) -> dict[str, str]:
 
 
 def _leak(response: requests.Response, home: Path) -> str | None:
-    text = response.text[:100_000]
+    kind = next((v for k, v in response.headers.items() if k.lower() == "content-type"), "")
+    kind = kind[0] if isinstance(kind, list) and kind else kind
+    if str(kind).startswith(("application/octet-stream", "application/zip")):
+        return None  # a download (a model's bytes), not prose that could quote the server
+    text = response.content[:100_000].decode("utf-8", "replace")
     if str(home) in text:
         return f"the answer names the server's folder {home}"
     m = _LEAKS.search(text)

@@ -18,6 +18,7 @@ LINKS: dict[tuple[str, str, str], list[tuple[str, str, str, dict[str, str]]]] = 
         ("PredictWithVersion", "post", "/v1/models/{name}/predict", _VERSION),
         ("V2VersionMetadata", "get", "/v2/models/{name}/versions/{version}", _VERSION),
         ("V2InferVersion", "post", "/v2/models/{name}/versions/{version}/infer", _VERSION),
+        ("DownloadVersion", "get", "/v1/models/{name}/versions/{version}/artifact", _VERSION),
     ],
     ("put", "/v1/models/{name}/aliases/{alias}", "200"): [
         ("DeleteAlias", "delete", "/v1/models/{name}/aliases/{alias}",
@@ -41,6 +42,7 @@ LINKS: dict[tuple[str, str, str], list[tuple[str, str, str, dict[str, str]]]] = 
         ("GetJobMetrics", "get", "/v1/jobs/{job_id}/metrics", {"job_id": "$response.body#/id"}),
         ("CancelJob", "post", "/v1/jobs/{job_id}/cancel", {"job_id": "$response.body#/id"}),
         ("AnnotateJob", "patch", "/v1/jobs/{job_id}", {"job_id": "$response.body#/id"}),
+        ("ListJobArtifacts", "get", "/v1/jobs/{job_id}/artifacts", {"job_id": "$response.body#/id"}),
     ],
     ("post", "/v1/keys", "201"): [
         ("GetKey", "get", "/v1/keys/{prefix}", {"prefix": "$response.body#/prefix"}),
