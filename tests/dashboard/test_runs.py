@@ -68,6 +68,14 @@ def test_a_curve_gains_points_while_the_job_trains(pages, stack, trained):
     assert len(metric_reads) == 1 and len(job_reads) == 1, requests
     assert page.locator("#progress-pct").text_content() == "100%"
 
+    # its files: the ONNX model and the checkpoint, downloaded through the session
+    for name in ("model.onnx", "last.pt"):
+        with page.expect_download() as download:
+            page.locator("#artifacts-list").get_by_role("link", name=name).click()
+        data = open(download.value.path(), "rb").read()
+        listed = stack.api.call("GET", f"/v1/jobs/{job['id']}/artifacts").json()["items"]
+        assert len(data) == next(a["size_bytes"] for a in listed if a["name"] == name) > 0
+
     page.get_by_label("log scale").check()
     page.get_by_label("x axis").select_option("time")
     page.wait_for_url(re.compile(r"x=time&log=1"))

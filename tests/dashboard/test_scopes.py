@@ -21,6 +21,10 @@ def test_a_read_key_sees_disabled_buttons(pages, stack, trained):
     page.get_by_role("heading", name="Tags and note").wait_for()
     assert page.get_by_role("button", name="Save note").is_disabled()
     assert page.get_by_placeholder("add a tag, then Enter").is_disabled()
+    files = page.locator("#artifacts-list")
+    files.get_by_role("link", name="model.onnx").wait_for()  # what is served may be read
+    assert files.get_by_role("link", name="last.pt").count() == 0  # a checkpoint is a pickle: train scope
+    assert "needs the train scope" in files.locator("tr", has_text="last.pt").text_content()
     pages.shot(page, "-run")
 
     page.goto("/new?task=fraud")

@@ -70,31 +70,21 @@ export function lineage(job, dataset) {
     dataset ? kv([["Dataset format", dataset.format], ["Dataset size", fmt.bytes(dataset.size_bytes)]]) : null);
 }
 
-export async function artifacts(job) {
-  const box = h("section", { class: "panel", "aria-label": "Artifacts" }, h("h2", null, "Artifacts"));
-  const list = h("ul", { class: "stack" });
-  const items = [];
-  if (job.model_version) {
-    const mv = job.model_version;
-    items.push({ href: path("v1", "models", mv.name, "versions", mv.version, "artifact"), name: `model.onnx (${mv.name} v${mv.version})` });
-  }
-  try {
-    const found = await get(path("v1", "jobs", job.id, "artifacts"));
-    for (const a of Array.isArray(found) ? found : found.items || []) {
-      const name = a.name || a.path;
-      items.push({ href: `${path("v1", "jobs", job.id, "artifacts")}/${name.split("/").map(encodeURIComponent).join("/")}`,
-        name, size: a.size_bytes ?? a.size });
-    }
-  } catch (e) {
-    if (!(e instanceof ApiError) || e.status !== 404) throw e;
-  }
-  if (!items.length) list.append(h("li", { class: "muted" }, "none yet"));
-  for (const it of items) {
-    list.append(h("li", null, h("a", { href: it.href, download: "" }, it.name),
-      it.size !== undefined ? h("span", { class: "muted small" }, ` ${fmt.bytes(it.size)}`) : null));
-  }
-  box.append(list);
-  return box;
+// The run's files (GET /v1/jobs/{id}/artifacts): the served ONNX graph for a read key, the PyTorch weights
+// and checkpoint (pickles) for a key that may train.
+export async function artifacts(job, allows) {
+  const found = await get(path("v1", "jobs", job.id, "artifacts"));
+  const rows = found.items.map((a) => {
+    const may = allows(a.scope);
+    return h("tr", null,
+      h("td", null, may ? h("a", { href: path("v1", "jobs", job.id, "artifacts", a.name), download: "" }, a.name)
+        : h("span", { title: `needs a key with the ${a.scope} scope` }, a.name)),
+      h("td", { class: "muted small" }, a.kind), h("td", { class: "num" }, fmt.bytes(a.size_bytes)),
+      h("td", { class: "muted small" }, may ? "" : `needs the ${a.scope} scope`));
+  });
+  return h("section", { class: "panel", "aria-label": "Artifacts" }, h("h2", null, "Artifacts"),
+    rows.length ? h("table", { id: "artifacts-list" }, h("tbody", null, rows))
+      : h("p", { class: "muted" }, "None yet: a run's checkpoint appears after its first epoch, its model when it is registered."));
 }
 
 // The worker's log for this job: what has been written so far, then the lines the event stream brings.

@@ -45,7 +45,7 @@ export async function render(root, { params, query, allows }) {
     h("section", { class: "panel", "aria-label": "Versions" }, h("h2", null, "Versions"),
       h("div", { class: "table-wrap" }, h("table", { id: "versions" }, h("thead", null, h("tr", null,
         ["Version", "Created", "Metrics", "Aliases", "Lineage", "Size", ""].map((t) => h("th", { scope: "col" }, t)))),
-      h("tbody", null, versions.map((v) => versionRow(model, v, datasets[v.dataset_id], showVersion)))))),
+      h("tbody", null, versions.map((v) => versionRow(model, v, datasets[v.dataset_id], showVersion, allows("read"))))))),
     detail,
   );
   const first = versions.find((v) => v.version === selected) || versions[0];
@@ -134,7 +134,7 @@ function metricsText(metrics) {
     .map(([k, x]) => h("div", { class: "small" }, h("span", { class: "muted" }, `${k} `), fmt.num(x)));
 }
 
-function versionRow(model, v, dataset, onSelect) {
+function versionRow(model, v, dataset, onSelect, canRead) {
   const pick = h("button", { type: "button", class: "link" }, `v${v.version}`);
   pick.addEventListener("click", () => onSelect(v));
   return h("tr", { "data-version": v.version },
@@ -144,7 +144,7 @@ function versionRow(model, v, dataset, onSelect) {
     h("td", null, v.aliases.map((a) => h("span", { class: "chip" }, a))),
     h("td", null, lineage(model, v, dataset)),
     h("td", { class: "num" }, fmt.bytes(v.size_bytes)),
-    h("td", null, h("a", { href: path("v1", "models", model.name, "versions", v.version, "artifact"), download: "" }, "Download")));
+    h("td", null, canRead ? h("a", { href: path("v1", "models", model.name, "versions", v.version, "artifact"), download: "" }, "Download") : null));
 }
 
 function tensors(list) {

@@ -92,7 +92,7 @@ export async function render(root, { params, query, allows }) {
     h("div", { class: "grid2" }, h("div", { id: "artifacts" }), log.el));
   drawCharts();
   const artifactsSlot = root.querySelector("#artifacts");
-  const drawArtifacts = () => artifacts(job).then((el) => artifactsSlot.replaceChildren(el)).catch((e) => toast(e.message, true));
+  const drawArtifacts = () => artifacts(job, allows).then((el) => artifactsSlot.replaceChildren(el)).catch((e) => toast(e.message, true));
   drawArtifacts();
 
   if (TERMINAL.includes(job.status)) return null;
