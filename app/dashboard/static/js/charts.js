@@ -63,8 +63,9 @@ export class MetricChart {
 
   data() {
     const tables = this.lines.map((l) => columns(l.points, this.axis, this.log));
-    this.countEl.textContent = `${tables.reduce((n, t) => n + t[0].length, 0).toLocaleString()} points`;
-    this.plotEl.dataset.points = String(tables.reduce((n, t) => n + t[0].length, 0));
+    const count = tables.reduce((n, t) => n + t[0].length, 0);
+    this.countEl.textContent = `${count.toLocaleString()} point${count === 1 ? "" : "s"}`;
+    this.plotEl.dataset.points = String(count);
     if (tables.length === 1) return tables[0];
     return uPlot.join(tables.map(([xs, ys]) => [xs, ys]));
   }
@@ -80,8 +81,9 @@ export class MetricChart {
       axes: [{ ...axis, values: xValues, label: this.axis === "time" ? "time since start" : this.axis, labelSize: 18 },
         { ...axis, size: 60, values: (u, vals) => vals.map((v) => num(v, 3)) }],
       series: [{ label: this.axis, value: (u, v) => (v === null || v === undefined ? "—" : this.axis === "time" ? duration(v) : num(v)) },
-        ...this.lines.map((l, i) => ({ label: l.label, stroke: colour(l.colour ?? i), width: 1.5, spanGaps: true,
-          points: { show: false }, value: (u, v) => num(v) }))],
+        // uPlot's default points: drawn where the line is sparse (a validation metric of a few epochs)
+        ...this.lines.map((l, i) => ({ label: l.label, stroke: colour(l.colour ?? i), fill: undefined, width: 1.5,
+          spanGaps: true, points: { size: 5, fill: colour(l.colour ?? i) }, value: (u, v) => num(v) }))],
       cursor: { drag: { x: true, y: false } },
     };
     this.u = new uPlot(opts, this.data(), this.plotEl);

@@ -136,6 +136,7 @@ function progressView(job) {
     h("div", { class: "row" }, h("div", { class: "spacer" }, bar(frac, "run progress")),
       h("strong", { id: "progress-pct" }, `${Math.round(frac * 100)}%`)),
     kv([
+      ["Phase", job.status === "running" && p.phase ? p.phase : undefined],
       ["Epoch", p.epochs ? `${fmt.num(p.epoch)} of ${fmt.num(p.epochs)}` : fmt.num(p.epoch)],
       ["Step", p.total ? `${fmt.num(p.step)} of ${fmt.num(p.total)}` : fmt.num(p.step)],
       ["Time left", job.status === "running" ? fmt.duration(p.eta_s) : undefined],
