@@ -44,7 +44,7 @@ def test_the_runs_table_filters_and_pages_with_its_state_in_the_url(pages, stack
 
 def test_a_curve_gains_points_while_the_job_trains(pages, stack, trained):
     ds = stack.api.dataset(examples.transactions_csv(n=400, seed=3), "live.csv", "fraud", name="live fraud")
-    job = stack.api.job("fraud", ds["id"], {"epochs": 60, "batch_size": 16, "hidden": 8}, register_as="live-fraud")
+    job = stack.api.job("fraud", ds["id"], {"epochs": 30, "batch_size": 16, "hidden": 8}, register_as="live-fraud")
     page = pages.open(None)
     requests = []
     page.on("request", lambda r: requests.append(r.url))
