@@ -48,7 +48,10 @@ export async function render(root, { params, query, allows }) {
     for (const k of Object.keys(charts)) delete charts[k];
     clear(chartsBox);
     const keys = Object.keys(series).sort(byImportance);
-    if (!keys.length) chartsBox.append(h("p", { class: "muted", id: "no-metrics" }, "No metrics yet: they appear here as the run trains."));
+    if (!keys.length) {
+      chartsBox.append(h("p", { class: "muted", id: "no-metrics" }, TERMINAL.includes(job.status)
+        ? "This run recorded no metrics." : "No metrics yet: they appear here as the run trains."));
+    }
     for (const k of keys) drawChart(k);
   };
   const controls = chartControls(view, () => {
