@@ -6,6 +6,12 @@ from __future__ import annotations
 
 from app import examples
 
+# Markup that must stay text wherever it is shown (test_hostile.py). The translation model learns to write
+# the second one for any input: a model's answer is user-controlled text too. (Captions cannot carry it:
+# the captioning tokenizer keeps words only.)
+SCRIPT = "<script>window.__pwned = 'script'</script>"
+IMG = "<img src=x onerror=\"window.__pwned = 'img'\">"
+
 TINY = {
     "classification": (lambda: examples.corners_zip(n=40), "corners.zip", {},
                        {"epochs": 1, "batch_size": 8, "width": 4}),
@@ -14,10 +20,10 @@ TINY = {
     "captioning": (lambda: _canvases(40), "canvases.zip", {"format": "coco"},
                    {"epochs": 1, "batch_size": 16, "width": 4, "hidden": 16, "embed_dim": 8, "attention_dim": 8,
                     "dropout": 0, "max_length": 12, "eval_beam_size": 1}),
-    "translation": (lambda: "".join(f"{en}\t{fr}\n" for en, fr in examples.number_pairs(60)).encode(), "numbers.tsv",
+    "translation": (lambda: "".join(f"{en}\t{IMG}\n" for en, _ in examples.number_pairs(60)).encode(), "numbers.tsv",
                     {}, {"columns": "en,fr", "source_lang": "en", "target_lang": "fr", "d_model": 16, "layers": 1,
-                         "heads": 2, "ffn": 16, "dropout": 0, "tokenizer": "word", "vocab_size": 32, "epochs": 1,
-                         "batch_size": 16, "warmup_steps": 1, "max_len": 12, "eval_beam_size": 1}),
+                         "heads": 2, "ffn": 16, "dropout": 0, "tokenizer": "bpe", "vocab_size": 60, "epochs": 15,
+                         "lr": 0.01, "batch_size": 16, "warmup_steps": 1, "max_len": 24, "eval_beam_size": 1}),
     "recommendation": (lambda: _ratings_csv(), "ratings.csv", {"format": "csv"},
                        {"arch": "mf", "epochs": 1, "factors": 2, "val_fraction": 0.1}),
     "fraud": (lambda: examples.transactions_csv(n=300), "transactions.csv", {},

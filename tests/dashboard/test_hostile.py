@@ -7,14 +7,12 @@ import json
 import pytest
 
 from app import examples
+from tests.dashboard.families import IMG, SCRIPT
 
 pytestmark = pytest.mark.slow
 
-SCRIPT = "<script>window.__pwned = 'script'</script>"
-IMG = "<img src=x onerror=\"window.__pwned = 'img'\">"
 
-
-def _assert_inert(page, *texts: str) -> None:
+def assert_inert(page, *texts: str) -> None:
     assert page.evaluate("() => window.__pwned") is None
     assert page.evaluate("() => document.querySelectorAll('img[src=\"x\"], script:not([src])').length") == 0
     body = page.locator("body").inner_text()
@@ -38,32 +36,32 @@ def test_hostile_names_tags_notes_labels_and_errors_stay_text(pages, stack, tmp_
 
     page = pages.open(f"/?dataset_id={ds['id']}", key=key)
     page.locator("table[aria-label=Runs] tbody tr td a").first.wait_for()
-    _assert_inert(page, f"key {IMG}", f"data {IMG}", "x:script+img")
+    assert_inert(page, f"key {IMG}", f"data {IMG}", "x:script+img")
 
     page.goto(f"/runs/{job['id']}")
     page.get_by_role("heading", name="Tags and note").wait_for()
     assert page.get_by_role("textbox", name="Note").input_value() == f"note {SCRIPT} {IMG}"
-    _assert_inert(page, f"data {IMG}")
+    assert_inert(page, f"data {IMG}")
     pages.shot(page, "-run")
 
     page.goto(f"/compare?ids={job['id']},{stack.training['fraud']}")
     page.locator("#config-diff").wait_for()
-    _assert_inert(page, f"data {IMG}")
+    assert_inert(page, f"data {IMG}")
 
     page.goto("/datasets?task=fraud")
     page.get_by_role("table", name="Datasets").get_by_text(f"data {IMG}").wait_for()
-    _assert_inert(page, f"data {IMG}")
+    assert_inert(page, f"data {IMG}")
 
     page.goto("/models/hostile")
     page.get_by_text("Metadata").click()
-    _assert_inert(page, SCRIPT.replace('"', '\\"'), IMG.replace('"', '\\"'))
+    assert_inert(page, SCRIPT.replace('"', '\\"'), IMG.replace('"', '\\"'))
 
     image = tmp_path / "corner.png"
     image.write_bytes(examples.png(examples.corner_images(1)[0][0]))
     page.goto("/try?model=hostile")
     page.locator("#image-file").set_input_files(str(image))
     page.locator("#labels .hbar").nth(1).wait_for()
-    _assert_inert(page, SCRIPT, IMG)
+    assert_inert(page, SCRIPT, IMG)
     pages.shot(page, "-labels")
 
     page.goto("/new?task=fraud")
@@ -72,4 +70,4 @@ def test_hostile_names_tags_notes_labels_and_errors_stay_text(pages, stack, tmp_
     page.get_by_label("Dataset", exact=True).select_option(ds["id"])
     page.get_by_role("button", name="Start training").click()
     page.locator(".field .error").filter(has_text="no column").wait_for()
-    _assert_inert(page, IMG)
+    assert_inert(page, IMG)
