@@ -136,6 +136,9 @@ class Settings(BaseSettings):
                                "absolute tolerance (beyond it the job fails)")
     parity_rtol: float = Field(1e-3, ge=0, description="the same, relative tolerance")
     publish_retry_after_s: int = Field(10, ge=1, description="`Retry-After` when the broker cannot take a job")
+    job_log_max_bytes: int = Field(1024 * 1024, ge=16 * 1024, le=256 * 1024 * 1024, description="the most of a "
+                                   "job's log kept in the database (GET /v1/jobs/{id}/log): its first half and its "
+                                   "last half; what falls between is dropped, and marked")
     families: str = Field("", description="extra task families, comma-separated `task=python.package` pairs (each "
                           "package declares `FAMILY`; see docs/families.md); the API and the workers must agree")
 

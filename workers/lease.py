@@ -24,6 +24,7 @@ from app.db.base import utcnow
 from app.db.tables import RunMetric, TrainingRun
 from app.jobs.service import TERMINAL, finish
 from app.settings import Settings
+from workers.runlog import RunLog
 
 log = logging.getLogger("dlserve.worker")
 ROW_WAIT_S = 15.0  # the API publishes before it commits; the row shows up right after
@@ -130,13 +131,16 @@ def _alive(sessions: sessionmaker[Session], run_id: str, seen: tuple[str | None,
     return False
 
 
-def release(sessions: sessionmaker[Session], run_id: str, me: str, status: str, error: str | None = None) -> None:
-    """Ends the run with `status` if this process still holds it."""
+def release(sessions: sessionmaker[Session], run_id: str, me: str, status: str, error: str | None = None,
+            runlog: RunLog | None = None) -> None:
+    """Ends the run with `status` if this process still holds it (its last log lines in the same commit)."""
     with sessions() as session:
         run = session.scalar(select(TrainingRun).where(TrainingRun.id == run_id).with_for_update())
         if run is None or run.worker != me or run.status != "running":
             return
         finish(run, status, error[:4000] if error else None)
+        if runlog is not None:
+            runlog.write(session)
         session.commit()
 
 
@@ -150,8 +154,10 @@ def forget_metrics_after(sessions: sessionmaker[Session], run_id: str, step: int
 class Heartbeat:
     """A thread that marks the run alive every interval, whatever the training loop is doing."""
 
-    def __init__(self, sessions: sessionmaker[Session], run_id: str, me: str, interval_s: float):
+    def __init__(self, sessions: sessionmaker[Session], run_id: str, me: str, interval_s: float,
+                 runlog: RunLog | None = None):
         self.sessions, self.run_id, self.me, self.interval_s = sessions, run_id, me, interval_s
+        self.runlog = runlog  # its lines are written with each beat too (loading a dataset reports no progress)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"heartbeat-{run_id[:8]}", daemon=True)
 
@@ -170,6 +176,8 @@ class Heartbeat:
                     session.execute(update(TrainingRun).where(
                         TrainingRun.id == self.run_id, TrainingRun.worker == self.me,
                         TrainingRun.status == "running").values(heartbeat_at=utcnow()))
+                    if self.runlog is not None:
+                        self.runlog.write(session)
                     session.commit()
             except Exception:
                 log.exception("heartbeat for job %s failed; retrying", self.run_id)
@@ -180,8 +188,9 @@ class Reporter:
     progress at most every `interval_s`, which is also when it notices a cancel request."""
 
     def __init__(self, sessions: sessionmaker[Session], run_id: str, me: str, *, total: int, epochs: int,
-                 batch_size: int, interval_s: float, start_step: int = 0, extra: dict[str, Any] | None = None):
-        self.sessions, self.run_id, self.me = sessions, run_id, me
+                 batch_size: int, interval_s: float, start_step: int = 0, extra: dict[str, Any] | None = None,
+                 runlog: RunLog | None = None):
+        self.sessions, self.run_id, self.me, self.runlog = sessions, run_id, me, runlog
         self.total, self.epochs, self.batch_size, self.interval_s = total, epochs, batch_size, interval_s
         self.start_step = self.step = start_step
         self.epoch = 0.0
@@ -202,7 +211,10 @@ class Reporter:
             self.pending.append({"run_id": self.run_id, "key": key, "step": step, "epoch": epoch, "value": value})
             self.latest[key] = value
         self.step = step
-        self.epoch = float(epoch) if epoch is not None else self.epoch
+        before, self.epoch = self.epoch, float(epoch) if epoch is not None else self.epoch
+        if int(self.epoch) > int(before):  # an epoch ended: a line in the job's log
+            log.info("job %s: epoch %d of %d done at step %d: %s", self.run_id, int(self.epoch), self.epochs, step,
+                     ", ".join(f"{k} {v:.4g}" for k, v in sorted(self.latest.items())))
         if time.monotonic() - self.last_flush >= self.interval_s:
             try:
                 self.flush()
@@ -252,6 +264,8 @@ class Reporter:
             if held.rowcount == 0:
                 session.rollback()
                 raise LeaseLost(f"job {self.run_id} is no longer held by {self.me}")
+            if self.runlog is not None:
+                self.runlog.write(session)
             cancel = session.scalar(select(TrainingRun.cancel_requested).where(TrainingRun.id == self.run_id))
             session.commit()
         self.pending.clear()

@@ -43,6 +43,7 @@ from workers.lease import (
     release,
     worker_id,
 )
+from workers.runlog import captured
 
 log = logging.getLogger("dlserve.worker")
 PARITY_BATCH = 32
@@ -83,25 +84,34 @@ class _Run:
         job = claim(self.sessions, self.run_id, self.me, self.settings)
         if job is None:
             return "skipped"
-        log.info("job %s: attempt %d in %s", job.id, job.attempts, self.me)
+        contract = family(job.task)
+        with captured(self.sessions, job.id, self.settings.job_log_max_bytes,
+                      contract.package if contract else None) as self.runlog:
+            log.info("job %s: attempt %d in %s", job.id, job.attempts, self.me)
+            return self._execute(job)
+
+    def _execute(self, job: Claimed) -> str:
         try:
-            with Heartbeat(self.sessions, job.id, self.me, self.settings.heartbeat_interval_s):
+            with Heartbeat(self.sessions, job.id, self.me, self.settings.heartbeat_interval_s, self.runlog):
                 self._train_and_register(job)
             return "succeeded"
         except Cancelled:
-            release(self.sessions, job.id, self.me, "cancelled")
+            log.info("job %s: cancelled", job.id)
+            release(self.sessions, job.id, self.me, "cancelled", runlog=self.runlog)
             return "cancelled"
         except LeaseLost as e:
             log.warning("%s; stopping without touching it", e)
             return "skipped"
         except SoftTimeLimitExceeded:
-            release(self.sessions, job.id, self.me, "failed", "the run took longer than the time limit "
-                    f"(DLSERVE_TRAIN_SOFT_TIME_LIMIT_S={self.settings.train_soft_time_limit_s})")
+            detail = ("the run took longer than the time limit "
+                      f"(DLSERVE_TRAIN_SOFT_TIME_LIMIT_S={self.settings.train_soft_time_limit_s})")
+            log.error("job %s: %s", job.id, detail)
+            release(self.sessions, job.id, self.me, "failed", detail, runlog=self.runlog)
             return "failed"
         except Exception as e:
             log.exception("job %s failed", job.id)
             detail = e.detail if isinstance(e, DlserveError) else f"{type(e).__name__}: {e}"
-            release(self.sessions, job.id, self.me, "failed", detail)
+            release(self.sessions, job.id, self.me, "failed", detail, runlog=self.runlog)
             return "failed"
 
     def _train_and_register(self, job: Claimed) -> None:
@@ -123,15 +133,20 @@ class _Run:
             log.info("job %s: resuming after epoch %d (step %d)", job.id, resume["epoch"], resume["step"])
         report = Reporter(self.sessions, job.id, self.me, total=training.total_steps(cfg, data), epochs=cfg.epochs,
                           batch_size=cfg.batch_size, interval_s=self.settings.progress_interval_s,
-                          start_step=start_step, extra=extra)
+                          start_step=start_step, extra=extra, runlog=self.runlog)
+        log.info("job %s: training %s on %s (%s threads): %d steps in %d epochs of batches of %d", job.id,
+                 job.task, device, torch.get_num_threads(), report.total, cfg.epochs, cfg.batch_size)
         report.flush()
         started = time.monotonic()
         model, train_metrics = training.train(cfg, data, device, report, checkpoint=self._save_checkpoint,
                                               resume=resume, **({"init": init} if init is not None else {}))
         train_seconds = time.monotonic() - started
+        log.info("job %s: trained in %.1f s; evaluating on the validation split", job.id, train_seconds)
         report.flush_patiently("evaluating", self.settings.heartbeat_timeout_s)
 
         final = training.evaluate(model, data, device)
+        log.info("job %s: validation: %s", job.id, ", ".join(f"{k} {v:.4g}" for k, v in sorted(final.items())
+                                                             if isinstance(v, int | float)))
         samples = (report.step - start_step) * cfg.batch_size
         metrics = {**train_metrics, **{f"val_{k}": v for k, v in final.items()},
                    "train_seconds": round(train_seconds, 3),
@@ -142,6 +157,7 @@ class _Run:
         staged = self.store.staging_dir / f"run-{job.id}-{uuid.uuid4().hex}"
         self.store.ensure()
         try:
+            log.info("job %s: exporting to ONNX and checking ONNX Runtime against PyTorch", job.id)
             model_file, extra_files, signature, parity = self._export(contract, model, staged, data)
             report.flush_patiently("registering", self.settings.heartbeat_timeout_s)
             metadata = {**training.version_metadata(cfg, data), "parity": parity, "config": asdict(cfg),
@@ -298,12 +314,14 @@ class _Run:
                 final = {k: v for k, v in metrics.items() if v is not None}
                 run.latest_metrics = {**(run.latest_metrics or {}), **final}
                 finish(run, "succeeded")
+                log.info("job %s: registering %s version %d%s", job.id, job.register_as, version.version,
+                         f" as {job.alias}" if job.alias else "")
+                self.runlog.write(session)  # the log is whole when the run is seen to end
                 session.commit()
             except BaseException:
                 session.rollback()
                 self.store.remove(version.artifact_uri)
                 raise
-        log.info("job %s: registered %s version %d", job.id, job.register_as, version.version)
 
 
 def _digest(path: Path) -> tuple[str, int]:

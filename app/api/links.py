@@ -43,6 +43,7 @@ LINKS: dict[tuple[str, str, str], list[tuple[str, str, str, dict[str, str]]]] = 
         ("CancelJob", "post", "/v1/jobs/{job_id}/cancel", {"job_id": "$response.body#/id"}),
         ("AnnotateJob", "patch", "/v1/jobs/{job_id}", {"job_id": "$response.body#/id"}),
         ("ListJobArtifacts", "get", "/v1/jobs/{job_id}/artifacts", {"job_id": "$response.body#/id"}),
+        ("GetJobLog", "get", "/v1/jobs/{job_id}/log", {"job_id": "$response.body#/id"}),
     ],
     ("post", "/v1/keys", "201"): [
         ("GetKey", "get", "/v1/keys/{prefix}", {"prefix": "$response.body#/prefix"}),

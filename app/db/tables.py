@@ -121,6 +121,22 @@ class RunMetric(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class RunLogChunk(Base):
+    """A run's log as its worker wrote it, in chunks flushed with its progress and heartbeats, so that an API on
+    another host reads it without a shared disk. `offset` is where the chunk starts in the whole log (bytes of
+    UTF-8); chunks dropped to keep the log within job_log_max_bytes leave a gap in the offsets."""
+
+    __tablename__ = "run_logs"
+    __table_args__ = (UniqueConstraint("run_id", "offset"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("training_runs.id", ondelete="CASCADE"))
+    offset: Mapped[int] = mapped_column(BigInteger)
+    size: Mapped[int] = mapped_column(Integer)  # bytes of text, UTF-8
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class RegisteredModel(Base):
     __tablename__ = "registered_models"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -10,7 +10,7 @@ from app.db.tables import Base
 from tests.conftest import BACKENDS
 
 TABLES = {"datasets", "training_runs", "run_metrics", "registered_models", "model_versions", "model_aliases",
-          "api_keys", "web_sessions", "run_tags", "alias_events"}
+          "api_keys", "web_sessions", "run_tags", "alias_events", "run_logs"}
 
 
 @pytest.mark.parametrize("empty_database_url", BACKENDS, indirect=True)
