@@ -1,8 +1,9 @@
 // A job's live events (GET /v1/jobs/{id}/events, Server-Sent Events on the session cookie): progress,
 // metrics, log lines, then end. Pushed by the server; nothing here polls.
 
-export function watchJob(id, handlers) {
-  const es = new EventSource(`/v1/jobs/${encodeURIComponent(id)}/events`);
+// logOffset: the bytes of the log the page has already (X-Log-Offset of GET .../log)
+export function watchJob(id, handlers, { logOffset = 0 } = {}) {
+  const es = new EventSource(`/v1/jobs/${encodeURIComponent(id)}/events?log_offset=${logOffset}`);
   // The stream starts from the run's first row on each (re)connection, and the page drew the (thinned)
   // history already: only steps past the last one seen of each metric are new.
   const last = {};

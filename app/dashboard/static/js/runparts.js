@@ -1,6 +1,6 @@
 // Pieces of the run page: tags and note (PATCH /v1/jobs/{id}), lineage, artifacts and the worker's log.
 
-import { ApiError, get, patch } from "./api.js";
+import { ApiError, get, patch, request } from "./api.js";
 import { clear, field, h, kv, link, path, toast } from "./dom.js";
 import * as fmt from "./fmt.js";
 
@@ -87,31 +87,33 @@ export async function artifacts(job, allows) {
       : h("p", { class: "muted" }, "None yet: a run's checkpoint appears after its first epoch, its model when it is registered."));
 }
 
-// The worker's log for this job: what has been written so far, then the lines the event stream brings.
+// The worker's log for this job (GET .../log, plain text), then the lines the event stream brings ({offset,
+// text, next_offset}); a reconnected stream starts again from the offset asked, so what is had is skipped.
 export function logPanel(job) {
   const pre = h("pre", { class: "log", tabindex: "0", "aria-label": "worker log", "aria-live": "off" });
   const box = h("section", { class: "panel", "aria-label": "Log" }, h("h2", null, "Worker log"), pre);
+  const bytes = new TextEncoder();
+  const panel = { el: box, offset: 0 };
   const write = (text) => {
     if (!text) return;
     const atEnd = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 8;
-    pre.append(document.createTextNode(text.endsWith("\n") ? text : `${text}\n`));
+    pre.append(document.createTextNode(text));
     if (atEnd) pre.scrollTop = pre.scrollHeight;
   };
-  const load = get(path("v1", "jobs", job.id, "log"), { headers: { Accept: "text/plain, application/json" } })
-    .then((body) => write(textOf(body)))
-    .catch((e) => {
-      if (e instanceof ApiError && e.status === 404) write("(no log)");
-      else write(`(the log could not be read: ${e.message})`);
-    });
-  return { el: box, loaded: load, append: (data) => write(textOf(data)) };
-}
-
-function textOf(body) {
-  if (body === null || body === undefined) return "";
-  if (typeof body === "string") return body;
-  if (Array.isArray(body)) return body.map(textOf).join("\n");
-  if (Array.isArray(body.lines)) return body.lines.map(textOf).join("\n");
-  if (typeof body.text === "string") return body.text;
-  if (typeof body.line === "string") return body.line;
-  return JSON.stringify(body);
+  panel.loaded = request(path("v1", "jobs", job.id, "log"), { raw: true, headers: { Accept: "text/plain" } })
+    .then(async (r) => {
+      write(await r.text());
+      panel.offset = Number(r.headers.get("X-Log-Offset")) || 0;
+      if (!pre.textContent) pre.append(h("span", { class: "muted" }, "(nothing logged yet)"));
+    })
+    .catch((e) => write(`(the log could not be read: ${e.message})`));
+  panel.append = (part) => {
+    if (part.next_offset <= panel.offset) return;
+    const skip = Math.max(0, panel.offset - part.offset);
+    const empty = pre.querySelector("span.muted");
+    if (empty) empty.remove();
+    write(skip ? new TextDecoder().decode(bytes.encode(part.text).slice(skip)) : part.text);
+    panel.offset = part.next_offset;
+  };
+  return panel;
 }

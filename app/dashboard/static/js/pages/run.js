@@ -114,14 +114,14 @@ export async function render(root, { params, query, allows }) {
         charts[key].push(0, points);
       }
     },
-    log: (data) => log.append(data),
+    log: (part) => log.append(part),
     end: (j) => {
       show(j);
       const live = root.querySelector("#live");
       if (live) live.textContent = `The run ${j.status}.`;
       drawArtifacts();
     },
-  });
+  }, { logOffset: log.offset });
   stream.know(history.items || []);
   return () => stream.close();
 }
