@@ -6,6 +6,8 @@ import uPlot from "/static/vendor/uplot/uPlot.esm.js";
 import { h } from "./dom.js";
 import { duration, num } from "./fmt.js";
 
+// seconds on a time axis: tenths while they are few (ticks half a second apart stay distinct)
+const seconds = (v) => (Math.abs(v) < 10 ? `${Number(v.toFixed(1))}s` : duration(v));
 const PALETTE = ["#3b6fd8", "#e0663a", "#2e9e6b", "#a65bd0", "#d4a017", "#1aa3b8", "#d0457a", "#7a8a2e", "#8a5a3c", "#5c6ac4"];
 export const colour = (i) => PALETTE[i % PALETTE.length];
 export const AXES = [["step", "Step"], ["epoch", "Epoch"], ["time", "Time"]];
@@ -74,13 +76,13 @@ export class MetricChart {
     if (this.u) this.u.destroy();
     const c = themeColours();
     const axis = { stroke: c.text, grid: { stroke: c.grid, width: 1 }, ticks: { stroke: c.grid, width: 1 } };
-    const xValues = this.axis === "time" ? (u, vals) => vals.map((v) => duration(v)) : undefined;
+    const xValues = this.axis === "time" ? (u, vals) => vals.map(seconds) : undefined;
     const opts = {
       ...this.size(),
       scales: { x: { time: false }, y: this.log ? { distr: 3 } : {} },
       axes: [{ ...axis, values: xValues, label: this.axis === "time" ? "time since start" : this.axis, labelSize: 18 },
         { ...axis, size: 60, values: (u, vals) => vals.map((v) => num(v, 3)) }],
-      series: [{ label: this.axis, value: (u, v) => (v === null || v === undefined ? "—" : this.axis === "time" ? duration(v) : num(v)) },
+      series: [{ label: this.axis, value: (u, v) => (v === null || v === undefined ? "—" : this.axis === "time" ? seconds(v) : num(v)) },
         // uPlot's default points: drawn where the line is sparse (a validation metric of a few epochs)
         ...this.lines.map((l, i) => ({ label: l.label, stroke: colour(l.colour ?? i), fill: undefined, width: 1.5,
           spanGaps: true, points: { size: 5, fill: colour(l.colour ?? i) }, value: (u, v) => num(v) }))],
