@@ -67,7 +67,7 @@ def test_a_curve_gains_points_while_the_job_trains(pages, stack, trained):
     job_reads = [u for u in requests if u.endswith(f"/v1/jobs/{job['id']}")]
     assert len(metric_reads) == 1 and len(job_reads) == 1, requests
     assert page.locator("#progress-pct").text_content() == "100%"
-    page.get_by_label("worker log").get_by_text("registering live-fraud version 1").wait_for()  # followed live
+    page.locator("pre.log", has_text="registering live-fraud version 1").wait_for()  # the log, followed live
 
     # its files: the ONNX model and the checkpoint, downloaded through the session
     for name in ("model.onnx", "last.pt"):
