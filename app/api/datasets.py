@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from app.api.deps import ReadKey, SessionDep, SettingsDep, StoreDep, TrainKey
 from app.api.openapi import Offset, Task, dataset_formats, enum_of, problems
-from app.datasets import service
+from app.datasets import ratings, service
 from app.db.tables import Dataset
 from models import TASKS
 
@@ -78,6 +78,55 @@ def list_datasets(
 @router.get("/{dataset_id}", response_model=DatasetOut)
 def get_dataset(dataset_id: str, _: ReadKey, session: SessionDep) -> DatasetOut:
     return dataset_out(service.get(session, dataset_id))
+
+
+class RatingOut(BaseModel):
+    item: int | str = Field(description="the item's id (a number where it is a plain integer, as /predict answers)")
+    title: str | None = Field(description="from the dataset's item file (u.item, movies.csv), when it has one")
+    rating: float
+    timestamp: int | None = Field(description="seconds since 1970, when the file has them")
+
+
+class UserRatings(BaseModel):
+    dataset_id: str
+    user: int | str
+    items: list[RatingOut] = Field(description="highest rating first")
+    total: int = Field(description="how many ratings the user gave in all")
+
+
+class UserOut(BaseModel):
+    user: int | str
+    ratings: int
+
+
+class UserPage(BaseModel):
+    dataset_id: str
+    items: list[UserOut] = Field(description="the users with the most ratings first")
+    total: int
+    limit: int
+    offset: int
+
+
+@router.get("/{dataset_id}/ratings", response_model=UserRatings, responses=problems(413))
+def user_ratings(dataset_id: str, _: ReadKey, session: SessionDep, store: StoreDep,
+                 user: Annotated[str, Query(min_length=1, max_length=256, description="the user's id in the dataset")],
+                 limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> UserRatings:
+    """The ratings a user gave in a recommendation dataset (what the model learned from), for a try-it page
+    to show beside its recommendations. 422 for a dataset of another family."""
+    index = ratings.index_of(store, service.get(session, dataset_id))
+    session.close()
+    items, total = ratings.ratings_of(index, user, limit)
+    return UserRatings(dataset_id=dataset_id, user=ratings.client_id(user), items=items, total=total)
+
+
+@router.get("/{dataset_id}/users", response_model=UserPage, responses=problems(413))
+def dataset_users(dataset_id: str, _: ReadKey, session: SessionDep, store: StoreDep,
+                  limit: Annotated[int, Query(ge=1, le=1000)] = 100, offset: Offset = 0) -> UserPage:
+    """The users of a recommendation dataset with how many ratings each gave, most first."""
+    index = ratings.index_of(store, service.get(session, dataset_id))
+    session.close()
+    items, total = ratings.users_page(index, limit, offset)
+    return UserPage(dataset_id=dataset_id, items=items, total=total, limit=limit, offset=offset)
 
 
 @router.delete("/{dataset_id}", status_code=status.HTTP_204_NO_CONTENT, responses=problems(409))

@@ -32,10 +32,12 @@ LINKS: dict[tuple[str, str, str], list[tuple[str, str, str, dict[str, str]]]] = 
     ("post", "/v1/datasets", "201"): [
         ("GetDataset", "get", "/v1/datasets/{dataset_id}", {"dataset_id": "$response.body#/id"}),
         ("DeleteDataset", "delete", "/v1/datasets/{dataset_id}", {"dataset_id": "$response.body#/id"}),
+        ("DatasetUsers", "get", "/v1/datasets/{dataset_id}/users", {"dataset_id": "$response.body#/id"}),
     ],
     ("post", "/v1/datasets", "200"): [  # the same bytes again: the dataset uploaded before
         ("GetDataset", "get", "/v1/datasets/{dataset_id}", {"dataset_id": "$response.body#/id"}),
         ("DeleteDataset", "delete", "/v1/datasets/{dataset_id}", {"dataset_id": "$response.body#/id"}),
+        ("DatasetUsers", "get", "/v1/datasets/{dataset_id}/users", {"dataset_id": "$response.body#/id"}),
     ],
     ("post", "/v1/jobs", "202"): [
         ("GetJob", "get", "/v1/jobs/{job_id}", {"job_id": "$response.body#/id"}),
