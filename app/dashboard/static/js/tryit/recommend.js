@@ -14,6 +14,11 @@ export async function render(stage, { version, predict, canPredict, canRead, sho
   const title = (item) => titles[String(item)];
   const user = h("input", { type: "text", list: "user-ids", id: "user-id", value: users[0] || "", spellcheck: "false" });
   const ids = h("datalist", { id: "user-ids" }, users.map((u) => h("option", { value: u })));
+  if (canRead && version.dataset_id) {
+    // the dataset's users, most ratings first, each with how many it gave (GET /v1/datasets/{id}/users)
+    get(`${path("v1", "datasets", version.dataset_id, "users")}${qs({ limit: 1000 })}`).then((page) => clear(ids,
+      page.items.map((u) => h("option", { value: String(u.user) }, `${u.ratings} ratings`)))).catch(() => {});
+  }
   const k = select([5, 10, 20], 10, { "aria-label": "how many items" });
   const go = h("button", { type: "submit", class: "primary", disabled: !canPredict }, "Recommend");
   const recs = h("div", { id: "recommendations", "aria-live": "polite" });
@@ -21,16 +26,17 @@ export async function render(stage, { version, predict, canPredict, canRead, sho
   const form = h("form", { class: "filters", method: "post", action: "/try", "aria-label": "Recommend" },
     field(`User (one of ${(meta.users || []).length} in training)`, user), ids, field("Items", k), go);
 
-  const itemCell = (item) => h("td", { class: "wrap" }, h("span", { class: "mono" }, String(item)), title(item) ? h("div", { class: "small" }, title(item)) : null);
+  const itemCell = (item, named) => h("td", { class: "wrap" }, h("span", { class: "mono" }, String(item)),
+    named || title(item) ? h("div", { class: "small" }, named || title(item)) : null);
   const ratings = async (u) => {
     if (!version.dataset_id) return h("p", { class: "muted" }, "This version has no training dataset on record.");
     if (!canRead) return h("p", { class: "muted" }, "Seeing the training ratings needs a key with the read scope.");
     try {
-      const body = await get(`${path("v1", "datasets", version.dataset_id, "ratings")}${qs({ user: u, limit: 200 })}`);
-      const items = (body.items || body.ratings || []).slice().sort((a, b) => b.rating - a.rating);
-      if (!items.length) return h("p", { class: "muted" }, "This user rated nothing in the training data.");
-      return h("table", { "aria-label": "ratings given in training" }, h("thead", null, h("tr", null, h("th", null, "Item"), h("th", { class: "num" }, "Rating"))),
-        h("tbody", null, items.map((r) => h("tr", null, itemCell(r.item), h("td", { class: "num" }, num(r.rating))))));
+      const body = await get(`${path("v1", "datasets", version.dataset_id, "ratings")}${qs({ user: u, limit: 100 })}`);
+      if (!body.items.length) return h("p", { class: "muted" }, "This user rated nothing in the training data.");
+      return h("div", null, h("table", { "aria-label": "ratings given in training" }, h("thead", null, h("tr", null, h("th", null, "Item"), h("th", { class: "num" }, "Rating"))),
+        h("tbody", null, body.items.map((r) => h("tr", null, itemCell(r.item, r.title), h("td", { class: "num" }, num(r.rating)))))),
+      body.total > body.items.length ? h("p", { class: "muted small" }, `the ${body.items.length} highest of ${body.total}`) : null);
     } catch (e) {
       if (e instanceof ApiError && e.status === 404) return h("p", { class: "muted" }, "The training dataset is no longer stored.");
       throw e;
