@@ -7,7 +7,8 @@ export async function render(stage, { version, predict, canPredict, showError })
   const meta = version.metadata || {};
   const langs = [meta.source_lang, meta.target_lang].filter(Boolean).join(" → ");
   const text = h("textarea", { rows: 4, maxlength: 2000, id: "source-text", placeholder: "A sentence to translate" });
-  const beam = h("input", { type: "number", min: 1, max: 16, step: 1, value: meta.eval_beam_size || 4 });
+  // the version's own default beam (metadata.decoding, its evaluation beam)
+  const beam = h("input", { type: "number", min: 1, max: 16, step: 1, value: (meta.decoding || {}).beam_size || 4 });
   const go = h("button", { type: "submit", class: "primary", disabled: !canPredict }, "Translate");
   const out = h("div", { id: "answer", "aria-live": "polite" });
   const form = h("form", { class: "stack", method: "post", action: "/try", "aria-label": "Translate" },
