@@ -43,8 +43,9 @@ export async function render(root, { query }) {
   const tagIn = h("input", { type: "search", value: st.tag, placeholder: "tag" });
   const qIn = h("input", { type: "search", value: st.q, placeholder: "run id, model name, note…" });
   const sizeSel = select(SIZES.map((n) => [n, `${n} per page`]), st.limit);
+  const chipText = h("span", null, `dataset ${fmt.shortId(st.dataset_id)}`);
   const datasetChip = st.dataset_id
-    ? h("span", { class: "chip" }, `dataset ${fmt.shortId(st.dataset_id)}`,
+    ? h("span", { class: "chip", title: st.dataset_id }, chipText,
       h("button", { type: "button", "aria-label": "clear the dataset filter", onclick: () => { st.dataset_id = ""; reload(true); } }, "×"))
     : null;
 
@@ -66,6 +67,8 @@ export async function render(root, { query }) {
     const page = await get(`/v1/jobs${qs({ sort: st.sort, order: st.order, status: st.status, task: st.task,
       tag: st.tag, q: st.q, dataset_id: st.dataset_id, limit: st.limit, offset: st.offset })}`);
     if (mine !== latest) return;
+    const named = page.items.find((j) => j.dataset_name);
+    if (st.dataset_id && named) chipText.textContent = `dataset ${named.dataset_name}`;
     clear(body, page.items.length ? page.items.map((j) => row(j, picked, updateCompare)) : emptyRow(COLUMNS.length + 1,
       "No runs match. Start one from “New run”."));
     const first = page.total ? st.offset + 1 : 0;
@@ -114,7 +117,7 @@ export async function render(root, { query }) {
 
   root.append(
     h("div", { class: "page-head" }, h("div", null, h("h1", null, "Runs"),
-      h("div", { class: "sub" }, "Training jobs, newest first. Tick two or more to compare.")),
+      h("div", { class: "sub" }, "Training jobs: click a column to sort, tick two or more to compare.")),
     h("div", { class: "row" }, compare, h("a", { class: "button", href: "/new" }, "New run"))),
     h("div", { class: "panel" },
       h("div", { class: "filters", role: "search" }, field("Status", statusSel), field("Family", taskSel),
