@@ -1,4 +1,4 @@
-"""`dlserve train` and `dlserve jobs ...`: submit training, list, show, follow, cancel, metric history."""
+"""`dlserve train` and `dlserve jobs ...`: submit training, list, show, follow, cancel, metric history, log, tag."""
 
 from __future__ import annotations
 
@@ -11,12 +11,26 @@ import httpx
 import typer
 
 from app.cli import DefaultGroup
-from app.cli.api import Api, AsJson, Key, Profile, Url, fields, fmt, parse_pairs, print_json, table, when
+from app.cli.api import (
+    Api,
+    AsJson,
+    CliError,
+    Key,
+    Profile,
+    Url,
+    check,
+    fields,
+    fmt,
+    parse_pairs,
+    print_json,
+    table,
+    when,
+)
 from app.cli.datasets import summary as dataset_summary
 from app.cli.datasets import upload_dataset
 
 TERMINAL = ("succeeded", "failed", "cancelled")
-app = typer.Typer(cls=DefaultGroup, help="Training jobs: list, show, follow, cancel, metrics.")
+app = typer.Typer(cls=DefaultGroup, help="Training jobs: list, show, follow, cancel, metrics, log, tag.")
 
 
 def train(
@@ -114,16 +128,59 @@ def metrics(
                                                  for m in hist["items"]))
 
 
+@app.command("tag")
+def tag(
+    job_id: str,
+    tags: Annotated[list[str] | None, typer.Option("--tag", "-t", help="a tag, repeatable: they replace the job's; "
+                                                   "--tag '' clears them")] = None,
+    note: Annotated[str | None, typer.Option(help="a free-text note ('' clears it)")] = None,
+    as_json: AsJson = False, url: Url = None, key: Key = None, profile: Profile = None,
+) -> None:
+    """Set a job's tags and note (find them again with the API's ?tag= and ?q=)."""
+    body: dict[str, Any] = {}
+    if tags is not None:
+        body["tags"] = [t for t in tags if t]
+    if note is not None:
+        body["note"] = note
+    job = Api(url, key, profile).call("PATCH", f"/v1/jobs/{job_id}", json=body)
+    print_json(job) if as_json else typer.echo(f"job {job['id']}: tags {', '.join(job['tags']) or 'none'}"
+                                               + (f"; note {job['note']!r}" if job.get("note") else ""))
+
+
+@app.command("log")
+def log(
+    job_id: str,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="keep printing new lines until the job ends")] = False,
+    url: Url = None, key: Key = None, profile: Profile = None,
+) -> None:
+    """Print a job's log (its worker's lines, kept by the server: the head and the tail of a long one)."""
+    api, offset = Api(url, key, profile), 0
+    while True:
+        try:
+            r = api.http.get(f"/v1/jobs/{job_id}/log", params={"offset": offset})
+        except httpx.TransportError as e:
+            raise CliError(f"cannot reach {api.url}: {e or type(e).__name__}") from None
+        check(r, "GET", f"/v1/jobs/{job_id}/log")
+        if r.text:
+            typer.echo(r.text, nl=False)
+        offset = int(r.headers.get("x-log-offset", offset))
+        if not follow or r.headers.get("x-log-complete") == "true":
+            return
+        time.sleep(1)
+
+
 def describe(job: dict[str, Any]) -> None:
     p = job.get("progress") or {}
     mv = job.get("model_version")
     rows = [("job", job["id"]), ("status", job["status"]), ("task", job["task"]),
-            ("dataset", job.get("dataset_id") or "-"),
+            ("dataset", job.get("dataset_name") or job.get("dataset_id") or "-"),
             ("model", f"{mv['name']} version {mv['version']}" if mv else job.get("register_as") or "-"),
             ("progress", f"epoch {fmt(p.get('epoch'))}/{fmt(p.get('epochs'))}, step {fmt(p.get('step'))}/"
                          f"{fmt(p.get('total'))}" if p else "-"),
             ("config", job.get("config") or {}), ("created", when(job.get("created_at"))),
             ("finished", when(job.get("finished_at")))]
+    if job.get("tags") or job.get("note"):
+        rows += [("tags", ", ".join(job.get("tags") or []) or "-"), ("note", job.get("note") or "-")]
     if job.get("error"):
         rows.append(("error", job["error"]))
     rows += [(k, v) for k, v in sorted((job.get("metrics") or {}).items())]

@@ -142,3 +142,23 @@ def remove_alias(name: str, alias: str, as_json: AsJson = False, url: Url = None
     Api(url, key, profile).call("DELETE", f"/v1/models/{name}/aliases/{alias}")
     print_json({"removed": {"name": name, "alias": alias}}) if as_json else \
         typer.echo(f"{name}: removed alias {alias}")
+
+
+@aliases_app.command("history")
+def alias_history(name: str, alias: str, limit: Annotated[int, typer.Option(min=1, max=500)] = 20,
+                  as_json: AsJson = False, url: Url = None, key: Key = None, profile: Profile = None) -> None:
+    """Where ALIAS of model NAME pointed over time, newest first, and who moved it."""
+    h = Api(url, key, profile).call("GET", f"/v1/models/{name}/aliases/{alias}/history", params={"limit": limit})
+    if as_json:
+        return print_json(h)
+    table(("WHEN", "FROM", "TO", "BY"), ((when(e["at"]), fmt(e["from_version"]), fmt(e["to_version"]), e["actor"])
+                                        for e in h["items"]),
+          f"{name}: {alias} -> {fmt(h['version'])} now; {h['total']} move(s)")
+
+
+@aliases_app.command("rollback")
+def rollback_alias(name: str, alias: str, as_json: AsJson = False, url: Url = None, key: Key = None,
+                   profile: Profile = None) -> None:
+    """Point ALIAS of model NAME back at the version it pointed at before its last move."""
+    a = Api(url, key, profile).call("POST", f"/v1/models/{name}/aliases/{alias}/rollback")
+    print_json(a) if as_json else typer.echo(f"{a['name']}: {a['alias']} -> version {a['version']}")

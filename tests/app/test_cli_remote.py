@@ -163,6 +163,40 @@ def test_a_succeeded_job_with_a_confusion_matrix_is_shown_and_followed(dlserve, 
     assert "404" in dlserve("jobs", "follow", "nosuchjob", ok=False).stderr
 
 
+def test_tags_logs_and_alias_history_from_the_command_line(dlserve, server, tmp_path, tiny_onnx):
+    _, settings = server
+    from app.db.session import make_engine, make_sessionmaker
+    from app.jobs import logs
+
+    engine = make_engine(settings.resolved_database_url)
+    with make_sessionmaker(engine)() as s:
+        run = TrainingRun(task="fraud", params={}, status="failed", progress={}, latest_metrics={})
+        s.add(run)
+        s.flush()
+        logs.append(s, run.id, 0, "loading\nValueError: boom\n", 1 << 20)
+        s.commit()
+        job_id = run.id
+    engine.dispose()
+    out = dlserve("jobs", "tag", job_id, "--tag", "sweep", "--tag", "cpu", "--note", "first try").stdout
+    assert out.strip() == f"job {job_id}: tags cpu, sweep; note 'first try'"
+    assert "sweep" in dlserve("jobs", job_id).stdout
+    assert dlserve("jobs", "tag", job_id, "--tag", "").stdout.strip() == f"job {job_id}: tags none; note 'first try'"
+    assert dlserve("jobs", "log", job_id).stdout == "loading\nValueError: boom\n"
+    assert dlserve("jobs", "log", job_id, "-f").stdout == "loading\nValueError: boom\n"  # ended: -f returns
+    assert "404" in dlserve("jobs", "log", "nosuchjob", ok=False).stderr
+
+    model = tmp_path / "m.onnx"
+    model.write_bytes(tiny_onnx)
+    for _ in range(2):
+        dlserve("versions", "upload", "hist", str(model), "--task", "classification")
+    dlserve("aliases", "set", "hist", "production", "1")
+    dlserve("aliases", "set", "hist", "production", "2")
+    history = dlserve("aliases", "history", "hist", "production").stdout
+    assert "production -> 2 now; 2 move(s)" in history and "DLSERVE_ADMIN_KEY" in history
+    assert dlserve("aliases", "rollback", "hist", "production").stdout.strip() == "hist: production -> version 1"
+    assert "404" in dlserve("aliases", "rollback", "hist", "staging", ok=False).stderr
+
+
 def test_keys_over_http_with_scopes_and_expiry(dlserve):
     made = json.loads(dlserve("keys", "create", "--scopes", "read", "--name", "dash", "--expires-in", "2h",
                               "--json").stdout)
