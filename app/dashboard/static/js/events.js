@@ -7,6 +7,7 @@ export function watchJob(id, handlers, { logOffset = 0 } = {}) {
   // The stream starts from the run's first row on each (re)connection, and the page drew the (thinned)
   // history already: only steps past the last one seen of each metric are new.
   const last = {};
+  const lastT = {};
   const on = (name, fn) => es.addEventListener(name, (e) => {
     let data;
     try { data = JSON.parse(e.data); } catch { return; }
@@ -14,13 +15,21 @@ export function watchJob(id, handlers, { logOffset = 0 } = {}) {
   });
   on("progress", (job) => handlers.progress && handlers.progress(job));
   on("metrics", (rows) => {
-    const now = Date.now(); // rows carry no time: they are at most a poll interval old when they arrive
     const fresh = rows.filter((r) => {
       if (r.step <= (last[r.key] ?? -Infinity)) return false;
       last[r.key] = r.step;
-      r.t = now;
       return true;
     });
+    // Rows carry no time: they arrive at most a poll interval after they were written, a flush's worth at a
+    // time, so each metric's new rows are spread evenly since its previous ones rather than stacked at now.
+    const now = Date.now();
+    const byKey = {};
+    for (const r of fresh) (byKey[r.key] = byKey[r.key] || []).push(r);
+    for (const [key, list] of Object.entries(byKey)) {
+      const from = lastT[key] ?? now - 500;
+      list.forEach((r, i) => { r.t = from + ((now - from) * (i + 1)) / list.length; });
+      lastT[key] = now;
+    }
     if (fresh.length && handlers.metrics) handlers.metrics(fresh);
   });
   on("log", (data) => handlers.log && handlers.log(data));
