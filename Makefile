@@ -14,7 +14,7 @@ PIP := $(BIN)/pip install --quiet --disable-pip-version-check
 QUIET := 2>&1 | { grep -v "^WARNING: Location '" || true; }
 
 .PHONY: run test install dev lint clean fuzz bench bench-serving bench-training bench-classification bench-detection \
-	bench-fraud bench-recommendation bench-translation bench-captioning bench-memory bench-overhead
+	bench-fraud bench-recommendation bench-translation bench-captioning bench-memory bench-overhead bench-dashboard
 
 # `make run PORT=8100 HOST=0.0.0.0`; DLSERVE_PORT / DLSERVE_HOST work too. Only values given on the
 # command line count: many shells export HOST (the machine's name) and some platforms PORT.
@@ -49,7 +49,7 @@ BENTO_VENV ?= .venv-bento
 RAY_VENV ?= .venv-ray
 
 bench: bench-serving bench-overhead bench-training bench-classification bench-detection bench-fraud bench-recommendation \
-	bench-translation bench-captioning bench-memory
+	bench-translation bench-captioning bench-memory bench-dashboard
 
 bench-training: dev
 	$(BIN)/python benchmarks/training.py --repeat 3
@@ -131,3 +131,9 @@ bench-captioning: dev
 bench-memory: dev
 	mkdir -p var
 	$(BIN)/python benchmarks/memory.py --json var/bench-memory.json
+
+# The dashboard with 10,000 runs and ten runs of 10,000 steps (issue 19): first paint of the runs page and the
+# compare page's drawing and redrawing times, in chromium (Playwright; /usr/bin/chromium or DLSERVE_CHROMIUM).
+bench-dashboard: dev
+	mkdir -p var
+	$(BIN)/python benchmarks/dashboard.py --json var/bench-dashboard.json

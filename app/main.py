@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
+from app import dashboard
 from app.api import (
     artifacts,
     datasets,
@@ -67,6 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(
         title="dlserve", version="0.1.0", lifespan=lifespan,
         description="Train deep-learning models and serve them with ONNX Runtime.",
+        docs_url=None, redoc_url=None, swagger_ui_oauth2_redirect_url=None,  # /docs: app/dashboard, offline
     )
     app.state.settings = settings
     app.state.engine = engine
@@ -96,6 +98,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(web_session.router)
     app.include_router(families.router)
     app.include_router(artifacts.router)
+    dashboard.install(app)
     openapi.install(app)  # after every router: it walks the routes when the document is first asked for
 
     def body_limit(method: str, path: str) -> int:

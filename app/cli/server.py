@@ -82,6 +82,7 @@ def serve(
         migrate.upgrade(settings.resolved_database_url)
     private.make_private(settings)  # the database file the migration may just have created
     _announce_admin_key(settings, host, port)
+    typer.echo(f"Dashboard: http://{host}:{port}/ (sign in with an API key); API docs: http://{host}:{port}/docs")
     raise_open_files_limit(settings.max_connections)
     supervisor = WorkerSupervisor() if (settings.uses_file_broker if with_worker is None else with_worker) else None
     if supervisor is not None:
