@@ -298,9 +298,9 @@ class _Run(loop.Recipe):
         return self.model, metrics
 
     @staticmethod
-    def upgrade(state: dict[str, Any], cfg: Config) -> dict[str, Any]:
+    def read_checkpoint(state: dict[str, Any], cfg: Config) -> dict[str, Any]:
         best = state.get("best")
-        if best and "accuracy" in best:  # written before models/common/loop.py
+        if state.get("loop") is None and best and "accuracy" in best:  # written before models/common/loop.py
             state = {**state, "best": {"value": best["accuracy"] if best["state"] is not None else None,
                                        **{k: v for k, v in best.items() if k != "accuracy"}}}
         return state

@@ -37,7 +37,7 @@ from models.common.onednn import use_onednn_for
 
 Report = Callable[[int, dict[str, float]], None]
 Checkpoint = Callable[[dict[str, Any]], None]
-FORMAT = 1  # of the checkpoint dict; one without it was written before this module (Recipe.upgrade)
+FORMAT = 1  # of the checkpoint dict; one without it was written before this module (Recipe.read_checkpoint)
 
 
 @dataclass
@@ -142,8 +142,10 @@ class Recipe:
         return self.model, metrics
 
     @staticmethod
-    def upgrade(state: dict[str, Any], cfg: Any) -> dict[str, Any]:
-        """A checkpoint written before this module, in the family's former layout, -> this one's."""
+    def read_checkpoint(state: dict[str, Any], cfg: Any) -> dict[str, Any]:
+        """A checkpoint as fit reads it, before the recipe is made: where a family's state() writes fields of
+        its own meaning (fraud counts epochs within a phase) or the checkpoint was written before this
+        module (no "loop" key), the family converts it here."""
         return state
 
 
@@ -167,8 +169,8 @@ def fit(make: Callable[..., Recipe], cfg: Any, data: Any, device: torch.device |
 class _Run:
     def __init__(self, make, cfg, data, device, report, checkpoint, resume, init):
         self.cfg, self.device, self.report, self.checkpoint = cfg, device, report, checkpoint
-        if resume is not None and resume.get("loop") != FORMAT:
-            resume = getattr(make, "upgrade", Recipe.upgrade)(resume, cfg)
+        if resume is not None:
+            resume = getattr(make, "read_checkpoint", Recipe.read_checkpoint)(resume, cfg)
         torch.manual_seed(cfg.seed)
         self.recipe = recipe = make(cfg, data, device, init, resume)
         recipe.device = device
