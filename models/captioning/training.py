@@ -160,10 +160,7 @@ class _Run(loop.Recipe):
                  resume: dict[str, Any] | None):
         self.cfg, self.data, self.device = cfg, data, device
         model = build(cfg, data)
-        self.init_metrics: dict[str, float] = {}
-        if init is not None and resume is None:
-            self.init_metrics = {k: float(v) for k, v in load_encoder(model, init).items()}
-        initialised = init is not None or (resume is not None and bool(resume.get("init_metrics")))
+        initialised = self.initialise(model, init, resume, load_encoder)
         self.frozen = cfg.freeze_backbone and initialised
         if self.frozen:
             freeze_encoder(model)
@@ -202,12 +199,6 @@ class _Run(loop.Recipe):
         metrics = {"train_loss": float(self.total_loss) / self.steps_per_epoch, "val_loss": val_loss,
                    **self.init_metrics}
         return metrics, {"epoch": float(done), "val_loss": val_loss}
-
-    def state(self) -> dict[str, Any]:
-        return {"init_metrics": self.init_metrics}
-
-    def load_state(self, state: dict[str, Any]) -> None:
-        self.init_metrics = state.get("init_metrics", {})
 
 
 def train(cfg: Config, data: Prepared, device: torch.device | str, report: loop.Report,

@@ -231,9 +231,7 @@ class _Run(loop.Recipe):
                  resume: dict[str, Any] | None):
         self.cfg, self.data, self.device = cfg, data, device
         model = build(cfg, data)
-        self.init_metrics: dict[str, float] = {}
-        if init is not None and resume is None:
-            self.init_metrics = {k: float(v) for k, v in load_backbone(model, init).items()}
+        self.initialise(model, init, resume, load_backbone)
         self.airnet = model if isinstance(model, AirNet) else None
         if self.airnet is not None and init is None and resume is None:
             self.airnet.init_whitening(Normalise(data, "cpu")(torch.from_numpy(data.train.x[:5000])))
@@ -284,10 +282,9 @@ class _Run(loop.Recipe):
         return metrics, {"epoch": float(done), "val_loss": val["loss"], "val_accuracy": val["accuracy"]}
 
     def state(self) -> dict[str, Any]:
-        return {"init_metrics": self.init_metrics, "lookahead": self.lookahead is not None}
+        return {"lookahead": self.lookahead is not None}
 
     def load_state(self, state: dict[str, Any]) -> None:
-        self.init_metrics = state.get("init_metrics", {})
         if state.get("lookahead"):  # a checkpoint's network is the average (restored after each epoch)
             self.lookahead = _Lookahead(self.model)
 

@@ -105,6 +105,16 @@ class Recipe:
     monitor: str = ""
     max_seconds: float | None = None  # a time budget: the epoch under way ends early, the run stops
     rng: Any = None  # the Shuffle's generator of the current epoch, set by fit
+    init_metrics: dict[str, float] = {}  # what loading init_from said (reassigned, never changed in place)
+
+    def initialise(self, model: nn.Module, init: dict[str, torch.Tensor] | None, resume: dict[str, Any] | None,
+                   load: Callable[[nn.Module, dict[str, torch.Tensor]], dict[str, Any]]) -> bool:
+        """init_from: `load(model, init)` (the family's: backbone, encoder) in a fresh run, its answer kept as
+        init_metrics (in the metrics and checkpoints); a resumed run's checkpoint holds the weights and
+        the metrics. -> whether the run started from init_from weights."""
+        if init is not None and resume is None:
+            self.init_metrics = {k: float(v) for k, v in load(model, init).items()}
+        return init is not None or (resume is not None and bool(resume.get("init_metrics")))
 
     def start_epoch(self, epoch: int) -> None:
         """Before the steps of epoch `epoch` (from 0)."""
@@ -198,6 +208,7 @@ class _Run:
         stopped = state.get("stopped", False)
         self.stopped_by = state.get("stopped_by") or (("time" if recipe.max_seconds else "patience")
                                                       if stopped else None)
+        recipe.init_metrics = dict(state.get("init_metrics") or {})
         recipe.load_state(state)
         rng = state["rng"]
         self.shuffle.load(rng)
@@ -276,7 +287,7 @@ class _Run:
         state: dict[str, Any] = {"loop": FORMAT, "epoch": self.epoch, "step": self.step, "rng": rng,
                                  "metrics": self.metrics, "config": asdict(self.cfg), "best": self.best,
                                  "stopped": self.stopped_by is not None, "stopped_by": self.stopped_by,
-                                 "elapsed": self.elapsed}
+                                 "elapsed": self.elapsed, "init_metrics": recipe.init_metrics}
         if recipe.model is not None:
             state["model"] = recipe.model.state_dict()
         if recipe.optimizer is not None:
