@@ -26,4 +26,5 @@ FAMILY = Family(
     check_config=config.check_against_dataset, archive_formats=data.ARCHIVE_FORMATS,
     init_from_tasks=config.INIT_FROM_TASKS, check_init_from=config.check_init_from,
     multi_file=True, warmup_feeds=True,
+    calibration=True,
 )

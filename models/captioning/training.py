@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,7 @@ from models.captioning.config import Config
 from models.captioning.decode import encode, generate, pooled_features, recompute_step
 from models.captioning.metrics import caption_scores
 from models.captioning.networks import Captioner, DecoderStepGraph, EncoderGraph, freeze_encoder, load_encoder
-from models.common import decoding, decoding_parity, loop, text
+from models.common import calibration, decoding, decoding_parity, loop, text
 from models.common.normalise import Normalise
 from models.common.onnx_export import export_batch_dynamic
 
@@ -290,10 +291,18 @@ def export_artifacts(model: Captioner, folder: Path, data: Prepared) -> dict[str
 
 def example_images(data: Prepared, n: int = PARITY_IMAGES) -> np.ndarray:
     """float32 [n, C, H, W]: held validation images as the encoder graph takes them."""
-    x = data.val.images[:n].astype(np.float32).transpose(0, 3, 1, 2) / 255.0
-    mean = np.asarray(data.mean, np.float32).reshape(1, -1, 1, 1)
-    std = np.asarray(data.std, np.float32).reshape(1, -1, 1, 1)
-    return ((x - mean) / std).astype(np.float32)
+    return calibration.images(data.val.images[:n], data.mean, data.std)
+
+
+def calibration_batches(data: Prepared, count: int, batch_size: int) -> Iterator[dict[str, dict[str, np.ndarray]]]:
+    """Training (image, caption) pairs: the encoder's images and the caption's tokens the decoder steps
+    through (models.contract.Family.calibration)."""
+    split = data.train
+    for idx in calibration.rows(len(split.pair_image), count, batch_size):
+        tokens = split.pair_tokens[idx]
+        longest = int((tokens != text.PAD).sum(1).max())  # BOS .. EOS of the longest caption
+        yield {ENCODER_FILE: {"image": calibration.images(split.images[split.pair_image[idx]], data.mean, data.std)},
+               DECODER_FILE: {"token": np.ascontiguousarray(tokens[:, :longest - 1])}}
 
 
 def check_parity(model: Captioner, folder: Path, data: Prepared) -> dict[str, Any]:

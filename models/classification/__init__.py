@@ -20,4 +20,5 @@ FAMILY = Family(
     task=TASK, package=__name__, formats=data.FORMATS, config=config.Config,
     check_config=config.check_against_dataset, archive_formats=data.ARCHIVE_FORMATS,
     init_from_tasks=config.INIT_FROM_TASKS, check_init_from=config.check_init_from,
+    calibration=True,
 )

@@ -20,6 +20,7 @@ epoch's weights are the ones returned (and exported).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,7 +42,7 @@ from models.classification.networks import (
     load_backbone,
     set_train_mode,
 )
-from models.common import loop
+from models.common import calibration, loop
 from models.common.normalise import Normalise
 from models.common.onnx_export import export_batch_dynamic
 
@@ -330,10 +331,13 @@ def evaluate(model: nn.Module, data: Prepared, device: torch.device | str, batch
 
 def example_inputs(data: Prepared, n: int = 32) -> dict[str, np.ndarray]:
     """A held batch from the validation split, as the ONNX model takes it (float32 [n, C, H, W])."""
-    x = data.val.x[:n].astype(np.float32).transpose(0, 3, 1, 2) / 255.0
-    mean = np.asarray(data.mean, np.float32).reshape(1, -1, 1, 1)
-    std = np.asarray(data.std, np.float32).reshape(1, -1, 1, 1)
-    return {"input": ((x - mean) / std).astype(np.float32)}
+    return {"input": calibration.images(data.val.x[:n], data.mean, data.std)}
+
+
+def calibration_batches(data: Prepared, count: int, batch_size: int) -> Iterator[dict[str, np.ndarray]]:
+    """Training images as the ONNX model takes them (models.contract.Family.calibration)."""
+    for idx in calibration.rows(len(data.train.y), count, batch_size):
+        yield {"input": calibration.images(data.train.x[idx], data.mean, data.std)}
 
 
 def export_onnx(model: nn.Module, path: Path, data: Prepared) -> None:

@@ -16,7 +16,7 @@ numpy (serving.py), the same code the evaluation here uses.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from models.common import loop
+from models.common import calibration, loop
 from models.common.onnx_export import export_batch_dynamic
 from models.detection import data as datasets
 from models.detection.boxes import PAD_VALUE, Letterbox, select
@@ -279,8 +279,13 @@ def evaluate(model: nn.Module, data: Prepared, device: torch.device | str) -> di
 
 # -- export -----------------------------------------------------------------------------------------------
 def example_inputs(data: Prepared, n: int = 32) -> dict[str, np.ndarray]:
-    x = data.val.x[:n].astype(np.float32).transpose(0, 3, 1, 2) / 255.0
-    return {"images": np.ascontiguousarray(x)}
+    return {"images": calibration.images(data.val.x[:n], [0.0] * 3, [1.0] * 3)}
+
+
+def calibration_batches(data: Prepared, count: int, batch_size: int) -> Iterator[dict[str, np.ndarray]]:
+    """Letterboxed training images as the ONNX model takes them (models.contract.Family.calibration)."""
+    for idx in calibration.rows(len(data.train.x), count, batch_size):
+        yield {"images": calibration.images(data.train.x[idx], [0.0] * 3, [1.0] * 3)}
 
 
 def export_onnx(model: nn.Module, path: Path, data: Prepared) -> None:

@@ -18,6 +18,7 @@ its mean (occlusion, computed in the graph).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from models.common import loop
+from models.common import calibration, loop
 from models.common.onnx_export import export_batch_dynamic
 from models.fraud import data as datasets
 from models.fraud import metrics as M
@@ -241,6 +242,12 @@ def evaluate(model: nn.Module, data: Prepared, device: torch.device | str) -> di
 def example_inputs(data: Prepared, n: int = 32) -> dict[str, np.ndarray]:
     frauds = data.x_val[data.y_val == 1][: n // 2]
     return {"features": np.concatenate([frauds, data.x_val[data.y_val == 0][: n - len(frauds)]]).astype(np.float32)}
+
+
+def calibration_batches(data: Prepared, count: int, batch_size: int) -> Iterator[dict[str, np.ndarray]]:
+    """Training rows, raw, as the ONNX model takes them (models.contract.Family.calibration)."""
+    for idx in calibration.rows(len(data.y_train), count, batch_size):
+        yield {"features": data.x_train[idx].astype(np.float32)}
 
 
 def export_onnx(model: nn.Module, path: Path, data: Prepared) -> None:

@@ -18,4 +18,5 @@ TASK = "recommendation"
 FAMILY = Family(
     task=TASK, package=__name__, formats=data.FORMATS, config=config.Config,
     check_config=config.check_against_dataset, archive_formats=data.ARCHIVE_FORMATS,
+    calibration=True,
 )

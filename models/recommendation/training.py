@@ -20,6 +20,7 @@ for a new one) are excluded before TopK.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from models.common import loop
+from models.common import calibration, loop
 from models.common.onnx_export import export_batch_dynamic
 from models.recommendation import bpmf
 from models.recommendation import data as datasets
@@ -266,14 +267,24 @@ def leave_one_out(model: nn.Module, data: Prepared, device: torch.device, k: int
 
 
 def example_inputs(data: Prepared, n: int = 32) -> dict[str, np.ndarray]:
+    return _requests(data, np.arange(min(n, data.matrix.shape[0]), dtype=np.int64))
+
+
+def _requests(data: Prepared, users: np.ndarray) -> dict[str, np.ndarray]:
     """Half known users, half new users folded in from a known user's training ratings."""
-    nu, ni = data.matrix.shape
-    users = np.arange(min(n, nu), dtype=np.int64)
-    ratings = np.zeros((len(users), ni), np.float32)
+    users = users.astype(np.int64)
+    ratings = np.zeros((len(users), data.matrix.shape[1]), np.float32)
     half = len(users) // 2
     ratings[half:] = data.matrix[users[half:]]
     users[half:] = -1
     return {"user": users, "ratings": ratings}
+
+
+def calibration_batches(data: Prepared, count: int, batch_size: int) -> Iterator[dict[str, np.ndarray]]:
+    """Training users, half known and half folded in from their training ratings, as the ONNX model takes
+    them (models.contract.Family.calibration)."""
+    for idx in calibration.rows(data.matrix.shape[0], count, batch_size):
+        yield _requests(data, idx)
 
 
 def export_onnx(model: nn.Module, path: Path, data: Prepared) -> None:

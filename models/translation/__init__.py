@@ -12,4 +12,5 @@ FAMILY = Family(
     check_config=config.check_against_dataset, archive_formats=data.ARCHIVE_FORMATS,
     either_formats=data.EITHER_FORMATS,
     multi_file=True, batch_padding=True, warmup_feeds=True,
+    calibration=True,
 )

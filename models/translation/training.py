@@ -17,7 +17,7 @@ after every step; `checkpoint(state)` after every epoch; `resume=` continues whe
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from tokenizers import Tokenizer
 from torch import nn
 
-from models.common import loop, text
+from models.common import calibration, loop, text
 from models.translation import data as datasets
 from models.translation import export as graphs
 from models.translation.config import Config
@@ -279,6 +279,14 @@ def export_artifacts(model: nn.Module, folder: Path, data: Prepared) -> dict[str
     text.save(data.src_tok, folder / "source.tokenizer.json")
     text.save(data.tgt_tok, folder / "target.tokenizer.json")
     return {k: [dict(x) for x in v] for k, v in SIGNATURE.items()}
+
+
+def calibration_batches(data: Prepared, count: int, batch_size: int) -> Iterator[dict[str, dict[str, np.ndarray]]]:
+    """Training pairs: the encoder's source ids (EOS-terminated) and the target ids the decoder steps
+    through, BOS first (models.contract.Family.calibration)."""
+    for idx in calibration.rows(len(data.train_src), count, batch_size):
+        yield {calibration.ENCODER: {"src": graphs.pad_batch([data.train_src[i] + [text.EOS] for i in idx])},
+               calibration.DECODER: {"token": graphs.pad_batch([[text.BOS] + data.train_tgt[i] for i in idx])}}
 
 
 def check_parity(model: nn.Module, folder: Path, data: Prepared) -> dict[str, Any]:

@@ -195,6 +195,15 @@ def _saved(state: dict[str, Any]) -> dict[str, Any]:
     return torch.load(buf, weights_only=True)
 
 
+def prepared(case: Case, folder: Path) -> tuple[Any, Any]:
+    """-> (config, the loaded dataset), as the worker has them before training."""
+    contract = family(case.task)
+    cfg = contract.config(**case.config)
+    folder.mkdir(parents=True, exist_ok=True)
+    path, fmt = case.dataset(folder)
+    return cfg, contract.training.load_dataset(path, fmt, cfg)
+
+
 def run(case: Case, folder: Path, interrupt_after: int | None = None,
         resume: dict[str, Any] | None = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """-> (record, checkpoints). interrupt_after=k: stops right after the k-th checkpoint (record None)."""
@@ -204,12 +213,8 @@ def run(case: Case, folder: Path, interrupt_after: int | None = None,
     # as a fresh worker process has it: a run before may have turned oneDNN off (models/common/onednn.py),
     # and the LSTM kernels differ in the last bits with it on and off
     torch.backends.mkldnn.enabled = True
-    contract = family(case.task)
-    training = contract.training
-    cfg = contract.config(**case.config)
-    folder.mkdir(parents=True, exist_ok=True)
-    path, fmt = case.dataset(folder)
-    data = training.load_dataset(path, fmt, cfg)
+    training = family(case.task).training
+    cfg, data = prepared(case, folder)
     reports: list[list[Any]] = []
     checkpoints: list[dict[str, Any]] = []
 
