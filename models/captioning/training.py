@@ -24,7 +24,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 
 from models.captioning import data as datasets
@@ -202,10 +201,7 @@ class _Run(loop.Recipe):
         return metrics, {"epoch": float(done), "val_loss": val_loss}
 
 
-def train(cfg: Config, data: Prepared, device: torch.device | str, report: loop.Report,
-          checkpoint: loop.Checkpoint | None = None, resume: dict[str, Any] | None = None,
-          init: dict[str, torch.Tensor] | None = None) -> tuple[nn.Module, dict[str, float]]:
-    return loop.fit(_Run, cfg, data, device, report, checkpoint, resume, init)
+train = loop.trainer(_Run)
 
 
 @torch.no_grad()

@@ -304,11 +304,7 @@ class _Run(loop.Recipe):
         return state
 
 
-def train(cfg: Config, data: Prepared, device: torch.device | str, report: loop.Report,
-          checkpoint: loop.Checkpoint | None = None, resume: dict[str, Any] | None = None,
-          init: dict[str, torch.Tensor] | None = None) -> tuple[nn.Module, dict[str, float]]:
-    """-> (the module, wrapped in TestTimeViews when cfg.tta asks, and the run's metrics)."""
-    return loop.fit(_Run, cfg, data, device, report, checkpoint, resume, init)
+train = loop.trainer(_Run)  # the module it returns is wrapped in TestTimeViews when cfg.tta asks
 
 
 @torch.no_grad()

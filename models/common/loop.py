@@ -169,6 +169,16 @@ def cpu_copy(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
 
 
+def trainer(make: Callable[..., Recipe]) -> Callable[..., tuple[nn.Module, dict[str, float]]]:
+    """A family's `train` (what workers/runner.py calls) that runs the recipe `make` builds in fit:
+    train(cfg, data, device, report, checkpoint=None, resume=None, init=None) -> (module, metrics)."""
+    def train(cfg: Any, data: Any, device: torch.device | str, report: Report, checkpoint: Checkpoint | None = None,
+              resume: dict[str, Any] | None = None,
+              init: dict[str, torch.Tensor] | None = None) -> tuple[nn.Module, dict[str, float]]:
+        return fit(make, cfg, data, device, report, checkpoint, resume, init)
+    return train
+
+
 def fit(make: Callable[..., Recipe], cfg: Any, data: Any, device: torch.device | str, report: Report,
         checkpoint: Checkpoint | None = None, resume: dict[str, Any] | None = None,
         init: dict[str, torch.Tensor] | None = None) -> tuple[nn.Module, dict[str, float]]:

@@ -240,10 +240,7 @@ class _Run(loop.Recipe):
         return {"train_loss": self.total_loss / self.steps_per_epoch, **val}, {"epoch": float(done), **val}
 
 
-def train(cfg: Config, data: Prepared, device: torch.device | str, report: loop.Report,
-          checkpoint: loop.Checkpoint | None = None,
-          resume: dict[str, Any] | None = None) -> tuple[nn.Module, dict[str, float]]:
-    return loop.fit(_Run, cfg, data, device, report, checkpoint, resume)
+train = loop.trainer(_Run)
 
 
 # -- evaluation -----------------------------------------------------------------------------------------

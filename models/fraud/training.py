@@ -215,10 +215,7 @@ class _Run(loop.Recipe):
         return {**state, "epoch": state["phase"] * cfg.epochs + state["epoch"]}  # the loop's count
 
 
-def train(cfg: Config, data: Prepared, device: torch.device | str, report: loop.Report,
-          checkpoint: loop.Checkpoint | None = None,
-          resume: dict[str, Any] | None = None) -> tuple[nn.Module, dict[str, float]]:
-    return loop.fit(_Run, cfg, data, device, report, checkpoint, resume)
+train = loop.trainer(_Run)
 
 
 @torch.no_grad()

@@ -82,10 +82,7 @@ class _Run(loop.Recipe):
         return {"train_loss": self.total / self.steps_per_epoch}, None  # the run's metrics so far
 
 
-def train(cfg: Config, data: Prepared, device: torch.device | str, report: loop.Report,
-          checkpoint: loop.Checkpoint | None = None,
-          resume: dict[str, Any] | None = None) -> tuple[nn.Module, dict[str, float]]:
-    return loop.fit(_Run, cfg, data, device, report, checkpoint, resume)
+train = loop.trainer(_Run)
 
 
 @torch.no_grad()
