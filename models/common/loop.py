@@ -123,8 +123,7 @@ class Recipe:
 
     def batches(self, epoch: int) -> Sequence[Any]:
         """What train_step gets, one item a step: by default slices of a permutation of the examples."""
-        order = self._shuffle.permutation(self.examples, self.device)
-        return [order[i * self.batch_size:(i + 1) * self.batch_size] for i in range(self.steps_per_epoch)]
+        return permuted(self, self.examples, self.steps_per_epoch)
 
     def train_step(self, batch: Any, epoch: int, i: int) -> Step:
         raise NotImplementedError
@@ -160,7 +159,8 @@ class Recipe:
 
 
 def permuted(recipe: Recipe, examples: int, steps: int) -> list[Any]:
-    """The default batches of `examples` examples over `steps` steps (a family whose set changes uses it)."""
+    """`steps` batches of `batch_size` indices from a permutation of `examples` drawn from the run's shuffle
+    (Recipe.batches; fraud's set of examples changes with its phase)."""
     order = recipe._shuffle.permutation(examples, recipe.device)
     return [order[i * recipe.batch_size:(i + 1) * recipe.batch_size] for i in range(steps)]
 
