@@ -40,6 +40,14 @@ class Family:
     multi_file: bool = False
     batch_padding: bool = False  # serving.batch_padding(spec): rows of different lengths batch together
     warmup_feeds: bool = False  # serving.warmup_feeds(spec, rows): inputs to warm a loaded version with
+    # training.calibration_batches(data, count, batch_size) -> Iterator[dict]: batches for int8 calibration,
+    # up to `count` of up to `batch_size` rows of the run's training split (the same every time for the same
+    # data; models.common.calibration.rows). A one-graph family yields the exported model's feeds
+    # {input name: array [B, ...]}. A multi_file family yields {graph file: feeds}: "model.onnx" (the encoder)
+    # gets its feeds, "decoder.onnx" gets {"token": int64 [B, T]}, the target tokens of the same rows (BOS
+    # first); the decoder's other inputs are the encoder's outputs and the cache after the tokens before,
+    # which models.common.calibration.decoder_steps computes by running the graphs, one feed per step.
+    calibration: bool = False
     metadata_version: int = 1  # of what training writes in a version's metadata; older versions still load
     # -- what a run reports, what a version holds, how a job may run --
     # The metrics a run ends with (the job's latest metrics, the version's metrics): the keys train()

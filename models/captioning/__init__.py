@@ -54,4 +54,5 @@ FAMILY = Family(
     # an image that does not decode, or is over the pixel limit, is one file of the batch
     item_faults=frozenset({VALUE, TOO_LARGE}),
     best_metric=("val_bleu_4", "max"),
+    calibration=True,
 )

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from models.common.checks import REGISTRY_REF, WEIGHT_SUFFIXES, at_least_two, same_backbone
+from models.common.checks import INIT_FROM_RULE, at_least_two, enforce, init_from_ok, same_backbone
 
 INIT_FROM_TASKS = ("captioning", "classification")
 
@@ -78,11 +78,7 @@ class Config:
             ("width", 1 <= self.width <= 1024, "must be between 1 and 1024"),
             ("depth", 8 <= self.depth <= 200 and (self.depth - 2) % 6 == 0,
              "must be 6n+2 between 8 and 200 (8, 14, 20, 32, 44, 56, 110)"),
-            ("init_from", self.init_from is None or bool(REGISTRY_REF.match(self.init_from))
-             or (self.init_from.lower().endswith(WEIGHT_SUFFIXES) and ".." not in self.init_from
-                 and not self.init_from.startswith(("/", "\\"))),
-             "must be a registered version 'name:3' or 'name@alias', or the name of a weights file "
-             "(.safetensors, .pt, .pth) in the dataset archive"),
+            ("init_from", init_from_ok(self.init_from), INIT_FROM_RULE),
             ("freeze_backbone", not self.freeze_backbone or self.init_from is not None, "needs init_from"),
             ("grid", 0 <= self.grid <= 128, "must be between 0 (no pooling) and 128"),
             ("embed_dim", 1 <= self.embed_dim <= 4096, "must be between 1 and 4096"),
@@ -96,9 +92,7 @@ class Config:
             ("eval_beam_size", 1 <= self.eval_beam_size <= 16, "must be between 1 and 16"),
             ("length_penalty", 0 <= self.length_penalty <= 10, "must be between 0 and 10"),
         ]
-        for name, ok, message in checks:
-            if not ok:
-                raise ValueError(f"{name} {message} (got {getattr(self, name)!r})")
+        enforce(self, checks)
 
 
 def check_against_dataset(cfg: Config, stats: dict[str, Any]) -> None:

@@ -140,27 +140,14 @@ def _parse_coco(root: Path) -> Parsed:
     files = archive_files.listing(root)
     train, val = archive_files.annotation_json(files, _is_captions, "COCO captions JSON",
                                                "an object with images and annotations that carry a caption")
-    names = archive_files.by_name(files)
-    return Parsed(_coco_split(files, names, *train), _coco_split(files, names, *val) if val else None)
+    return Parsed(_coco_split(files, *train), _coco_split(files, *val) if val else None)
 
 
-def _coco_split(files: dict[str, Path], names: dict[str, list[str]], name: str, doc: dict) -> list[Record]:
-    base = Path(name).parent.as_posix()
-    bases = [base, Path(base).parent.as_posix() if base != "." else ".", "."]
+def _coco_split(files: dict[str, Path], name: str, doc: dict) -> list[Record]:
     if not isinstance(doc["images"], list) or not doc["images"]:
         raise DatasetError("'images' must be a non-empty list", name)
     records: dict[Any, Record] = {}
-    for i, im in enumerate(doc["images"]):
-        where = f"{name}: images[{i}]"
-        try:
-            image_id, file_name = im["id"], str(im["file_name"])
-        except (TypeError, KeyError) as e:
-            raise DatasetError(f"every image needs id and file_name ({e})", where) from e
-        if image_id in records:
-            raise DatasetError(f"image id {image_id!r} appears twice", where)
-        key = archive_files.find(files, names, bases, file_name, loose=True)
-        if key is None:
-            raise DatasetError(f"image {file_name!r} (id {image_id}) is not in the archive", where)
+    for _, image_id, _, key in archive_files.coco_images(files, name, doc, loose=True, unique=True):
         records[image_id] = Record(files[key], key)
     for i, a in enumerate(doc["annotations"]):
         where = f"{name}: annotations[{i}]" + (f" (id {a['id']})" if isinstance(a, dict) and "id" in a else "")

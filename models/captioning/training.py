@@ -17,34 +17,24 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 
 from models.captioning import data as datasets
 from models.captioning.config import Config
+from models.captioning.decode import encode, generate, pooled_features, recompute_step
 from models.captioning.metrics import caption_scores
-from models.captioning.networks import (
-    Captioner,
-    DecoderStepGraph,
-    EncoderGraph,
-    decoding_log_probs,
-    freeze_encoder,
-    load_encoder,
-)
-from models.classification.training import Normalise
-from models.common import decoding, text
-from models.common.errors import ParityError
-from models.common.onednn import use_onednn_for
+from models.captioning.networks import Captioner, DecoderStepGraph, EncoderGraph, freeze_encoder, load_encoder
+from models.common import calibration, decoding, decoding_parity, loop, text
+from models.common.normalise import Normalise
 from models.common.onnx_export import export_batch_dynamic
 
-Report = Callable[[int, dict[str, float]], None]
 OPSET = 17
 TOKENIZER_FILE = "target.tokenizer.json"
 DECODER_FILE = "decoder.onnx"
@@ -162,83 +152,56 @@ def _scheduler(cfg: Config, opt: torch.optim.Optimizer, total: int):
     return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
 
 
-def train(
-    cfg: Config, data: Prepared, device: torch.device | str, report: Report,
-    checkpoint: Callable[[dict[str, Any]], None] | None = None, resume: dict[str, Any] | None = None,
-    init: dict[str, torch.Tensor] | None = None,
-) -> tuple[nn.Module, dict[str, float]]:
-    device = torch.device(device)
-    torch.manual_seed(cfg.seed)
-    model = build(cfg, data)
-    use_onednn_for(model)
-    init_metrics: dict[str, float] = {}
-    if init is not None and resume is None:
-        init_metrics = {k: float(v) for k, v in load_encoder(model, init).items()}
-    initialised = init is not None or (resume is not None and bool(resume.get("init_metrics")))
-    frozen = cfg.freeze_backbone and initialised
-    if frozen:
-        freeze_encoder(model)
-    model = model.to(device)
-    enc_lr = cfg.encoder_lr if cfg.encoder_lr is not None else (cfg.lr / 10 if initialised else cfg.lr)
-    groups = [{"params": [p for n, p in model.named_parameters() if not n.startswith("encoder.")], "lr": cfg.lr}]
-    if not frozen and enc_lr > 0:
-        groups.append({"params": list(model.encoder.parameters()), "lr": enc_lr})
-    elif not frozen:
-        freeze_encoder(model)
-    cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
-    opt = cls(groups, weight_decay=cfg.weight_decay)
-    sched = _scheduler(cfg, opt, max(1, total_steps(cfg, data)))
-    shuffle = torch.Generator().manual_seed(cfg.seed)
-    epoch, step = 0, 0
-    if resume is not None:
-        model.load_state_dict(resume["model"])
-        opt.load_state_dict(resume["optimizer"])
-        sched.load_state_dict(resume["scheduler"])
-        epoch, step = resume["epoch"], resume["step"]
-        init_metrics = resume.get("init_metrics", {})
-        shuffle.set_state(resume["rng"]["shuffle"])
-        torch.set_rng_state(resume["rng"]["torch"])
-        if device.type == "cuda" and "cuda" in resume["rng"]:
-            torch.cuda.set_rng_state_all(resume["rng"]["cuda"])
+class _Run(loop.Recipe):
+    """One run (models/common/loop.py): teacher forcing over the (image, caption) pairs; an encoder loaded
+    by init_from learns at a tenth of the lr (encoder_lr) or not at all (freeze_backbone)."""
 
-    images = torch.from_numpy(data.train.images).to(device)
-    pair_image = torch.from_numpy(data.train.pair_image).to(device)
-    pair_tokens = torch.from_numpy(data.train.pair_tokens).to(device)
-    normalise, n, bs = Normalise(data, device), len(pair_image), cfg.batch_size
-    amp = cfg.amp and device.type == "cuda"
-    spe = steps_per_epoch(cfg, data)
-    metrics: dict[str, float] = dict(resume.get("metrics", {})) if resume else {}
-    params = [p for p in model.parameters() if p.requires_grad]
-    while epoch < cfg.epochs:
-        model.train()
-        if frozen:
-            model.encoder.eval()  # its batch-norm statistics stay as loaded
-        order = torch.randperm(n, generator=shuffle).to(device)
-        total_loss = torch.zeros((), device=device)
-        for i in range(spe):
-            idx = order[i * bs:(i + 1) * bs]
-            loss, _ = _loss(model, normalise(images[pair_image[idx]]), pair_tokens[idx], cfg.attention_reg, amp)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-            opt.step()
-            sched.step()
-            step += 1
-            total_loss += loss.detach()
-            report(step, {"epoch": epoch + (i + 1) / spe, "loss": loss.item(), "lr": sched.get_last_lr()[0]})
-        epoch += 1
-        val_loss = validation_loss(model, data, device)
-        metrics = {"train_loss": float(total_loss) / spe, "val_loss": val_loss, **init_metrics}
-        report(step, {"epoch": float(epoch), "val_loss": val_loss})
-        if checkpoint is not None:
-            rng = {"shuffle": shuffle.get_state(), "torch": torch.get_rng_state()}
-            if device.type == "cuda":
-                rng["cuda"] = torch.cuda.get_rng_state_all()
-            checkpoint({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                        "epoch": epoch, "step": step, "rng": rng, "metrics": metrics, "config": asdict(cfg),
-                        "init_metrics": init_metrics})
-    return model, metrics
+    def __init__(self, cfg: Config, data: Prepared, device: torch.device, init: dict[str, torch.Tensor] | None,
+                 resume: dict[str, Any] | None):
+        self.cfg, self.data, self.device = cfg, data, device
+        model = build(cfg, data)
+        initialised = self.initialise(model, init, resume, load_encoder)
+        self.frozen = cfg.freeze_backbone and initialised
+        if self.frozen:
+            freeze_encoder(model)
+        self.model = model = model.to(device)
+        enc_lr = cfg.encoder_lr if cfg.encoder_lr is not None else (cfg.lr / 10 if initialised else cfg.lr)
+        groups = [{"params": [p for n, p in model.named_parameters() if not n.startswith("encoder.")], "lr": cfg.lr}]
+        if not self.frozen and enc_lr > 0:
+            groups.append({"params": list(model.encoder.parameters()), "lr": enc_lr})
+        elif not self.frozen:
+            freeze_encoder(model)
+        cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
+        self.optimizer = cls(groups, weight_decay=cfg.weight_decay)
+        self.scheduler = _scheduler(cfg, self.optimizer, max(1, total_steps(cfg, data)))
+        self.clip_norm = cfg.grad_clip or None
+        self.images = torch.from_numpy(data.train.images).to(device)
+        self.pair_image = torch.from_numpy(data.train.pair_image).to(device)
+        self.pair_tokens = torch.from_numpy(data.train.pair_tokens).to(device)
+        self.normalise, self.amp = Normalise(data, device), cfg.amp and device.type == "cuda"
+        self.epochs, self.steps_per_epoch = cfg.epochs, steps_per_epoch(cfg, data)
+        self.examples, self.batch_size = len(self.pair_image), cfg.batch_size
+
+    def start_epoch(self, epoch: int) -> None:
+        self.model.train()
+        if self.frozen:
+            self.model.encoder.eval()  # its batch-norm statistics stay as loaded
+        self.total_loss = torch.zeros((), device=self.device)
+
+    def train_step(self, idx: torch.Tensor, epoch: int, i: int) -> loop.Step:
+        loss, _ = _loss(self.model, self.normalise(self.images[self.pair_image[idx]]), self.pair_tokens[idx],
+                        self.cfg.attention_reg, self.amp)
+        self.total_loss += loss.detach()
+        return loop.Step(loss, {"loss": loss.item()})
+
+    def end_epoch(self, done: int, metrics: dict[str, float]) -> tuple[dict[str, float], dict[str, float]]:
+        val_loss = validation_loss(self.model, self.data, self.device)
+        metrics = {"train_loss": float(self.total_loss) / self.steps_per_epoch, "val_loss": val_loss,
+                   **self.init_metrics}
+        return metrics, {"epoch": float(done), "val_loss": val_loss}
+
+
+train = loop.trainer(_Run)
 
 
 @torch.no_grad()
@@ -258,72 +221,6 @@ def validation_loss(model: Captioner, data: Prepared, device: torch.device | str
         words += int((tokens[:, 1:] != text.PAD).sum())
     model.train(was)
     return ce / max(1, words)
-
-
-# -- decoding with PyTorch (the same numpy search the ONNX graphs are served with) ----------------------
-def _encode(model: Captioner, x: torch.Tensor) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    features, keys, h, c = model.encode(x)
-    static = {"features": features.float().cpu().numpy(), "keys": keys.float().cpu().numpy()}
-    return static, {"past_h": h.float().cpu().numpy(), "past_c": c.float().cpu().numpy()}
-
-
-def cached_step(model: Captioner, device: torch.device) -> decoding.Step:
-    """A step that feeds the last token and carries the LSTM state: what the ONNX decoder does."""
-    def step(prefix, static, cache):
-        t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(device)  # noqa: E731
-        logits, h, c, _ = model.step(t(prefix[:, -1]), t(static["features"]), t(static["keys"]),
-                                     t(cache["past_h"]), t(cache["past_c"]))
-        return (decoding_log_probs(logits.float()).cpu().numpy(),
-                {"past_h": h.float().cpu().numpy(), "past_c": c.float().cpu().numpy()})
-    return step
-
-
-def recompute_step(model: Captioner, device: torch.device) -> decoding.Step:
-    """A step that runs the whole prefix again from the encoder's initial state (the cache it is given is
-    never advanced): a reference that shares nothing with the ONNX graph's state handling."""
-    def step(prefix, static, cache):
-        t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(device)  # noqa: E731
-        features, keys, h, c = t(static["features"]), t(static["keys"]), t(cache["past_h"]), t(cache["past_c"])
-        tokens = t(prefix)
-        for j in range(tokens.shape[1]):
-            logits, h, c, _ = model.step(tokens[:, j], features, keys, h, c)
-        return decoding_log_probs(logits.float()).cpu().numpy(), cache
-    return step
-
-
-@torch.no_grad()
-def generate(model: Captioner, data: Prepared, images: np.ndarray, device: torch.device | str, beam_size: int = 3,
-             n_best: int = 1, length_penalty: float = 1.0, max_length: int | None = None, reference: bool = False,
-             batch_size: int = 128) -> list[list[decoding.Hypothesis]]:
-    """uint8 [N, H, W, C] images -> per image up to n_best (tokens, score), best first."""
-    device = torch.device(device)
-    was = model.training
-    model.eval()
-    normalise = Normalise(data, device)
-    step = (recompute_step if reference else cached_step)(model, device)
-    out: list[list[decoding.Hypothesis]] = []
-    for i in range(0, len(images), batch_size):
-        x = normalise(torch.from_numpy(images[i:i + batch_size]).to(device))
-        static, cache = _encode(model, x)
-        out += decoding.search(step, static, cache, max_length=np.full(len(x), max_length or data.max_length),
-                               beam_size=beam_size, n_best=n_best, length_penalty=length_penalty)
-    model.train(was)
-    return out
-
-
-@torch.no_grad()
-def pooled_features(model: Captioner, data: Prepared, images: np.ndarray, device: torch.device | str,
-                    batch_size: int = 256) -> np.ndarray:
-    """[N, D] mean-pooled encoder features, L2-normalised (the nearest-neighbour baseline's space)."""
-    device = torch.device(device)
-    was = model.training
-    model.eval()
-    normalise, out = Normalise(data, device), []
-    for i in range(0, len(images), batch_size):
-        f = model.encoder(normalise(torch.from_numpy(images[i:i + batch_size]).to(device))).float().mean((2, 3))
-        out.append(F.normalize(f, dim=1).cpu().numpy())
-    model.train(was)
-    return np.concatenate(out) if out else np.zeros((0, model.encoder.dim), np.float32)
 
 
 def most_frequent_caption(references: list[list[str]]) -> str:
@@ -390,40 +287,35 @@ def export_artifacts(model: Captioner, folder: Path, data: Prepared) -> dict[str
 
 def example_images(data: Prepared, n: int = PARITY_IMAGES) -> np.ndarray:
     """float32 [n, C, H, W]: held validation images as the encoder graph takes them."""
-    x = data.val.images[:n].astype(np.float32).transpose(0, 3, 1, 2) / 255.0
-    mean = np.asarray(data.mean, np.float32).reshape(1, -1, 1, 1)
-    std = np.asarray(data.std, np.float32).reshape(1, -1, 1, 1)
-    return ((x - mean) / std).astype(np.float32)
+    return calibration.images(data.val.images[:n], data.mean, data.std)
 
 
-def check_parity(model: Captioner, folder: Path, data: Prepared, atol: float = 1e-3) -> dict[str, Any]:
-    """Decodes held validation images with the ONNX graphs (decoding.OnnxSeq2Seq, LSTM state carried in
-    the cache) and with PyTorch (the same search, each step recomputing the whole prefix), greedy and
-    beam 4 (n_best 2): the tokens must be identical and the scores within atol; else ParityError."""
-    import onnxruntime as ort
+def calibration_batches(data: Prepared, count: int, batch_size: int) -> Iterator[dict[str, dict[str, np.ndarray]]]:
+    """Training (image, caption) pairs: the encoder's images and the caption's tokens the decoder steps
+    through (models.contract.Family.calibration)."""
+    split = data.train
+    for idx in calibration.rows(len(split.pair_image), count, batch_size):
+        tokens = split.pair_tokens[idx]
+        longest = int((tokens != text.PAD).sum(1).max())  # BOS .. EOS of the longest caption
+        yield {ENCODER_FILE: {"image": calibration.images(split.images[split.pair_image[idx]], data.mean, data.std)},
+               DECODER_FILE: {"token": np.ascontiguousarray(tokens[:, :longest - 1])}}
 
-    folder = Path(folder)
-    open_ = lambda f: ort.InferenceSession(str(folder / f), providers=["CPUExecutionProvider"])  # noqa: E731
-    onnx = decoding.OnnxSeq2Seq(open_(ENCODER_FILE), open_(DECODER_FILE))
+
+def check_parity(model: Captioner, folder: Path, data: Prepared) -> dict[str, Any]:
+    """Held validation images captioned by the ONNX graphs (the LSTM state carried in the cache) and by
+    PyTorch (each step recomputing the whole prefix), greedy and beam 4 (models/common/decoding_parity.py)."""
     model = model.to("cpu").eval()
     x = example_images(data)
     max_length = np.full(len(x), data.max_length, np.int64)
-    worst, report = 0.0, {"examples": int(len(x)), "runtime": f"onnxruntime {ort.__version__} CPUExecutionProvider"}
-    for beam, n_best in ((1, 1), (4, 2)):
-        got = onnx.decode({"image": x}, max_length, decoding.Options(beam, n_best, 1.0))
+
+    def reference(beam: int, n_best: int) -> list[list[decoding.Hypothesis]]:
         with torch.no_grad():
-            static, cache = _encode(model, torch.from_numpy(x))
-            want = decoding.search(recompute_step(model, torch.device("cpu")), static, cache, max_length=max_length,
+            static, cache = encode(model, torch.from_numpy(x))
+            return decoding.search(recompute_step(model, torch.device("cpu")), static, cache, max_length=max_length,
                                    beam_size=beam, n_best=n_best, length_penalty=1.0)
-        for i, (g, w) in enumerate(zip(got, want, strict=True)):
-            if [t for t, _ in g] != [t for t, _ in w]:
-                raise ParityError(f"ONNX and PyTorch decoding (beam {beam}) give different captions for held "
-                                  f"validation image {i}: {[t for t, _ in g]} vs {[t for t, _ in w]}")
-            diff = max((abs(a - b) for (_, a), (_, b) in zip(g, w, strict=True)), default=0.0)
-            worst = max(worst, diff)
-        if worst > atol:
-            raise ParityError(f"ONNX and PyTorch decoding (beam {beam}) scores differ by {worst:.3g} > {atol:g}")
-    return {**report, "max_score_diff": float(worst), "atol": atol, "beams": [1, 4]}
+
+    return decoding_parity.check(decoding_parity.onnx_decoder(folder, ENCODER_FILE, DECODER_FILE), {"image": x},
+                                 reference, max_length, length_penalty=1.0, what="held validation images")
 
 
 def version_metadata(cfg: Config, data: Prepared) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 # init_from: a registered version "name:3" or "name@production", or a weights file in the dataset archive
-from models.common.checks import REGISTRY_REF, WEIGHT_SUFFIXES, ConfigError, at_least_two, same_backbone
+from models.common.checks import INIT_FROM_RULE, ConfigError, at_least_two, enforce, init_from_ok, same_backbone
 
 INIT_FROM_TASKS = ("classification",)
 MIN_SIDE = {"airbench": 16, "lenet": 4, "resnet": 4}  # the smallest image side each network takes
@@ -115,16 +115,10 @@ class Config:
              "must be 6n+2 between 8 and 200 (8, 14, 20, 32, 44, 56, 110)"),
             ("crop_padding", self.crop_padding is None or 0 <= self.crop_padding <= 64, "must be between 0 and 64"),
             ("patience", self.patience is None or self.patience >= 1, "must be >= 1"),
-            ("init_from", self.init_from is None or bool(REGISTRY_REF.match(self.init_from))
-             or (self.init_from.lower().endswith(WEIGHT_SUFFIXES) and ".." not in self.init_from
-                 and not self.init_from.startswith(("/", "\\"))),
-             "must be a registered version 'name:3' or 'name@alias', or the name of a weights file "
-             "(.safetensors, .pt, .pth) in the dataset archive"),
+            ("init_from", init_from_ok(self.init_from), INIT_FROM_RULE),
             ("freeze_backbone", not self.freeze_backbone or self.init_from is not None, "needs init_from"),
         ]
-        for name, ok, message in checks:
-            if not ok:
-                raise ValueError(f"{name} {message} (got {getattr(self, name)!r})")
+        enforce(self, checks)
 
 
 def _side(cfg: Config, stats: dict[str, Any]) -> list[int] | None:

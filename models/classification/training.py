@@ -20,8 +20,8 @@ epoch's weights are the ones returned (and exported).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,10 +42,10 @@ from models.classification.networks import (
     load_backbone,
     set_train_mode,
 )
-from models.common.onednn import use_onednn_for
+from models.common import calibration, loop
+from models.common.normalise import Normalise
 from models.common.onnx_export import export_batch_dynamic
 
-Report = Callable[[int, dict[str, float]], None]
 OPSET = 17
 
 
@@ -99,18 +99,6 @@ def steps_per_epoch(cfg: Config, data: Prepared) -> int:
 
 def total_steps(cfg: Config, data: Prepared) -> int:
     return cfg.epochs * steps_per_epoch(cfg, data)
-
-
-class Normalise:
-    """uint8 [N, H, W, C] -> float [N, C, H, W] scaled to [0, 1] then (x - mean) / std, as serving does.
-    Also the captioning family's (its encoder is this family's backbone): `data` needs .mean and .std."""
-
-    def __init__(self, data: Prepared, device: torch.device | str):
-        self.mean = torch.tensor(data.mean, device=device).view(1, -1, 1, 1)
-        self.std = torch.tensor(data.std, device=device).view(1, -1, 1, 1)
-
-    def __call__(self, x_uint8: torch.Tensor) -> torch.Tensor:  # laid out channels-last in memory, as permuted
-        return (x_uint8.permute(0, 3, 1, 2).float() / 255.0 - self.mean) / self.std
 
 
 # airbench: batch-norm biases learn at 64x the lr, with the same absolute weight decay
@@ -233,106 +221,90 @@ class _Lookahead:
                 value.copy_(self.average[key])
 
 
-def train(
-    cfg: Config, data: Prepared, device: torch.device | str, report: Report,
-    checkpoint: Callable[[dict[str, Any]], None] | None = None, resume: dict[str, Any] | None = None,
-    init: dict[str, torch.Tensor] | None = None,
-) -> tuple[nn.Module, dict[str, float]]:
-    device = torch.device(device)
-    torch.manual_seed(cfg.seed)
-    model = build(cfg, data)
-    use_onednn_for(model)
-    init_metrics: dict[str, float] = {}
-    if init is not None and resume is None:
-        init_metrics = {k: float(v) for k, v in load_backbone(model, init).items()}
-    airnet = model if isinstance(model, AirNet) else None
-    if airnet is not None and init is None and resume is None:
-        airnet.init_whitening(Normalise(data, "cpu")(torch.from_numpy(data.train.x[:5000])))
-    frozen = cfg.freeze_backbone and (init is not None or resume is not None)
-    if frozen:
-        freeze_backbone(model)
-    model = model.to(device)
-    if airnet is not None:  # oneDNN's convolutions run about 1.6x faster so on the CPU
-        model = model.to(memory_format=torch.channels_last)
-    opt = _optimizer(cfg, _param_groups(cfg, model))
-    total = max(1, total_steps(cfg, data))
-    sched = _scheduler(cfg, opt, total)
-    lookahead: _Lookahead | None = None
-    shuffle = torch.Generator().manual_seed(cfg.seed)  # on the CPU, so its state is device-independent
-    epoch, step, stopped = 0, 0, False
-    best: dict[str, Any] = {"accuracy": -1.0, "epoch": 0, "metrics": {}, "state": None}
-    if resume is not None:
-        model.load_state_dict(resume["model"])
-        opt.load_state_dict(resume["optimizer"])
-        sched.load_state_dict(resume["scheduler"])
-        epoch, step, stopped = resume["epoch"], resume["step"], resume.get("stopped", False)
-        best = resume.get("best", best)
-        init_metrics = resume.get("init_metrics", {})
-        if resume.get("lookahead"):
-            lookahead = _Lookahead(model)
-        shuffle.set_state(resume["rng"]["shuffle"])
-        torch.set_rng_state(resume["rng"]["torch"])
-        if device.type == "cuda" and "cuda" in resume["rng"]:
-            torch.cuda.set_rng_state_all(resume["rng"]["cuda"])
+class _Run(loop.Recipe):
+    """One run (models/common/loop.py): the cross-entropy of augmented batches, airbench's look-ahead
+    average after each step from epoch 3, early stopping on val_accuracy."""
 
-    x = torch.from_numpy(data.train.x).to(device)  # uint8 [N, H, W, C], normalised per batch
-    y = torch.from_numpy(data.train.y).to(device)
-    normalise, augment, n, bs = Normalise(data, device), _Augment(cfg, data, device), len(y), cfg.batch_size
-    amp = cfg.amp and device.type == "cuda"
-    spe = steps_per_epoch(cfg, data)
-    metrics: dict[str, float] = dict(resume.get("metrics", {})) if resume else {}
-    every = _Lookahead.every(cfg)
-    while epoch < cfg.epochs and not stopped:
-        set_train_mode(model, frozen)
-        if airnet is not None:
-            airnet.whiten.bias.requires_grad_(epoch < AirNet.WHITEN_BIAS_EPOCHS and not frozen)
-        order = torch.randperm(n, generator=shuffle).to(device)
-        total_loss = torch.zeros((), device=device)
-        for i in range(spe):
-            idx = order[i * bs:(i + 1) * bs]
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-                logits = model(normalise(augment(x[idx], shuffle, idx, epoch)))
-            loss = F.cross_entropy(logits.float(), y[idx], label_smoothing=cfg.label_smoothing)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            step += 1
-            if cfg.lookahead and epoch >= _Lookahead.START_EPOCH and step % every == 0:
-                if lookahead is None:
-                    lookahead = _Lookahead(model)
-                else:  # averages little at first, then ever more strongly
-                    lookahead.update(model, _Lookahead.DECAY * (step / total) ** 3)
-            total_loss += loss.detach()
-            # the lr of the last parameter group: the weights (airbench's batch-norm group comes first)
-            report(step, {"epoch": epoch + (i + 1) / spe, "loss": loss.item(), "lr": sched.get_last_lr()[-1]})
-        if lookahead is not None:
-            lookahead.restore(model)  # the network is the average from here on
-        epoch += 1
-        val = evaluate(model, data, device)
-        metrics = {"train_loss": float(total_loss) / spe, "val_loss": val["loss"], "val_accuracy": val["accuracy"],
-                   **init_metrics}
-        report(step, {"epoch": float(epoch), "val_loss": val["loss"], "val_accuracy": val["accuracy"]})
-        if cfg.patience is not None:
-            if val["accuracy"] > best["accuracy"]:
-                best = {"accuracy": val["accuracy"], "epoch": epoch, "metrics": metrics,
-                        "state": {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}}
-            stopped = epoch - best["epoch"] >= cfg.patience and epoch < cfg.epochs
-        if checkpoint is not None:
-            rng = {"shuffle": shuffle.get_state(), "torch": torch.get_rng_state()}
-            if device.type == "cuda":
-                rng["cuda"] = torch.cuda.get_rng_state_all()
-            checkpoint({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                        "epoch": epoch, "step": step, "rng": rng, "metrics": metrics, "config": asdict(cfg),
-                        "best": best, "stopped": stopped, "init_metrics": init_metrics,
-                        "lookahead": lookahead is not None})
-    if cfg.patience is not None and best["state"] is not None:  # the best epoch's weights, not the last's
-        model.load_state_dict(best["state"])
-        metrics = {**best["metrics"], "best_epoch": float(best["epoch"]), "epochs_run": float(epoch)}
-    if cfg.tta != "none":  # the per-epoch validation above saw one view; the caller evaluates all of them
-        metrics = {**metrics, "val_accuracy_one_view": metrics.get("val_accuracy", 0.0)}
-        return TestTimeViews(model, cfg.tta), metrics
-    return model, metrics
+    lr_group = -1  # the weights' group (airbench's batch-norm group comes first)
+    monitor = "val_accuracy"
+
+    def __init__(self, cfg: Config, data: Prepared, device: torch.device, init: dict[str, torch.Tensor] | None,
+                 resume: dict[str, Any] | None):
+        self.cfg, self.data, self.device = cfg, data, device
+        model = build(cfg, data)
+        self.initialise(model, init, resume, load_backbone)
+        self.airnet = model if isinstance(model, AirNet) else None
+        if self.airnet is not None and init is None and resume is None:
+            self.airnet.init_whitening(Normalise(data, "cpu")(torch.from_numpy(data.train.x[:5000])))
+        self.frozen = cfg.freeze_backbone and (init is not None or resume is not None)
+        if self.frozen:
+            freeze_backbone(model)
+        model = model.to(device)
+        if self.airnet is not None:  # oneDNN's convolutions run about 1.6x faster so on the CPU
+            model = model.to(memory_format=torch.channels_last)
+        self.model = model
+        self.optimizer = _optimizer(cfg, _param_groups(cfg, model))
+        self.total = max(1, total_steps(cfg, data))
+        self.scheduler = _scheduler(cfg, self.optimizer, self.total)
+        self.lookahead: _Lookahead | None = None
+        self.epochs, self.steps_per_epoch, self.patience = cfg.epochs, steps_per_epoch(cfg, data), cfg.patience
+        self.examples, self.batch_size = len(data.train.y), cfg.batch_size
+        self.x = torch.from_numpy(data.train.x).to(device)  # uint8 [N, H, W, C], normalised per batch
+        self.y = torch.from_numpy(data.train.y).to(device)
+        self.normalise, self.augment = Normalise(data, device), _Augment(cfg, data, device)
+        self.amp = cfg.amp and device.type == "cuda"
+
+    def start_epoch(self, epoch: int) -> None:
+        set_train_mode(self.model, self.frozen)
+        if self.airnet is not None:
+            self.airnet.whiten.bias.requires_grad_(epoch < AirNet.WHITEN_BIAS_EPOCHS and not self.frozen)
+        self.total_loss = torch.zeros((), device=self.device)
+
+    def train_step(self, idx: torch.Tensor, epoch: int, i: int) -> loop.Step:
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+            logits = self.model(self.normalise(self.augment(self.x[idx], self.rng, idx, epoch)))
+        loss = F.cross_entropy(logits.float(), self.y[idx], label_smoothing=self.cfg.label_smoothing)
+        self.total_loss += loss.detach()
+        return loop.Step(loss, {"loss": loss.item()})
+
+    def after_step(self, step: int, epoch: int) -> None:
+        if self.cfg.lookahead and epoch >= _Lookahead.START_EPOCH and step % _Lookahead.every(self.cfg) == 0:
+            if self.lookahead is None:
+                self.lookahead = _Lookahead(self.model)
+            else:  # averages little at first, then ever more strongly
+                self.lookahead.update(self.model, _Lookahead.DECAY * (step / self.total) ** 3)
+
+    def end_epoch(self, done: int, metrics: dict[str, float]) -> tuple[dict[str, float], dict[str, float]]:
+        if self.lookahead is not None:
+            self.lookahead.restore(self.model)  # the network is the average from here on
+        val = evaluate(self.model, self.data, self.device)
+        metrics = {"train_loss": float(self.total_loss) / self.steps_per_epoch, "val_loss": val["loss"],
+                   "val_accuracy": val["accuracy"], **self.init_metrics}
+        return metrics, {"epoch": float(done), "val_loss": val["loss"], "val_accuracy": val["accuracy"]}
+
+    def state(self) -> dict[str, Any]:
+        return {"lookahead": self.lookahead is not None}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        if state.get("lookahead"):  # a checkpoint's network is the average (restored after each epoch)
+            self.lookahead = _Lookahead(self.model)
+
+    def finish(self, metrics: dict[str, float]) -> tuple[nn.Module, dict[str, float]]:
+        if self.cfg.tta != "none":  # the per-epoch validation saw one view; the caller evaluates all of them
+            metrics = {**metrics, "val_accuracy_one_view": metrics.get("val_accuracy", 0.0)}
+            return TestTimeViews(self.model, self.cfg.tta), metrics
+        return self.model, metrics
+
+    @staticmethod
+    def read_checkpoint(state: dict[str, Any], cfg: Config) -> dict[str, Any]:
+        best = state.get("best")
+        if state.get("loop") is None and best and "accuracy" in best:  # written before models/common/loop.py
+            state = {**state, "best": {"value": best["accuracy"] if best["state"] is not None else None,
+                                       **{k: v for k, v in best.items() if k != "accuracy"}}}
+        return state
+
+
+train = loop.trainer(_Run)  # the module it returns is wrapped in TestTimeViews when cfg.tta asks
 
 
 @torch.no_grad()
@@ -355,10 +327,13 @@ def evaluate(model: nn.Module, data: Prepared, device: torch.device | str, batch
 
 def example_inputs(data: Prepared, n: int = 32) -> dict[str, np.ndarray]:
     """A held batch from the validation split, as the ONNX model takes it (float32 [n, C, H, W])."""
-    x = data.val.x[:n].astype(np.float32).transpose(0, 3, 1, 2) / 255.0
-    mean = np.asarray(data.mean, np.float32).reshape(1, -1, 1, 1)
-    std = np.asarray(data.std, np.float32).reshape(1, -1, 1, 1)
-    return {"input": ((x - mean) / std).astype(np.float32)}
+    return {"input": calibration.images(data.val.x[:n], data.mean, data.std)}
+
+
+def calibration_batches(data: Prepared, count: int, batch_size: int) -> Iterator[dict[str, np.ndarray]]:
+    """Training images as the ONNX model takes them (models.contract.Family.calibration)."""
+    for idx in calibration.rows(len(data.train.y), count, batch_size):
+        yield {"input": calibration.images(data.train.x[idx], data.mean, data.std)}
 
 
 def export_onnx(model: nn.Module, path: Path, data: Prepared) -> None:

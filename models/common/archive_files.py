@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +77,30 @@ def annotation_json(files: dict[str, Path], wanted: Callable[[Any], bool], what:
         raise DatasetError(f"the archive holds {len(found)} {what} files ({listed}); "
                            "give one, or one with 'train' and one with 'val' in its name")
     return train[0], val[0]
+
+
+def coco_images(files: dict[str, Path], name: str, doc: dict[str, Any], loose: bool = False,
+                unique: bool = False) -> Iterator[tuple[str, Any, dict[str, Any], str]]:
+    """The images of the COCO JSON `name` in an archive, each as (where, its id, its JSON object, its archive
+    path): a file named beside the JSON, in the folder above it or at the top (find). unique: an id given
+    twice is an error."""
+    base = Path(name).parent.as_posix()
+    bases = [base, Path(base).parent.as_posix() if base != "." else ".", "."]
+    names = by_name(files)
+    seen = set()
+    for i, im in enumerate(doc["images"]):
+        where = f"{name}: images[{i}]"
+        try:
+            image_id, file_name = im["id"], str(im["file_name"])
+        except (TypeError, KeyError) as e:
+            raise DatasetError(f"every image needs id and file_name ({e})", where) from e
+        if unique and image_id in seen:
+            raise DatasetError(f"image id {image_id!r} appears twice", where)
+        seen.add(image_id)
+        entry = find(files, names, bases, file_name, loose=loose)
+        if entry is None:
+            raise DatasetError(f"image {file_name!r} (id {image_id}) is not in the archive", where)
+        yield where, image_id, im, entry
 
 
 def read_image(path: Path, entry: str, mode: str | None = "RGB", max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:

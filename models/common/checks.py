@@ -29,8 +29,25 @@ class ConfigError(ValueError):
         self.message = message
 
 
+INIT_FROM_RULE = ("must be a registered version 'name:3' or 'name@alias', or the name of a weights file "
+                  "(.safetensors, .pt, .pth) in the dataset archive")
+
+
 def is_weights_file(ref: str) -> bool:
     return ref.lower().endswith(WEIGHT_SUFFIXES)
+
+
+def init_from_ok(ref: str | None) -> bool:
+    """A config's init_from: none, a registered version, or a weights file's name inside the dataset archive."""
+    return ref is None or bool(REGISTRY_REF.match(ref)) or (
+        is_weights_file(ref) and ".." not in ref and not ref.startswith(("/", "\\")))
+
+
+def enforce(config: Any, checks: list[tuple[str, bool, str]]) -> None:
+    """A Config's __post_init__: ValueError naming the first key whose check failed, and its value."""
+    for name, ok, message in checks:
+        if not ok:
+            raise ValueError(f"{name} {message} (got {getattr(config, name)!r})")
 
 
 def registry_ref(ref: str) -> tuple[str, int | None, str | None]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from models.common.checks import at_least_two
+from models.common.checks import at_least_two, enforce
 
 
 @dataclass
@@ -46,9 +46,7 @@ class Config:
             ("val_fraction", 0 < self.val_fraction < 1, "must be > 0 and < 1"),
             ("translate", 0 <= self.translate <= 0.5, "must be between 0 and 0.5"),
         ]
-        for name, ok, message in checks:
-            if not ok:
-                raise ValueError(f"{name} {message} (got {getattr(self, name)!r})")
+        enforce(self, checks)
 
 
 def check_against_dataset(cfg: Config, stats: dict[str, Any]) -> None:

@@ -133,19 +133,8 @@ def _coco_split(root: Path, files: dict[str, Path], name: str, doc: dict, cats: 
     if cats is not None and mine != cats:
         raise DatasetError("its categories differ from the training JSON's", name)
     index = {cid: i for i, (cid, _) in enumerate(mine)}
-    base = Path(name).parent.as_posix()
-    bases = [b for b in (base, Path(base).parent.as_posix() if base != "." else ".", ".")]
-    names = archive_files.by_name(files)
     records: dict[Any, Record] = {}
-    for i, im in enumerate(doc["images"]):
-        where = f"{name}: images[{i}]"
-        try:
-            image_id, file_name = im["id"], str(im["file_name"])
-        except (TypeError, KeyError) as e:
-            raise DatasetError(f"every image needs id and file_name ({e})", where) from e
-        entry = archive_files.find(files, names, bases, file_name)
-        if entry is None:
-            raise DatasetError(f"image {file_name!r} (id {image_id}) is not in the archive", where)
+    for where, image_id, im, entry in archive_files.coco_images(files, name, doc):
         p = files[entry]
         w, h = _image_size(p, entry)
         if (im.get("width") not in (None, w)) or (im.get("height") not in (None, h)):

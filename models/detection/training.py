@@ -15,28 +15,25 @@ numpy (serving.py), the same code the evaluation here uses.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import math
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
-from models.common.onednn import use_onednn_for
+from models.common import calibration, loop
 from models.common.onnx_export import export_batch_dynamic
 from models.detection import data as datasets
 from models.detection.boxes import PAD_VALUE, Letterbox, select
 from models.detection.config import Config
+from models.detection.metrics import coco_map
+from models.detection.networks import STRIDE, Detector
 
-Report = Callable[[int, dict[str, float]], None]
 OPSET = 17
-STRIDE = 4
 EVAL_PARAMS = {"score_threshold": 0.01, "iou_threshold": 0.5, "max_detections": 100}
 
 
@@ -78,65 +75,6 @@ def _letterbox_all(records: list[datasets.Record], size: tuple[int, int]) -> Spl
         boxes.append(lb.forward(r.boxes.astype(np.float64)).astype(np.float32))
         classes.append(r.classes)
     return Split(x, boxes, classes)
-
-
-# -- network ------------------------------------------------------------------------------------------
-def conv_bn(cin: int, cout: int, k: int = 3, stride: int = 1) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, cout, k, stride, k // 2, bias=False), nn.BatchNorm2d(cout),
-                         nn.ReLU(inplace=True))
-
-
-class Block(nn.Module):
-    """ResNet basic block."""
-
-    def __init__(self, cin: int, cout: int, stride: int = 1):
-        super().__init__()
-        self.conv1 = conv_bn(cin, cout, 3, stride)
-        self.conv2 = nn.Sequential(nn.Conv2d(cout, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout))
-        self.skip = (nn.Identity() if stride == 1 and cin == cout else
-                     nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout)))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.relu(self.conv2(self.conv1(x)) + self.skip(x))
-
-
-class Detector(nn.Module):
-    def __init__(self, classes: int, size: tuple[int, int], width: int = 32):
-        super().__init__()
-        w = width
-        self.stem = conv_bn(3, w, 3, 2)  # /2
-        self.c4 = Block(w, w, 2)  # /4
-        self.c8 = nn.Sequential(Block(w, 2 * w, 2), Block(2 * w, 2 * w))  # /8
-        self.c16 = nn.Sequential(Block(2 * w, 4 * w, 2), Block(4 * w, 4 * w))  # /16
-        self.lat16, self.lat8, self.lat4 = nn.Conv2d(4 * w, w, 1), nn.Conv2d(2 * w, w, 1), nn.Conv2d(w, w, 1)
-        self.head = nn.Sequential(conv_bn(w, w), conv_bn(w, w))  # shared by both outputs
-        self.cls, self.reg = nn.Conv2d(w, classes, 1), nn.Conv2d(w, 4, 1)
-        nn.init.constant_(self.cls.bias, -math.log((1 - 0.01) / 0.01))
-        nn.init.constant_(self.reg.bias, math.log(2.0))  # initial sides: 2 cells
-        h, wd = size[0] // STRIDE, size[1] // STRIDE
-        ys, xs = torch.meshgrid(torch.arange(h), torch.arange(wd), indexing="ij")
-        centres = torch.stack([xs, ys], -1).reshape(-1, 2).float().add(0.5).mul(STRIDE)  # [A, 2] pixels
-        self.register_buffer("centres", centres, persistent=False)
-
-    def raw(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """x [N, 3, S, S] in [0, 1] -> class logits [N, C, S/4, S/4], side distances in cells [N, 4, S/4, S/4]."""
-        x = self.stem((x - 0.5) * 4.0)
-        c4 = self.c4(x)
-        c8 = self.c8(c4)
-        c16 = self.c16(c8)
-        p8 = self.lat8(c8) + F.interpolate(self.lat16(c16), scale_factor=2.0, mode="nearest")
-        p4 = self.head(self.lat4(c4) + F.interpolate(p8, scale_factor=2.0, mode="nearest"))
-        return self.cls(p4), torch.exp(self.reg(p4).clamp(max=8.0))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """-> [N, A, 4 + C]: boxes x1, y1, x2, y2 in input pixels, then class scores."""
-        logits, sides = self.raw(x)
-        n = x.shape[0]
-        ltrb = sides.flatten(2).transpose(1, 2) * STRIDE  # [N, A, 4]
-        c = self.centres.unsqueeze(0)
-        boxes = torch.cat([c - ltrb[..., :2], c + ltrb[..., 2:]], -1)
-        return torch.cat([boxes, torch.sigmoid(logits).flatten(2).transpose(1, 2)], -1).reshape(n, -1, boxes.shape[-1]
-                                                                                                  + logits.shape[1])
 
 
 def build(cfg: Config, data: Prepared) -> nn.Module:
@@ -268,58 +206,41 @@ def _batch(split: Split, idx: np.ndarray, n_classes: int, size, device, shift: n
     return xb, t(heat), t(box_t), t(weight)
 
 
-def train(
-    cfg: Config, data: Prepared, device: torch.device | str, report: Report,
-    checkpoint: Callable[[dict[str, Any]], None] | None = None, resume: dict[str, Any] | None = None,
-) -> tuple[nn.Module, dict[str, float]]:
-    device = torch.device(device)
-    torch.manual_seed(cfg.seed)
-    model = build(cfg, data).to(device)
-    use_onednn_for(model)
-    opt = _optimizer(cfg, model.parameters())
-    total = max(1, total_steps(cfg, data))
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, _schedule(cfg, total))
-    rng = np.random.default_rng(cfg.seed)
-    epoch, step = 0, 0
-    if resume is not None:
-        model.load_state_dict(resume["model"])
-        opt.load_state_dict(resume["optimizer"])
-        sched.load_state_dict(resume["scheduler"])
-        epoch, step = resume["epoch"], resume["step"]
-        rng.bit_generator.state = resume["rng"]["numpy"]
-        torch.set_rng_state(resume["rng"]["torch"])
-    n, bs, spe, C = len(data.train.x), cfg.batch_size, steps_per_epoch(cfg, data), len(data.labels)
-    max_shift = int(cfg.translate * data.size[0])
-    metrics: dict[str, float] = {}
-    while epoch < cfg.epochs:
-        model.train()
-        order = rng.permutation(n)
-        total_loss = 0.0
-        for i in range(spe):
-            idx = order[i * bs:(i + 1) * bs]
-            shift = rng.integers(-max_shift, max_shift + 1, (len(idx), 2)) if max_shift else None
-            loss, cls, reg = loss_of(model, *_batch(data.train, idx, C, data.size, device, shift))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
-            opt.step()
-            sched.step()
-            step += 1
-            total_loss += loss.item()
-            report(step, {"epoch": epoch + (i + 1) / spe, "loss": loss.item(), "loss_cls": cls.item(),
-                          "loss_box": reg.item(), "lr": sched.get_last_lr()[0]})
-        epoch += 1
-        val = evaluate(model, data, device)
-        metrics = {"train_loss": total_loss / spe, **{f"val_{k}": v for k, v in val.items()}}
-        report(step, {"epoch": float(epoch), **{f"val_{k}": v for k, v in val.items()}})
-        if checkpoint is not None:
-            checkpoint({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                        "epoch": epoch, "step": step, "rng": {"numpy": rng.bit_generator.state,
-                                                              "torch": torch.get_rng_state()},
-                        "metrics": metrics, "config": asdict(cfg)})
-    if not metrics and resume is not None:
-        metrics = dict(resume.get("metrics", {}))
-    return model, metrics
+class _Run(loop.Recipe):
+    """One run (models/common/loop.py): focal + GIoU loss of letterboxed batches, each image shifted by
+    whole pixels (`translate`), gradients clipped at norm 10."""
+
+    shuffle = "numpy"  # the order and the shifts, from one generator
+    clip_norm = 10.0
+
+    def __init__(self, cfg: Config, data: Prepared, device: torch.device, init: None, resume: dict[str, Any] | None):
+        self.data, self.device = data, device
+        self.model = build(cfg, data).to(device)
+        self.optimizer = _optimizer(cfg, self.model.parameters())
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer,
+                                                           _schedule(cfg, max(1, total_steps(cfg, data))))
+        self.epochs, self.steps_per_epoch = cfg.epochs, steps_per_epoch(cfg, data)
+        self.examples, self.batch_size = len(data.train.x), cfg.batch_size
+        self.max_shift = int(cfg.translate * data.size[0])
+
+    def start_epoch(self, epoch: int) -> None:
+        self.model.train()
+        self.total_loss = 0.0
+
+    def train_step(self, idx: np.ndarray, epoch: int, i: int) -> loop.Step:
+        m = self.max_shift
+        shift = self.rng.integers(-m, m + 1, (len(idx), 2)) if m else None
+        loss, cls, reg = loss_of(self.model, *_batch(self.data.train, idx, len(self.data.labels), self.data.size,
+                                                      self.device, shift))
+        self.total_loss += loss.item()
+        return loop.Step(loss, {"loss": loss.item(), "loss_cls": cls.item(), "loss_box": reg.item()})
+
+    def end_epoch(self, done: int, metrics: dict[str, float]) -> tuple[dict[str, float], dict[str, float]]:
+        val = {f"val_{k}": v for k, v in evaluate(self.model, self.data, self.device).items()}
+        return {"train_loss": self.total_loss / self.steps_per_epoch, **val}, {"epoch": float(done), **val}
+
+
+train = loop.trainer(_Run)
 
 
 # -- evaluation -----------------------------------------------------------------------------------------
@@ -353,41 +274,15 @@ def evaluate(model: nn.Module, data: Prepared, device: torch.device | str) -> di
     return {**coco_map(data.val, dets, len(data.labels)), "loss": loss_sum / max(n, 1)}
 
 
-def coco_map(split: Split, dets: list[tuple], n_classes: int) -> dict[str, float]:
-    """dets: (image index, x1, y1, x2, y2, score, class) -> {"map", "map_50", "map_75"} by pycocotools."""
-    from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
-
-    h, w = split.x.shape[1:3]
-    gt = {"images": [{"id": i, "width": w, "height": h} for i in range(len(split.x))],
-          "categories": [{"id": c} for c in range(n_classes)], "annotations": []}
-    for i, (bs, cs) in enumerate(zip(split.boxes, split.classes, strict=True)):
-        for b, c in zip(bs, cs, strict=True):
-            bw, bh = float(b[2] - b[0]), float(b[3] - b[1])
-            gt["annotations"].append({"id": len(gt["annotations"]) + 1, "image_id": i, "category_id": int(c),
-                                      "bbox": [float(b[0]), float(b[1]), bw, bh], "area": bw * bh, "iscrowd": 0})
-    if not gt["annotations"]:
-        return {"map": 0.0, "map_50": 0.0, "map_75": 0.0}
-    with contextlib.redirect_stdout(io.StringIO()):
-        coco = COCO()
-        coco.dataset = gt
-        coco.createIndex()
-        if not dets:
-            return {"map": 0.0, "map_50": 0.0, "map_75": 0.0}
-        arr = np.asarray([[d[0], d[1], d[2], d[3] - d[1], d[4] - d[2], d[5], d[6]] for d in dets], np.float64)
-        result = coco.loadRes(arr)
-        ev = COCOeval(coco, result, "bbox")
-        ev.evaluate()
-        ev.accumulate()
-        ev.summarize()
-    stats = [max(float(v), 0.0) for v in ev.stats[:3]]  # -1 where undefined
-    return {"map": stats[0], "map_50": stats[1], "map_75": stats[2]}
-
-
 # -- export -----------------------------------------------------------------------------------------------
 def example_inputs(data: Prepared, n: int = 32) -> dict[str, np.ndarray]:
-    x = data.val.x[:n].astype(np.float32).transpose(0, 3, 1, 2) / 255.0
-    return {"images": np.ascontiguousarray(x)}
+    return {"images": calibration.images(data.val.x[:n], [0.0] * 3, [1.0] * 3)}
+
+
+def calibration_batches(data: Prepared, count: int, batch_size: int) -> Iterator[dict[str, np.ndarray]]:
+    """Letterboxed training images as the ONNX model takes them (models.contract.Family.calibration)."""
+    for idx in calibration.rows(len(data.train.x), count, batch_size):
+        yield {"images": calibration.images(data.train.x[idx], [0.0] * 3, [1.0] * 3)}
 
 
 def export_onnx(model: nn.Module, path: Path, data: Prepared) -> None:

@@ -39,4 +39,5 @@ FAMILY = Family(
     # feature the version does not know (the client's schema is not the version's) fails the request
     item_faults=frozenset({VALUE}),
     best_metric=("val_pr_auc", "max"),
+    calibration=True,
 )

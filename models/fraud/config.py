@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from models.common.checks import ConfigError
+from models.common.checks import ConfigError, enforce
 
 ARCHS = ("autoencoder", "deep_autoencoder", "denoising_autoencoder", "contractive_autoencoder", "mlp", "hybrid")
 
@@ -75,9 +75,7 @@ class Config:
             ("negative_weight", self.negative_weight is None or self.negative_weight > 0, "must be > 0"),
             ("val_fraction", 0 < self.val_fraction < 1, "must be > 0 and < 1"),
         ]
-        for name, ok, message in checks:
-            if not ok:
-                raise ValueError(f"{name} {message} (got {getattr(self, name)!r})")
+        enforce(self, checks)
         if self.target_precision is not None and self.target_recall is not None:
             raise ValueError("target_precision and target_recall: give at most one (got both)")
         if self.prevalence is not None and self.negative_weight is not None:

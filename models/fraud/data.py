@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from models.common.errors import TableError as DatasetError
+from models.common.tables import check_file_size
 
 FORMATS = {"csv": "CSV with a header, numeric feature columns and a 0/1 label column (Class, label, is_fraud...)"}
 ARCHIVE_FORMATS: frozenset[str] = frozenset()
@@ -49,11 +50,7 @@ def find_label(header: list[str], wanted: str | None = None) -> str:
 
 def read(path: Path, label_column: str | None = None, max_bytes: int | None = None) -> Table:
     path = Path(path)
-    size = path.stat().st_size
-    if size == 0:
-        raise DatasetError("the file is empty; it needs a header line and at least one row", "line 1")
-    if max_bytes is not None and size > max_bytes:
-        raise DatasetError(f"the file is {size} bytes, over the limit of {max_bytes}")
+    check_file_size(path, max_bytes, "the file is empty; it needs a header line and at least one row")
     with open(path, newline="", encoding="utf-8-sig", errors="strict") as f:
         try:
             rows = csv.reader(f)

@@ -18,8 +18,8 @@ its mean (occlusion, computed in the graph).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,12 +28,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from models.common import calibration, loop
 from models.common.onnx_export import export_batch_dynamic
 from models.fraud import data as datasets
 from models.fraud import metrics as M
 from models.fraud.config import Config
+from models.fraud.networks import AEScorer, AutoEncoder, Classifier
 
-Report = Callable[[int, dict[str, float]], None]
 OPSET = 17
 AUTOENCODERS = {"autoencoder": [40], "deep_autoencoder": [80, 40, 80], "denoising_autoencoder": [40],
                 "contractive_autoencoder": [40]}
@@ -96,83 +97,6 @@ def _log(x: np.ndarray, cols: list[int]) -> np.ndarray:
     return x
 
 
-class Scale(nn.Module):
-    def __init__(self, data: Prepared):
-        super().__init__()
-        n = len(data.features)
-        mask = torch.zeros(n)
-        mask[[data.features.index(c) for c in data.log_columns]] = 1.0
-        self.register_buffer("log_mask", mask)
-        self.register_buffer("mean", torch.tensor(data.mean, dtype=torch.float32))
-        self.register_buffer("std", torch.tensor(data.std, dtype=torch.float32))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # raw [N, F] -> standardised [N, F]
-        logged = torch.sign(x) * torch.log1p(torch.abs(x))
-        x = self.log_mask * logged + (1 - self.log_mask) * x
-        return (x - self.mean) / self.std
-
-
-class AutoEncoder(nn.Module):
-    """F - hidden... - F with tanh inside and a linear output; the seed book's 29-40-29 and 29-80-40-80-29."""
-
-    def __init__(self, n: int, hidden: list[int]):
-        super().__init__()
-        dims = [n, *hidden]
-        mid = len(hidden) // 2 + 1  # layers in the encoder
-        pairs = zip(dims[:mid], dims[1:mid + 1], strict=True)
-        self.encoder = nn.Sequential(*[m for a, b in pairs for m in (nn.Linear(a, b), nn.Tanh())])
-        rest = [*dims[mid:], n]
-        layers: list[nn.Module] = []
-        for i, (a, b) in enumerate(zip(rest[:-1], rest[1:], strict=False)):
-            layers.append(nn.Linear(a, b))
-            if i < len(rest) - 2:
-                layers.append(nn.Tanh())
-        self.decoder = nn.Sequential(*layers)
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.decoder(self.encoder(z))
-
-    def errors(self, z: torch.Tensor) -> torch.Tensor:  # per-feature squared error [N, F]
-        return (self(z) - z) ** 2
-
-
-class AEScorer(nn.Module):
-    def __init__(self, data: Prepared, hidden: list[int]):
-        super().__init__()
-        self.scale = Scale(data)
-        self.ae = AutoEncoder(len(data.features), hidden)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # [N, F] -> [N, 1 + F]
-        err = self.ae.errors(self.scale(x)) / x.shape[1]
-        return torch.cat([err.sum(1, keepdim=True), err], 1)
-
-
-class Classifier(nn.Module):
-    """mlp: z -> logit. hybrid: [z, per-feature reconstruction error of an autoencoder] -> logit."""
-
-    def __init__(self, data: Prepared, hidden: int, dropout: float, hybrid: bool):
-        super().__init__()
-        n = len(data.features)
-        self.scale = Scale(data)
-        self.ae = AutoEncoder(n, [40]) if hybrid else None
-        self.net = nn.Sequential(nn.Linear(2 * n if hybrid else n, hidden), nn.ReLU(), nn.Dropout(dropout),
-                                 nn.Linear(hidden, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, 1))
-
-    def logits(self, z: torch.Tensor) -> torch.Tensor:  # [M, F] standardised -> [M]
-        if self.ae is not None:
-            z = torch.cat([z, torch.log1p(self.ae.errors(z))], 1)
-        return self.net(z).squeeze(1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # [N, F] -> [N, 1 + F]
-        z = self.scale(x)
-        n = z.shape[1]
-        score = torch.sigmoid(self.logits(z))  # [N]
-        keep = 1.0 - torch.eye(n, dtype=z.dtype, device=z.device)  # row j: feature j set to its mean (0)
-        occluded = (z.unsqueeze(1) * keep).reshape(-1, n)  # [N * F, F]
-        without = torch.sigmoid(self.logits(occluded)).reshape(-1, n)  # [N, F]
-        return torch.cat([score.unsqueeze(1), score.unsqueeze(1) - without], 1)
-
-
 def build(cfg: Config, data: Prepared) -> nn.Module:
     if cfg.arch in AUTOENCODERS:
         return AEScorer(data, AUTOENCODERS[cfg.arch])
@@ -214,76 +138,84 @@ def _ae_loss(cfg: Config, ae: AutoEncoder, z: torch.Tensor) -> torch.Tensor:
     return F.mse_loss(ae(z), z)
 
 
-def train(
-    cfg: Config, data: Prepared, device: torch.device | str, report: Report,
-    checkpoint: Callable[[dict[str, Any]], None] | None = None, resume: dict[str, Any] | None = None,
-) -> tuple[nn.Module, dict[str, float]]:
-    device = torch.device(device)
-    torch.manual_seed(cfg.seed)
-    model = build(cfg, data).to(device)
-    phases = _phases(cfg)
-    shuffle = torch.Generator().manual_seed(cfg.seed)
-    phase_i, epoch, step, metrics = 0, 0, 0, {}
-    opt_state = None
-    if resume is not None:
-        model.load_state_dict(resume["model"])
-        phase_i, epoch, step = resume["phase"], resume["epoch"], resume["step"]
-        opt_state = resume["optimizer"]
-        shuffle.set_state(resume["rng"]["shuffle"])
-        torch.set_rng_state(resume["rng"]["torch"])
-        metrics = dict(resume.get("metrics", {}))
-    x_all = torch.from_numpy(data.x_train).to(device)
-    y_all = torch.from_numpy(data.y_train).float().to(device)
-    n_pos = max(int(data.y_train.sum()), 1)
-    pos_weight = cfg.pos_weight or (len(data.y_train) - n_pos) / n_pos
-    while phase_i < len(phases):
-        phase = phases[phase_i]
-        if phase == "ae":
-            params = model.ae.parameters()
-            x, y = x_all[y_all < 0.5], None
+class _Run(loop.Recipe):
+    """One run (models/common/loop.py) in phases of `epochs` epochs each: the autoencoder on legitimate rows,
+    then (mlp, hybrid) the classifier on every row, each phase with a fresh optimiser of its own."""
+
+    def __init__(self, cfg: Config, data: Prepared, device: torch.device, init: None, resume: dict[str, Any] | None):
+        self.cfg, self.data, self.device = cfg, data, device
+        self.model = build(cfg, data).to(device)
+        self.phases = _phases(cfg)
+        self.epochs = len(self.phases) * cfg.epochs
+        self.x_all = torch.from_numpy(data.x_train).to(device)
+        self.y_all = torch.from_numpy(data.y_train).float().to(device)
+        n_pos = max(int(data.y_train.sum()), 1)
+        self.pos_weight = cfg.pos_weight or (len(data.y_train) - n_pos) / n_pos
+        self.batch_size, self.phase_i, self.done = cfg.batch_size, -1, 0
+        self._enter(resume["epoch"] // cfg.epochs if resume is not None else 0)  # where fit loads the optimiser
+
+    def _enter(self, phase_i: int) -> None:
+        if phase_i == self.phase_i or phase_i >= len(self.phases):
+            return
+        self.phase_i, self.phase = phase_i, self.phases[phase_i]
+        if self.phase == "ae":
+            params = self.model.ae.parameters()
+            self.x, self.y = self.x_all[self.y_all < 0.5], None
         else:
-            params = model.net.parameters() if cfg.arch == "hybrid" else model.parameters()
-            x, y = x_all, y_all
-        opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-        if opt_state is not None:
-            opt.load_state_dict(opt_state)
-            opt_state = None
-        spe = _steps(cfg, data, phase)
-        while epoch < cfg.epochs:
-            model.train()
-            if model.ae is not None and phase == "clf":
-                model.ae.eval()
-            order = torch.randperm(len(x), generator=shuffle).to(device)
-            total = 0.0
-            for i in range(spe):
-                idx = order[i * cfg.batch_size:(i + 1) * cfg.batch_size]
-                z = model.scale(x[idx])
-                if phase == "ae":
-                    loss = _ae_loss(cfg, model.ae, z)
-                else:
-                    loss = _clf_loss(cfg, model.logits(z), y[idx], pos_weight)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                step += 1
-                total += loss.item()
-                report(step, {"epoch": epoch + (i + 1) / spe, "loss": total / (i + 1), "phase": float(phase_i)})
-            epoch += 1
-            metrics[f"train_loss_{phase}" if len(phases) > 1 else "train_loss"] = total / spe
-            if phase_i == len(phases) - 1:
-                val = _scores(model, data.x_val, device)
-                metrics["val_roc_auc"] = M.roc_auc(data.y_val, val)
-                metrics["val_pr_auc"] = M.pr_auc(data.y_val, val, data.negative_weight)
-                report(step, {"epoch": float(epoch), "val_roc_auc": metrics["val_roc_auc"],
-                              "val_pr_auc": metrics["val_pr_auc"]})
-            if checkpoint is not None:
-                done = epoch >= cfg.epochs
-                checkpoint({"model": model.state_dict(), "optimizer": opt.state_dict() if not done else None,
-                            "phase": phase_i + 1 if done else phase_i, "epoch": 0 if done else epoch, "step": step,
-                            "rng": {"shuffle": shuffle.get_state(), "torch": torch.get_rng_state()},
-                            "metrics": metrics, "config": asdict(cfg)})
-        phase_i, epoch = phase_i + 1, 0
-    return model, {k: v for k, v in metrics.items() if k.startswith("train_")}
+            params = self.model.net.parameters() if self.cfg.arch == "hybrid" else self.model.parameters()
+            self.x, self.y = self.x_all, self.y_all
+        self.optimizer = torch.optim.Adam(params, lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
+        self.steps_per_epoch = _steps(self.cfg, self.data, self.phase)
+
+    def start_epoch(self, epoch: int) -> None:
+        self._enter(epoch // self.cfg.epochs)
+        self.model.train()
+        if self.model.ae is not None and self.phase == "clf":
+            self.model.ae.eval()
+        self.total = 0.0
+
+    def batches(self, epoch: int) -> list[torch.Tensor]:
+        return loop.permuted(self, len(self.x), self.steps_per_epoch)
+
+    def progress(self, epoch: int, i: int) -> float:  # within the phase
+        return epoch % self.cfg.epochs + (i + 1) / self.steps_per_epoch
+
+    def train_step(self, idx: torch.Tensor, epoch: int, i: int) -> loop.Step:
+        z = self.model.scale(self.x[idx])
+        if self.phase == "ae":
+            loss = _ae_loss(self.cfg, self.model.ae, z)
+        else:
+            loss = _clf_loss(self.cfg, self.model.logits(z), self.y[idx], self.pos_weight)
+        self.total += loss.item()
+        return loop.Step(loss, {"loss": self.total / (i + 1), "phase": float(self.phase_i)})
+
+    def end_epoch(self, done: int, metrics: dict[str, float]) -> tuple[dict[str, float], dict[str, float] | None]:
+        self.done = done
+        key = f"train_loss_{self.phase}" if len(self.phases) > 1 else "train_loss"
+        metrics = {**metrics, key: self.total / self.steps_per_epoch}
+        if self.phase_i < len(self.phases) - 1:
+            return metrics, None
+        val = _scores(self.model, self.data.x_val, self.device)
+        metrics = {**metrics, "val_roc_auc": M.roc_auc(self.data.y_val, val),
+                   "val_pr_auc": M.pr_auc(self.data.y_val, val, self.data.negative_weight)}
+        return metrics, {"epoch": float(done - self.phase_i * self.cfg.epochs),
+                         "val_roc_auc": metrics["val_roc_auc"], "val_pr_auc": metrics["val_pr_auc"]}
+
+    def state(self) -> dict[str, Any]:
+        # epochs counted within the phase (what a resumed run's progress says); at a phase's end its
+        # optimiser is done with, the next phase starts a fresh one
+        phase, epoch = divmod(self.done, self.cfg.epochs)
+        return {"phase": phase, "epoch": epoch, **({"optimizer": None} if epoch == 0 else {})}
+
+    def finish(self, metrics: dict[str, float]) -> tuple[nn.Module, dict[str, float]]:
+        return self.model, {k: v for k, v in metrics.items() if k.startswith("train_")}
+
+    @staticmethod
+    def read_checkpoint(state: dict[str, Any], cfg: Config) -> dict[str, Any]:
+        return {**state, "epoch": state["phase"] * cfg.epochs + state["epoch"]}  # the loop's count
+
+
+train = loop.trainer(_Run)
 
 
 @torch.no_grad()
@@ -307,6 +239,12 @@ def evaluate(model: nn.Module, data: Prepared, device: torch.device | str) -> di
 def example_inputs(data: Prepared, n: int = 32) -> dict[str, np.ndarray]:
     frauds = data.x_val[data.y_val == 1][: n // 2]
     return {"features": np.concatenate([frauds, data.x_val[data.y_val == 0][: n - len(frauds)]]).astype(np.float32)}
+
+
+def calibration_batches(data: Prepared, count: int, batch_size: int) -> Iterator[dict[str, np.ndarray]]:
+    """Training rows, raw, as the ONNX model takes them (models.contract.Family.calibration)."""
+    for idx in calibration.rows(len(data.y_train), count, batch_size):
+        yield {"features": data.x_train[idx].astype(np.float32)}
 
 
 def export_onnx(model: nn.Module, path: Path, data: Prepared) -> None:

@@ -35,4 +35,5 @@ FAMILY = Family(
     # are no fault (answered "known": false)
     item_faults=frozenset({VALUE}),
     best_metric=("val_rmse", "min"),
+    calibration=True,
 )

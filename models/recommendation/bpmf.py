@@ -20,8 +20,6 @@ conditional means rather than the sampled user vectors (Rao-Blackwellisation) al
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import asdict
 from typing import Any
 
 import numpy as np
@@ -29,10 +27,10 @@ import torch
 import torch.nn as nn
 from torch.distributions import Chi2, Gamma
 
+from models.common import loop
 from models.recommendation.config import Config
 from models.recommendation.graph import excluded, solve_cg
 
-Report = Callable[[int, dict[str, float]], None]
 CHECKPOINT_EVERY = 25  # sweeps: a checkpoint holds every kept draw, so not after every sweep
 VAL_EVERY = 10
 CHUNK = 2048  # rows solved at once
@@ -150,52 +148,60 @@ def _predicted(u: torch.Tensor, v: torch.Tensor, mean: float, ru: torch.Tensor, 
     return mean + (u[ru, :-1] * v[ri, :-1]).sum(1) + u[ru, -1] + v[ri, -1]
 
 
-def train(cfg: Config, data: Any, device: torch.device | str, report: Report,
-          checkpoint: Callable[[dict[str, Any]], None] | None = None,
-          resume: dict[str, Any] | None = None) -> tuple[BPMF, dict[str, float]]:
-    device = torch.device(device)
-    torch.manual_seed(cfg.seed)
-    dt = torch.float64
-    m = torch.from_numpy(data.matrix).to(device)
-    nu, ni = m.shape
-    d, s_total = cfg.factors + 1, cfg.samples
-    spacing = (cfg.epochs - cfg.burn_in) // s_total
-    rows, cols = np.nonzero(data.matrix)
-    ru, ri = torch.from_numpy(rows).to(device), torch.from_numpy(cols).to(device)
-    rr = m[ru, ri].to(dt)
-    vu, vi = torch.from_numpy(data.val_u).to(device), torch.from_numpy(data.val_i).to(device)
-    vr = torch.from_numpy(np.asarray(data.val_r, np.float64)).to(device)
-    st = {"u": (0.1 * torch.randn(nu, d, dtype=dt)).to(device), "v": (0.1 * torch.randn(ni, d, dtype=dt)).to(device),
-          "alpha": torch.tensor(2.0, dtype=dt, device=device),
-          "items": torch.zeros(s_total, ni, d, dtype=dt, device=device),
-          "prior_mean": torch.zeros(s_total, d, dtype=dt, device=device),
-          "prior_prec": torch.zeros(s_total, d, d, dtype=dt, device=device),
-          "kept_alpha": torch.zeros(s_total, dtype=dt, device=device),
-          "val_sum": torch.zeros(len(vr), dtype=dt, device=device), "kept": 0, "averaged": 0}
-    epoch, mse = 0, float("nan")
-    if resume is not None:
-        st = {k: (v.to(device) if torch.is_tensor(v) else v) for k, v in resume["bpmf"].items()}
-        epoch = resume["epoch"]
-        torch.set_rng_state(resume["rng"]["torch"])
-        mse = resume.get("metrics", {}).get("train_loss", mse)
-    while epoch < cfg.epochs:
+class Sampler(loop.Recipe):
+    """The Gibbs sampler in models/common/loop.py: an epoch is one sweep (one step, reported with the mean
+    squared error of the training ratings under the current draw, and every VAL_EVERY sweeps the
+    validation RMSE); the model is built from the kept draws at the end."""
+
+    shuffle = "none"
+    steps_per_epoch = 1
+    checkpoint_every = CHECKPOINT_EVERY
+
+    def __init__(self, cfg: Config, data: Any, device: torch.device, init: None, resume: dict[str, Any] | None):
+        self.cfg, self.data, self.device = cfg, data, device
+        self.epochs = cfg.epochs
+        dt = torch.float64
+        self.m = m = torch.from_numpy(data.matrix).to(device)
+        nu, ni = m.shape
+        d, s_total = cfg.factors + 1, cfg.samples
+        self.spacing = (cfg.epochs - cfg.burn_in) // s_total
+        rows, cols = np.nonzero(data.matrix)
+        self.ru, self.ri = torch.from_numpy(rows).to(device), torch.from_numpy(cols).to(device)
+        self.rr = m[self.ru, self.ri].to(dt)
+        self.vu, self.vi = torch.from_numpy(data.val_u).to(device), torch.from_numpy(data.val_i).to(device)
+        self.vr = torch.from_numpy(np.asarray(data.val_r, np.float64)).to(device)
+        self.st = {"u": (0.1 * torch.randn(nu, d, dtype=dt)).to(device),
+                   "v": (0.1 * torch.randn(ni, d, dtype=dt)).to(device),
+                   "alpha": torch.tensor(2.0, dtype=dt, device=device),
+                   "items": torch.zeros(s_total, ni, d, dtype=dt, device=device),
+                   "prior_mean": torch.zeros(s_total, d, dtype=dt, device=device),
+                   "prior_prec": torch.zeros(s_total, d, d, dtype=dt, device=device),
+                   "kept_alpha": torch.zeros(s_total, dtype=dt, device=device),
+                   "val_sum": torch.zeros(len(self.vr), dtype=dt, device=device), "kept": 0, "averaged": 0}
+        self.mse = float("nan")
+
+    def batches(self, epoch: int) -> list[None]:
+        return [None]
+
+    def train_step(self, _: None, epoch: int, i: int) -> loop.Step:
+        cfg, data, st, dt = self.cfg, self.data, self.st, torch.float64
         pm, pp = hyperparameters(st["u"])
-        st["u"] = conditional(m, st["v"], data.mean, pm, pp, st["alpha"], draw=True)
+        st["u"] = conditional(self.m, st["v"], data.mean, pm, pp, st["alpha"], draw=True)
         qm, qp = hyperparameters(st["v"])
-        st["v"] = conditional(m.t(), st["u"], data.mean, qm, qp, st["alpha"], draw=True)
-        sse = float(((rr - _predicted(st["u"], st["v"], data.mean, ru, ri)) ** 2).sum())
-        st["alpha"] = Gamma(torch.tensor(1.0 + len(rr) / 2, dtype=dt),
-                            torch.tensor(1.0 + sse / 2, dtype=dt)).sample().to(device)
-        mse = sse / max(len(rr), 1)
-        epoch += 1
-        metrics = {"epoch": float(epoch), "loss": mse}
-        val_every = len(vr) and (epoch % VAL_EVERY == 0 or epoch == cfg.epochs)
-        if epoch > cfg.burn_in or val_every:
-            drawn = _predicted(st["u"], st["v"], data.mean, vu, vi).clamp(data.rating_min, data.rating_max)
-        if epoch > cfg.burn_in:
+        st["v"] = conditional(self.m.t(), st["u"], data.mean, qm, qp, st["alpha"], draw=True)
+        sse = float(((self.rr - _predicted(st["u"], st["v"], data.mean, self.ru, self.ri)) ** 2).sum())
+        st["alpha"] = Gamma(torch.tensor(1.0 + len(self.rr) / 2, dtype=dt),
+                            torch.tensor(1.0 + sse / 2, dtype=dt)).sample().to(self.device)
+        self.mse = sse / max(len(self.rr), 1)
+        done = epoch + 1
+        values = {"loss": self.mse}
+        val_every = len(self.vr) and (done % VAL_EVERY == 0 or done == cfg.epochs)
+        if done > cfg.burn_in or val_every:
+            drawn = _predicted(st["u"], st["v"], data.mean, self.vu, self.vi).clamp(data.rating_min, data.rating_max)
+        if done > cfg.burn_in:
             st["val_sum"] += drawn
             st["averaged"] += 1
-            if (epoch - cfg.burn_in) % spacing == 0 and st["kept"] < s_total:
+            if (done - cfg.burn_in) % self.spacing == 0 and st["kept"] < cfg.samples:
                 k = st["kept"]
                 st["items"][k], st["prior_mean"][k], st["prior_prec"][k] = st["v"], pm, pp
                 st["kept_alpha"][k] = st["alpha"]
@@ -203,12 +209,21 @@ def train(cfg: Config, data: Any, device: torch.device | str, report: Report,
         if val_every:
             # before burn-in the current draw; after, the running average of the draws so far
             pred = st["val_sum"] / st["averaged"] if st["averaged"] else drawn
-            metrics["val_rmse"] = float(((pred - vr) ** 2).mean().sqrt())
-        report(epoch, metrics)
-        if checkpoint is not None and (epoch % CHECKPOINT_EVERY == 0 or epoch == cfg.epochs):
-            checkpoint({"bpmf": st, "epoch": epoch, "step": epoch, "rng": {"torch": torch.get_rng_state()},
-                        "metrics": {"train_loss": mse}, "config": asdict(cfg)})
-    return _served(cfg, data, m, st, device), {"train_loss": mse}
+            values["val_rmse"] = float(((pred - self.vr) ** 2).mean().sqrt())
+        return loop.Step(None, values)
+
+    def end_epoch(self, done: int, metrics: dict[str, float]) -> tuple[dict[str, float], None]:
+        return {"train_loss": self.mse}, None
+
+    def state(self) -> dict[str, Any]:
+        return {"bpmf": self.st}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.st = {k: (v.to(self.device) if torch.is_tensor(v) else v) for k, v in state["bpmf"].items()}
+
+    def finish(self, metrics: dict[str, float]) -> tuple[BPMF, dict[str, float]]:
+        return (_served(self.cfg, self.data, self.m, self.st, self.device),
+                {"train_loss": metrics.get("train_loss", float("nan"))})
 
 
 @torch.no_grad()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from models.common.checks import ConfigError
+from models.common.checks import ConfigError, enforce
 
 MAX_CELLS = 200_000_000  # users x items of the dense matrices the graph holds
 
@@ -67,9 +67,7 @@ class Config:
             ("max_k", 1 <= self.max_k <= 10_000, "must be between 1 and 10000"),
             ("val_fraction", 0 <= self.val_fraction < 1, "must be >= 0 and < 1"),
         ]
-        for name, ok, message in checks:
-            if not ok:
-                raise ValueError(f"{name} {message} (got {getattr(self, name)!r})")
+        enforce(self, checks)
 
 
 def check_against_dataset(cfg: Config, stats: dict[str, Any]) -> None:

@@ -27,6 +27,7 @@ import numpy as np
 
 from models.common.errors import DatasetTooLarge
 from models.common.errors import TableError as DatasetError
+from models.common.tables import check_file_size
 
 FORMATS = {
     "movielens": "MovieLens u.data, ratings.dat or ratings.csv, alone or in a zip/tar with u.item or movies.csv",
@@ -70,11 +71,7 @@ def load(path: Path, fmt: str, max_bytes: int | None = None) -> Ratings:
     if fmt not in FORMATS:
         raise DatasetError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     path = Path(path)
-    size = path.stat().st_size
-    if size == 0:
-        raise DatasetError("the file is empty", "line 1")
-    if max_bytes is not None and size > max_bytes:
-        raise DatasetError(f"the file is {size} bytes, over the limit of {max_bytes}")
+    check_file_size(path, max_bytes, "the file is empty")
     if fmt == "movielens" and (zipfile.is_zipfile(path) or tarfile.is_tarfile(path)):
         members = _archive_members(path, max_bytes)
         name = next((n for want in RATING_FILES for n in members if PurePosixPath(n).name == want), None)

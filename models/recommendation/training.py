@@ -20,8 +20,8 @@ for a new one) are excluded before TopK.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,16 +29,15 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from models.common import calibration, loop
 from models.common.onnx_export import export_batch_dynamic
 from models.recommendation import bpmf
 from models.recommendation import data as datasets
 from models.recommendation.config import MAX_CELLS, Config
-from models.recommendation.graph import excluded, solve_cg
+from models.recommendation.networks import MF, RBM, Served
 
-Report = Callable[[int, dict[str, float]], None]
 OPSET = 17
 NEG_SAMPLES = 99  # leave-one-out: the held-out item ranked among this many unrated items
-EXCLUDED = -1e9
 
 
 @dataclass
@@ -97,101 +96,6 @@ def prepare(cfg: Config, d: datasets.Ratings) -> Prepared:
                     d.source, {"max_k": cfg.max_k})
 
 
-# -- the networks: (user [N] int64, ratings [N, I] float32) -> predicted ratings [N, I]
-
-class MF(nn.Module):
-    """rating(u, i) = mean + b_u + b_i + p_u . q_i, clipped to the data's range."""
-
-    def __init__(self, cfg: Config, data: Prepared):
-        super().__init__()
-        nu, ni = data.matrix.shape
-        g = torch.Generator().manual_seed(cfg.seed)
-        self.p = nn.Parameter(torch.zeros(nu, cfg.factors))
-        self.bu = nn.Parameter(torch.zeros(nu))
-        self.q = nn.Parameter(0.1 * torch.randn(ni, cfg.factors, generator=g))
-        self.bi = nn.Parameter(torch.zeros(ni))
-        self.register_buffer("rated", torch.from_numpy(data.seen).to(torch.uint8))
-        self.mean, self.lo, self.hi = data.mean, data.rating_min, data.rating_max
-        self.factors = cfg.factors
-        scaled = torch.full((cfg.factors + 1,), cfg.reg)
-        scaled[-1] = 0.0
-        fixed = torch.zeros(cfg.factors + 1)
-        fixed[-1] = cfg.bias_reg
-        self.register_buffer("scaled", torch.diag(scaled), persistent=False)
-        self.register_buffer("fixed", torch.diag(fixed), persistent=False)
-
-    def penalty(self, n: torch.Tensor) -> torch.Tensor:  # n [N] rating counts -> [N, D+1, D+1]
-        """Factors: reg x the rating count (ALS-WR); biases: bias_reg, so rarely rated items shrink to 0."""
-        return n.clamp(min=1.0).reshape(-1, 1, 1) * self.scaled + self.fixed
-
-    def fold_in(self, ratings: torch.Tensor) -> torch.Tensor:  # [N, I] -> [N, D+1] user factors and bias
-        mask = (ratings > 0).to(ratings.dtype)
-        f = torch.cat([self.q, torch.ones_like(self.bi).unsqueeze(1)], 1)  # [I, D+1]
-        a = torch.matmul(mask.unsqueeze(1) * f.t().unsqueeze(0), f) + self.penalty(mask.sum(1))
-        b = torch.matmul(mask * (ratings - self.mean - self.bi), f)
-        return solve_cg(a, b, self.factors + 1)
-
-    def excluded(self, user: torch.Tensor, ratings: torch.Tensor) -> torch.Tensor:  # [N, I] bool
-        return excluded(self.rated, user, ratings)
-
-    def forward(self, user: torch.Tensor, ratings: torch.Tensor) -> torch.Tensor:
-        idx = user.clamp(min=0)
-        known = torch.cat([self.p[idx], self.bu[idx].unsqueeze(1)], 1)  # [N, D+1]
-        theta = torch.where((user >= 0).unsqueeze(1), known, self.fold_in(ratings))
-        pred = self.mean + self.bi + torch.matmul(theta[:, :-1], self.q.t()) + theta[:, -1:]
-        return pred.clamp(self.lo, self.hi)
-
-
-class RBM(nn.Module):
-    """Bernoulli RBM over the items: visible = rating / max (0 = unrated), reconstruction x max = prediction."""
-
-    def __init__(self, cfg: Config, data: Prepared):
-        super().__init__()
-        nu, ni = data.matrix.shape
-        g = torch.Generator().manual_seed(cfg.seed)
-        self.w = nn.Parameter(0.01 * torch.randn(ni, cfg.hidden, generator=g))
-        self.hb = nn.Parameter(torch.zeros(cfg.hidden))
-        # visible biases start at each item's mean rating (the global mean for an item nobody rated)
-        m = data.matrix
-        count = (m > 0).sum(0)
-        mean = np.where(count > 0, m.sum(0) / np.maximum(count, 1), data.mean) / data.rating_max
-        mean = np.clip(mean, 0.02, 0.98)
-        self.vb = nn.Parameter(torch.from_numpy(np.log(mean / (1 - mean)).astype(np.float32)))
-        self.register_buffer("matrix", torch.from_numpy(data.matrix))
-        self.register_buffer("rated", torch.from_numpy(data.seen).to(torch.uint8))
-        self.lo, self.hi = data.rating_min, data.rating_max
-
-    def hidden(self, v: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(torch.matmul(v, self.w) + self.hb)
-
-    def visible(self, h: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(torch.matmul(h, self.w.t()) + self.vb)
-
-    def excluded(self, user: torch.Tensor, ratings: torch.Tensor) -> torch.Tensor:  # [N, I] bool
-        return excluded(self.rated, user, ratings)
-
-    def _input(self, user: torch.Tensor, ratings: torch.Tensor) -> torch.Tensor:
-        return torch.where((user >= 0).unsqueeze(1), self.matrix[user.clamp(min=0)], ratings)
-
-    def forward(self, user: torch.Tensor, ratings: torch.Tensor) -> torch.Tensor:
-        v = self._input(user, ratings) / self.hi
-        return (self.visible(self.hidden(v)) * self.hi).clamp(self.lo, self.hi)
-
-
-class Served(nn.Module):
-    """What the ONNX file holds: predictions, and the top K unrated items by TopK."""
-
-    def __init__(self, model: nn.Module, k: int):
-        super().__init__()
-        self.model, self.k = model, k
-
-    def forward(self, user: torch.Tensor, ratings: torch.Tensor):
-        pred = self.model(user, ratings)
-        masked = torch.where(self.model.excluded(user, ratings), torch.full_like(pred, EXCLUDED), pred)
-        scores, items = torch.topk(masked, self.k, dim=1)
-        return pred, scores, items
-
-
 def build(cfg: Config, data: Prepared) -> nn.Module:
     return {"bpmf": bpmf.BPMF, "mf": MF, "rbm": RBM}[cfg.arch](cfg, data)
 
@@ -232,10 +136,51 @@ def _ridge(model: MF, m: torch.Tensor, f: torch.Tensor, other_bias: torch.Tensor
     return torch.cat(out)
 
 
-def train(cfg: Config, data: Prepared, device: torch.device | str, report: Report,
-          checkpoint: Callable[[dict[str, Any]], None] | None = None,
+class _Sweeps(loop.Recipe):
+    """mf and rbm in models/common/loop.py. mf: an epoch is one ALS sweep (one step); rbm: CD-k over
+    mini-batches of users, the mean squared reconstruction error of rated entries reported as the loss."""
+
+    def __init__(self, cfg: Config, data: Prepared, device: torch.device, init: None, resume: dict[str, Any] | None):
+        self.cfg, self.data, self.device = cfg, data, device
+        self.model = build(cfg, data).to(device)
+        self.m = torch.from_numpy(data.matrix).to(device)
+        self.rated = self.m > 0
+        self.epochs = cfg.epochs
+        self.steps_per_epoch = _rbm_steps(cfg, data) if cfg.arch == "rbm" else 1
+        self.examples, self.batch_size = self.m.shape[0], cfg.batch_size
+
+    def batches(self, epoch: int) -> list[Any]:
+        return super().batches(epoch) if self.cfg.arch == "rbm" else [None]
+
+    def start_epoch(self, epoch: int) -> None:
+        self.model.train()
+        self.total = 0.0
+
+    @torch.no_grad()
+    def train_step(self, users: torch.Tensor | None, epoch: int, i: int) -> loop.Step:
+        if self.cfg.arch == "mf":
+            _als_sweep(self.model, self.m)
+            pred = self.model(torch.arange(self.m.shape[0], device=self.device), torch.zeros_like(self.m))
+            self.total = float(((pred - self.m)[self.rated] ** 2).mean())
+            return loop.Step(None, {"loss": self.total})
+        self.total += _cd_step(self.cfg, self.model, self.m[users] / self.model.hi)
+        return loop.Step(None, {"loss": self.total / (i + 1)})
+
+    def end_epoch(self, done: int, metrics: dict[str, float]) -> tuple[dict[str, float], dict[str, float]]:
+        loss = self.total / self.steps_per_epoch
+        val = evaluate(self.model, self.data, self.device, ranking=False)
+        return {"train_loss": loss, "val_rmse": val["rmse"]}, {"epoch": float(done), "val_rmse": val["rmse"],
+                                                               "val_mae": val["mae"]}
+
+    def finish(self, metrics: dict[str, float]) -> tuple[nn.Module, dict[str, float]]:
+        return self.model, {"train_loss": metrics.get("train_loss", float("nan"))}
+
+
+def train(cfg: Config, data: Prepared, device: torch.device | str, report: loop.Report,
+          checkpoint: loop.Checkpoint | None = None,
           resume: dict[str, Any] | None = None) -> tuple[nn.Module, dict[str, float]]:
-    model, metrics = (bpmf.train if cfg.arch == "bpmf" else _train)(cfg, data, device, report, checkpoint, resume)
+    model, metrics = loop.fit(bpmf.Sampler if cfg.arch == "bpmf" else _Sweeps, cfg, data, device, report,
+                              checkpoint, resume)
     data.extra["biases"] = biases(model, data)
     return model, metrics
 
@@ -253,72 +198,22 @@ def biases(model: nn.Module, data: Prepared, damping: float = 5.0) -> tuple[np.n
     return user, item
 
 
-def _train(cfg: Config, data: Prepared, device: torch.device | str, report: Report,
-           checkpoint: Callable[[dict[str, Any]], None] | None,
-           resume: dict[str, Any] | None) -> tuple[nn.Module, dict[str, float]]:
-    device = torch.device(device)
-    torch.manual_seed(cfg.seed)
-    model = build(cfg, data).to(device)
-    shuffle = torch.Generator().manual_seed(cfg.seed)
-    epoch, step, metrics = 0, 0, {}
-    if resume is not None:
-        model.load_state_dict(resume["model"])
-        epoch, step = resume["epoch"], resume["step"]
-        shuffle.set_state(resume["rng"]["shuffle"])
-        torch.set_rng_state(resume["rng"]["torch"])
-        metrics = dict(resume.get("metrics", {}))
-    m = torch.from_numpy(data.matrix).to(device)
-    rated = m > 0
-    while epoch < cfg.epochs:
-        if cfg.arch == "mf":
-            _als_sweep(model, m)
-            step += 1
-            with torch.no_grad():
-                pred = model(torch.arange(m.shape[0], device=device), torch.zeros_like(m))
-                loss = float(((pred - m)[rated] ** 2).mean())
-            report(step, {"epoch": epoch + 1.0, "loss": loss})
-        else:
-            loss = _rbm_epoch(cfg, model, m, shuffle, report, epoch, step)
-            step += _rbm_steps(cfg, data)
-        epoch += 1
-        val = evaluate(model, data, device, ranking=False)
-        metrics = {"train_loss": loss, "val_rmse": val["rmse"]}
-        report(step, {"epoch": float(epoch), "val_rmse": val["rmse"], "val_mae": val["mae"]})
-        if checkpoint is not None:
-            checkpoint({"model": model.state_dict(), "epoch": epoch, "step": step,
-                        "rng": {"shuffle": shuffle.get_state(), "torch": torch.get_rng_state()},
-                        "metrics": metrics, "config": asdict(cfg)})
-    return model, {"train_loss": metrics.get("train_loss", float("nan"))}
-
-
-@torch.no_grad()
-def _rbm_epoch(cfg: Config, model: RBM, m: torch.Tensor, shuffle: torch.Generator, report: Report,
-               epoch: int, step: int) -> float:
-    """CD-k over mini-batches of users; the squared reconstruction error of rated entries is the loss.
-    Unrated entries are zero in the data and are held at zero in the negative phase too, so they add
-    nothing to the gradient: the machine learns each item from the users who rated it."""
-    v_all = m / model.hi
-    order = torch.randperm(m.shape[0], generator=shuffle).to(m.device)
-    spe = math.ceil(len(order) / cfg.batch_size)
-    total = 0.0
-    for s in range(spe):
-        v0 = v_all[order[s * cfg.batch_size:(s + 1) * cfg.batch_size]]
-        rated = (v0 > 0).to(v0.dtype)
-        h0 = model.hidden(v0)
-        vk, hk = v0, h0
-        for _ in range(cfg.cd_k):
-            vk = model.visible(torch.bernoulli(hk)) * rated  # unrated units stay at zero in both phases
-            hk = model.hidden(vk)
-        n = v0.shape[0]
-        model.w += cfg.lr * (v0.t() @ h0 - vk.t() @ hk) / n
-        model.vb += cfg.lr * (v0 - vk).mean(0)
-        model.hb += cfg.lr * (h0 - hk).mean(0)
-        recon = model.visible(h0)
-        err = float((((recon - v0) * model.hi) ** 2)[v0 > 0].mean())
-        total += err
-        step += 1
-        report(step, {"epoch": epoch + (s + 1) / spe, "loss": total / (s + 1)})
-    return total / spe
+def _cd_step(cfg: Config, model: RBM, v0: torch.Tensor) -> float:
+    """One CD-k update on a mini-batch of users' visible units -> its squared reconstruction error. Unrated
+    entries are zero in the data and are held at zero in the negative phase too, so they add nothing to
+    the gradient: the machine learns each item from the users who rated it."""
+    rated = (v0 > 0).to(v0.dtype)
+    h0 = model.hidden(v0)
+    vk, hk = v0, h0
+    for _ in range(cfg.cd_k):
+        vk = model.visible(torch.bernoulli(hk)) * rated  # unrated units stay at zero in both phases
+        hk = model.hidden(vk)
+    n = v0.shape[0]
+    model.w += cfg.lr * (v0.t() @ h0 - vk.t() @ hk) / n
+    model.vb += cfg.lr * (v0 - vk).mean(0)
+    model.hb += cfg.lr * (h0 - hk).mean(0)
+    recon = model.visible(h0)
+    return float((((recon - v0) * model.hi) ** 2)[v0 > 0].mean())
 
 
 @torch.no_grad()
@@ -372,14 +267,24 @@ def leave_one_out(model: nn.Module, data: Prepared, device: torch.device, k: int
 
 
 def example_inputs(data: Prepared, n: int = 32) -> dict[str, np.ndarray]:
+    return _requests(data, np.arange(min(n, data.matrix.shape[0]), dtype=np.int64))
+
+
+def _requests(data: Prepared, users: np.ndarray) -> dict[str, np.ndarray]:
     """Half known users, half new users folded in from a known user's training ratings."""
-    nu, ni = data.matrix.shape
-    users = np.arange(min(n, nu), dtype=np.int64)
-    ratings = np.zeros((len(users), ni), np.float32)
+    users = users.astype(np.int64)
+    ratings = np.zeros((len(users), data.matrix.shape[1]), np.float32)
     half = len(users) // 2
     ratings[half:] = data.matrix[users[half:]]
     users[half:] = -1
     return {"user": users, "ratings": ratings}
+
+
+def calibration_batches(data: Prepared, count: int, batch_size: int) -> Iterator[dict[str, np.ndarray]]:
+    """Training users, half known and half folded in from their training ratings, as the ONNX model takes
+    them (models.contract.Family.calibration)."""
+    for idx in calibration.rows(data.matrix.shape[0], count, batch_size):
+        yield _requests(data, idx)
 
 
 def export_onnx(model: nn.Module, path: Path, data: Prepared) -> None:

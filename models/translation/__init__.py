@@ -27,4 +27,5 @@ FAMILY = Family(
     # an empty sentence, or one over the length limit, is one sentence of the batch
     item_faults=frozenset({VALUE, TOO_LARGE}),
     best_metric=("val_bleu", "max"),
+    calibration=True,
 )

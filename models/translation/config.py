@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from models.common.checks import ConfigError, at_least_two
+from models.common.checks import ConfigError, at_least_two, enforce
 
 LANG = re.compile(r"^[A-Za-z0-9_-]{1,20}$")
 
@@ -113,9 +113,7 @@ class Config:
             ("eval_beam_size", 1 <= self.eval_beam_size <= 16, "must be between 1 and 16"),
             ("length_penalty", self.length_penalty >= 0, "must be >= 0"),
         ]
-        for name, ok, message in checks:
-            if not ok:
-                raise ValueError(f"{name} {message} (got {getattr(self, name)!r})")
+        enforce(self, checks)
         if self.columns is not None and self.source_lang is not None and self.source_lang not in langs:
             raise ValueError(f"source_lang {self.source_lang!r} is not one of columns {self.columns!r}")
         if self.columns is not None and self.target_lang is not None and self.target_lang not in langs:

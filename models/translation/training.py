@@ -17,8 +17,7 @@ after every step; `checkpoint(state)` after every epoch; `resume=` continues whe
 from __future__ import annotations
 
 import math
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,13 +28,12 @@ import torch.nn.functional as F
 from tokenizers import Tokenizer
 from torch import nn
 
-from models.common import text
+from models.common import calibration, loop, text
 from models.translation import data as datasets
 from models.translation import export as graphs
 from models.translation.config import Config
 from models.translation.networks import LSTMSeq2Seq, Transformer
 
-Report = Callable[[int, dict[str, float]], None]
 PARITY_EXAMPLES = 16
 EVAL_BATCH = 64
 SIGNATURE = {"inputs": [{"name": "src", "datatype": "INT64", "shape": [-1, -1]}],
@@ -172,65 +170,49 @@ def _loss(model: nn.Module, batch, smoothing: float, amp: bool, device: torch.de
     return loss, tokens
 
 
-def train(
-    cfg: Config, data: Prepared, device: torch.device | str, report: Report,
-    checkpoint: Callable[[dict[str, Any]], None] | None = None, resume: dict[str, Any] | None = None,
-    init: dict[str, torch.Tensor] | None = None,
-) -> tuple[nn.Module, dict[str, float]]:
-    device = torch.device(device)
-    torch.manual_seed(cfg.seed)
-    model = build(cfg, data).to(device)
-    if init is not None and resume is None:
-        model.load_state_dict(init, strict=False)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.98), eps=1e-9, weight_decay=cfg.weight_decay)
-    total = max(1, total_steps(cfg, data))
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_factor(cfg, total))
-    epoch, step, elapsed, stopped = 0, 0, 0.0, False
-    metrics: dict[str, float] = {}
-    if resume is not None:
-        model.load_state_dict(resume["model"])
-        opt.load_state_dict(resume["optimizer"])
-        sched.load_state_dict(resume["scheduler"])
-        epoch, step = resume["epoch"], resume["step"]
-        elapsed, stopped = resume.get("elapsed", 0.0), resume.get("stopped", False)
-        metrics = dict(resume.get("metrics", {}))
-        torch.set_rng_state(resume["rng"]["torch"])
-    amp = cfg.amp and device.type == "cuda"
-    spe = steps_per_epoch(cfg, data)
-    budget = cfg.max_minutes * 60 if cfg.max_minutes else math.inf
-    started = time.monotonic() - elapsed
-    while epoch < cfg.epochs and not stopped:
-        model.train()
-        batches = _batches(data, cfg.batch_size, np.random.default_rng([cfg.seed, epoch]))
-        loss_sum, tok_sum = 0.0, 0
-        for i, idx in enumerate(batches):
-            batch = make_batch([data.train_src[j] for j in idx], [data.train_tgt[j] for j in idx], device)
-            loss, tokens = _loss(model, batch, cfg.label_smoothing, amp, device)
-            opt.zero_grad(set_to_none=True)
-            (loss / max(1, tokens)).backward()
-            if cfg.clip_norm:
-                nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_norm)
-            opt.step()
-            sched.step()
-            step += 1
-            loss_sum, tok_sum = loss_sum + loss.item(), tok_sum + tokens
-            report(step, {"epoch": epoch + (i + 1) / spe, "loss": loss.item() / max(1, tokens),
-                          "lr": sched.get_last_lr()[0]})
-            if time.monotonic() - started > budget:
-                stopped = True
-                break
-        epoch += 1
-        val_loss = validation_loss(model, data, device)
-        metrics = {"train_loss": loss_sum / max(1, tok_sum), "val_loss": val_loss, "epochs_run": float(epoch),
-                   "train_pairs": float(len(data.train_src))}
-        report(step, {"epoch": float(epoch), "val_loss": val_loss})
-        if checkpoint is not None:
-            checkpoint({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                        "epoch": epoch, "step": step, "rng": {"torch": torch.get_rng_state()}, "metrics": metrics,
-                        "config": asdict(cfg), "elapsed": time.monotonic() - started, "stopped": stopped})
-    if stopped:
-        metrics["stopped_at_minutes"] = round((time.monotonic() - started) / 60, 2)
-    return model, metrics
+class _Run(loop.Recipe):
+    """One run (models/common/loop.py): label-smoothed cross-entropy per target token over length-bucketed
+    batches drawn afresh from (seed, epoch) each epoch; max_minutes ends the run early."""
+
+    shuffle = "numpy-epoch"
+
+    def __init__(self, cfg: Config, data: Prepared, device: torch.device, init: dict[str, torch.Tensor] | None,
+                 resume: dict[str, Any] | None):
+        self.cfg, self.data, self.device = cfg, data, device
+        self.model = build(cfg, data).to(device)
+        if init is not None and resume is None:
+            self.model.load_state_dict(init, strict=False)
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, betas=(0.9, 0.98), eps=1e-9,
+                                           weight_decay=cfg.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer,
+                                                           _lr_factor(cfg, max(1, total_steps(cfg, data))))
+        self.clip_norm = cfg.clip_norm or None
+        self.max_seconds = cfg.max_minutes * 60 if cfg.max_minutes else None
+        self.epochs, self.steps_per_epoch = cfg.epochs, steps_per_epoch(cfg, data)
+        self.amp = cfg.amp and device.type == "cuda"
+
+    def start_epoch(self, epoch: int) -> None:
+        self.model.train()
+        self.loss_sum, self.tok_sum = 0.0, 0
+
+    def batches(self, epoch: int) -> list[np.ndarray]:
+        return _batches(self.data, self.cfg.batch_size, self.rng)
+
+    def train_step(self, idx: np.ndarray, epoch: int, i: int) -> loop.Step:
+        d = self.data
+        batch = make_batch([d.train_src[j] for j in idx], [d.train_tgt[j] for j in idx], self.device)
+        loss, tokens = _loss(self.model, batch, self.cfg.label_smoothing, self.amp, self.device)
+        self.loss_sum, self.tok_sum = self.loss_sum + loss.item(), self.tok_sum + tokens
+        return loop.Step(loss / max(1, tokens), {"loss": loss.item() / max(1, tokens)})
+
+    def end_epoch(self, done: int, metrics: dict[str, float]) -> tuple[dict[str, float], dict[str, float]]:
+        val_loss = validation_loss(self.model, self.data, self.device)
+        metrics = {"train_loss": self.loss_sum / max(1, self.tok_sum), "val_loss": val_loss,
+                   "epochs_run": float(done), "train_pairs": float(len(self.data.train_src))}
+        return metrics, {"epoch": float(done), "val_loss": val_loss}
+
+
+train = loop.trainer(_Run)
 
 
 @torch.no_grad()
@@ -294,6 +276,14 @@ def export_artifacts(model: nn.Module, folder: Path, data: Prepared) -> dict[str
     text.save(data.src_tok, folder / "source.tokenizer.json")
     text.save(data.tgt_tok, folder / "target.tokenizer.json")
     return {k: [dict(x) for x in v] for k, v in SIGNATURE.items()}
+
+
+def calibration_batches(data: Prepared, count: int, batch_size: int) -> Iterator[dict[str, dict[str, np.ndarray]]]:
+    """Training pairs: the encoder's source ids (EOS-terminated) and the target ids the decoder steps
+    through, BOS first (models.contract.Family.calibration)."""
+    for idx in calibration.rows(len(data.train_src), count, batch_size):
+        yield {calibration.ENCODER: {"src": graphs.pad_batch([data.train_src[i] + [text.EOS] for i in idx])},
+               calibration.DECODER: {"token": graphs.pad_batch([[text.BOS] + data.train_tgt[i] for i in idx])}}
 
 
 def check_parity(model: nn.Module, folder: Path, data: Prepared) -> dict[str, Any]:

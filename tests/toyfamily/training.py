@@ -1,12 +1,13 @@
 """Regression training (torch; workers only): a linear model on standardised features, plain SGD.
 
 The worker (workers/runner.py) calls load_dataset, total_steps, train, evaluate, export_onnx,
-example_inputs and version_metadata; everything else here is the family's own business.
+example_inputs and version_metadata; everything else here is the family's own business. train hands the
+run to the platform's loop (models/common/loop.py) as a Recipe: the network, the optimiser, a step's
+loss and an epoch's metrics.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from models.common import loop
 from models.common.onnx_export import export_batch_dynamic
 
 from . import data as datasets
@@ -55,40 +57,32 @@ def total_steps(cfg: Config, data: Prepared) -> int:
     return cfg.epochs * -(-len(data.y_train) // cfg.batch_size)
 
 
-def train(cfg: Config, data: Prepared, device: torch.device | str, report: Callable[[int, dict[str, float]], None],
-          checkpoint: Callable[[dict[str, Any]], None] | None = None,
-          resume: dict[str, Any] | None = None) -> tuple[nn.Module, dict[str, float]]:
-    device = torch.device(device)
-    torch.manual_seed(cfg.seed)
-    model = Linear(data).to(device)
-    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr)
-    shuffle = torch.Generator().manual_seed(cfg.seed)
-    epoch, step, loss_avg = 0, 0, float("nan")
-    if resume is not None:
-        model.load_state_dict(resume["model"])
-        opt.load_state_dict(resume["optimizer"])
-        shuffle.set_state(resume["shuffle"])
-        epoch, step, loss_avg = resume["epoch"], resume["step"], resume["loss"]
-    x = torch.from_numpy(data.x_train).to(device)
-    y = torch.from_numpy(data.y_train).to(device)[:, None]
-    per_epoch = -(-len(y) // cfg.batch_size)
-    while epoch < cfg.epochs:
-        order = torch.randperm(len(y), generator=shuffle).to(device)
-        total = 0.0
-        for i in range(per_epoch):
-            idx = order[i * cfg.batch_size:(i + 1) * cfg.batch_size]
-            loss = nn.functional.mse_loss(model(x[idx]), y[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            step += 1
-            total += loss.item()
-            report(step, {"epoch": epoch + (i + 1) / per_epoch, "loss": total / (i + 1)})
-        epoch, loss_avg = epoch + 1, total / per_epoch
-        if checkpoint is not None:
-            checkpoint({"model": model.state_dict(), "optimizer": opt.state_dict(), "shuffle": shuffle.get_state(),
-                        "epoch": epoch, "step": step, "loss": loss_avg})
-    return model, {"train_loss": loss_avg}
+class _Run(loop.Recipe):
+    """Plain SGD on the squared error of shuffled batches. models/common/loop.py runs it: the epochs and
+    steps, backward and the optimiser's step, progress, checkpoints and resume."""
+
+    def __init__(self, cfg: Config, data: Prepared, device: torch.device, init: None, resume: dict[str, Any] | None):
+        self.model = Linear(data).to(device)
+        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=cfg.lr)
+        self.epochs, self.batch_size, self.examples = cfg.epochs, cfg.batch_size, len(data.y_train)
+        self.steps_per_epoch = -(-self.examples // cfg.batch_size)
+        self.x = torch.from_numpy(data.x_train).to(device)
+        self.y = torch.from_numpy(data.y_train).to(device)[:, None]
+
+    def start_epoch(self, epoch: int) -> None:
+        self.model.train()
+        self.total = 0.0
+
+    def train_step(self, idx: torch.Tensor, epoch: int, i: int) -> loop.Step:
+        loss = nn.functional.mse_loss(self.model(self.x[idx]), self.y[idx])  # idx: this step's shuffled rows
+        self.total += loss.item()
+        return loop.Step(loss, {"loss": self.total / (i + 1)})  # reported with the step
+
+    def end_epoch(self, done: int, metrics: dict[str, float]) -> tuple[dict[str, float], None]:
+        return {"train_loss": self.total / self.steps_per_epoch}, None  # the run's metrics so far
+
+
+train = loop.trainer(_Run)
 
 
 @torch.no_grad()
