@@ -74,6 +74,17 @@ class Family:
     best_metric: tuple[str, str] | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)  # room for what later parts of the contract add
 
+    @classmethod
+    def of(cls, task: str, package: str, config: ModuleType, data: ModuleType, schemas: ModuleType,
+           **declared: Any) -> Family:
+        """The fields every family fills the same way, from its modules' fixed names: data.FORMATS and
+        data.ARCHIVE_FORMATS, config.Config and config.check_against_dataset, schemas.INPUT, PARAMETERS and
+        OUTPUT; `declared` holds the rest (metrics, best_metric, item_faults, capabilities, ...)."""
+        return cls(task=task, package=package, formats=data.FORMATS, config=config.Config,
+                   check_config=config.check_against_dataset, archive_formats=data.ARCHIVE_FORMATS,
+                   predict_input=schemas.INPUT, predict_parameters=schemas.PARAMETERS, predict_output=schemas.OUTPUT,
+                   **declared)
+
     def part(self, name: str) -> ModuleType:
         return importlib.import_module(f"{self.package}.{name}")
 

@@ -43,16 +43,9 @@ METRICS = metric_table("""
     init_tensors                  with init_from: the tensors loaded from the source weights
     init_decoder_loaded           with init_from: 1 when the decoder was loaded too (a captioning source), else 0
 """)
-FAMILY = Family(
-    task=TASK, package=__name__, formats=data.FORMATS, config=config.Config,
-    check_config=config.check_against_dataset, archive_formats=data.ARCHIVE_FORMATS,
-    init_from_tasks=config.INIT_FROM_TASKS, check_init_from=config.check_init_from,
-    multi_file=True, warmup_feeds=True,
-    metrics=METRICS, artifacts=("decoder.onnx", "target.tokenizer.json"),
-    predict_input=schemas.CaptioningInput, predict_parameters=schemas.CaptioningParameters,
-    predict_output=schemas.CaptioningOutput,
-    # an image that does not decode, or is over the pixel limit, is one file of the batch
-    item_faults=frozenset({VALUE, TOO_LARGE}),
-    best_metric=("val_bleu_4", "max"),
-    calibration=True,
-)
+# item_faults: an image that does not decode, or is over the pixel limit, is one file of the batch
+FAMILY = Family.of(TASK, __name__, config, data, schemas, init_from_tasks=config.INIT_FROM_TASKS,
+                   check_init_from=config.check_init_from, multi_file=True, warmup_feeds=True, metrics=METRICS,
+                   artifacts=("decoder.onnx", "target.tokenizer.json"),
+                   item_faults=frozenset({VALUE, TOO_LARGE}), best_metric=("val_bleu_4", "max"),
+                   calibration=True)

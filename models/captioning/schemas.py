@@ -19,3 +19,7 @@ class CaptioningParameters(BeamParameters):
 
 
 CaptioningOutput = beam_output("CaptioningOutput", "caption", "the sentence", "The best caption of the image.")
+
+
+# what Family.of reads: the predict contract's three models
+INPUT, PARAMETERS, OUTPUT = CaptioningInput, CaptioningParameters, CaptioningOutput

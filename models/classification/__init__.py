@@ -27,15 +27,8 @@ METRICS = metric_table("""
     init_tensors           with init_from: the tensors loaded from the source weights
     init_head_loaded       with init_from: 1 when the classifier head was loaded too (same number of labels), else 0
 """)
-FAMILY = Family(
-    task=TASK, package=__name__, formats=data.FORMATS, config=config.Config,
-    check_config=config.check_against_dataset, archive_formats=data.ARCHIVE_FORMATS,
-    init_from_tasks=config.INIT_FROM_TASKS, check_init_from=config.check_init_from,
-    metrics=METRICS,
-    predict_input=schemas.ClassificationInput, predict_parameters=schemas.ClassificationParameters,
-    predict_output=schemas.ClassificationOutput,
-    # an image that does not decode, or is over the pixel limit, is one file of the batch
-    item_faults=frozenset({VALUE, TOO_LARGE}),
-    best_metric=("val_accuracy", "max"),
-    calibration=True,
-)
+# item_faults: an image that does not decode, or is over the pixel limit, is one file of the batch
+FAMILY = Family.of(TASK, __name__, config, data, schemas, init_from_tasks=config.INIT_FROM_TASKS,
+                   check_init_from=config.check_init_from, metrics=METRICS,
+                   item_faults=frozenset({VALUE, TOO_LARGE}), best_metric=("val_accuracy", "max"),
+                   calibration=True)

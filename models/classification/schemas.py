@@ -28,3 +28,7 @@ class ClassificationOutput(Strict):
 
     labels: list[Label] = Field(description="top_k labels (all, when the model has fewer classes), best first",
                                 examples=[[{"label": "cat", "score": 0.91}, {"label": "dog", "score": 0.06}]])
+
+
+# what Family.of reads: the predict contract's three models
+INPUT, PARAMETERS, OUTPUT = ClassificationInput, ClassificationParameters, ClassificationOutput

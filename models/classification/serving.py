@@ -10,6 +10,7 @@ import numpy as np
 from models.classification.schemas import DEFAULT_TOP_K
 from models.common.errors import InputError, MetadataMismatch
 from models.common.images import DEFAULT_MAX_PIXELS, decode_input, resize
+from models.common.signature import one_input, output_named
 
 
 @dataclass(frozen=True)
@@ -26,18 +27,15 @@ class Spec:
 
 def make_spec(signature: dict[str, Any], metadata: dict[str, Any], max_pixels: int = DEFAULT_MAX_PIXELS) -> Spec:
     """What serving needs to know about a version, worked out once when it loads."""
-    inputs, outputs = signature["inputs"], signature["outputs"]
-    if len(inputs) != 1 or len(inputs[0]["shape"]) != 4:
-        raise ValueError("a classification model takes one input [N, C, H, W]; "
-                         f"this one takes {[(i['name'], i['shape']) for i in inputs]}")
-    size, channels, mean, std = image_preprocessing(inputs[0]["shape"], metadata)
-    out = next((o for o in outputs if o["name"] == "logits"), outputs[0])
+    image, outputs = one_input(signature, 4, "a classification model takes one input [N, C, H, W]")
+    size, channels, mean, std = image_preprocessing(image["shape"], metadata)
+    out = output_named(outputs, "logits")
     labels = metadata.get("labels")
     classes = out["shape"][-1] if len(out["shape"]) == 2 else -1
     if labels and classes > 0 and classes != len(labels):
         raise MetadataMismatch(f"metadata.labels names {len(labels)} labels but output {out['name']!r} "
                                f"{out['shape']} has {classes} classes")
-    return Spec(inputs[0]["name"], out["name"], size, channels, mean, std,
+    return Spec(image["name"], out["name"], size, channels, mean, std,
                 tuple(str(x) for x in labels) if labels else None, max_pixels)
 
 

@@ -27,14 +27,6 @@ METRICS = metric_table("""
     val_map_75  COCO mAP at IoU 0.75
     val_loss    mean loss on the validation split
 """)
-FAMILY = Family(
-    task=TASK, package=__name__, formats=data.FORMATS, config=config.Config,
-    check_config=config.check_against_dataset, archive_formats=data.ARCHIVE_FORMATS,
-    metrics=METRICS,
-    predict_input=schemas.DetectionInput, predict_parameters=schemas.DetectionParameters,
-    predict_output=schemas.DetectionOutput,
-    # an image that does not decode, or is over the pixel limit, is one file of the batch
-    item_faults=frozenset({VALUE, TOO_LARGE}),
-    best_metric=("val_map", "max"),
-    calibration=True,
-)
+# item_faults: an image that does not decode, or is over the pixel limit, is one file of the batch
+FAMILY = Family.of(TASK, __name__, config, data, schemas, metrics=METRICS,
+                   item_faults=frozenset({VALUE, TOO_LARGE}), best_metric=("val_map", "max"), calibration=True)

@@ -34,3 +34,7 @@ class DetectionOutput(Strict):
 
     detections: list[Detection] = Field(description="best first, after class-wise non-maximum suppression",
                                         examples=[[{"box": [12.0, 8.5, 40.25, 33.0], "label": "red", "score": 0.97}]])
+
+
+# what Family.of reads: the predict contract's three models
+INPUT, PARAMETERS, OUTPUT = DetectionInput, DetectionParameters, DetectionOutput

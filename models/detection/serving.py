@@ -10,6 +10,7 @@ import numpy as np
 
 from models.common.errors import InputError, MetadataMismatch
 from models.common.images import DEFAULT_MAX_PIXELS, decode_input
+from models.common.signature import one_input, output_named
 from models.detection.boxes import PAD_VALUE, Letterbox, select
 from models.detection.schemas import DEFAULTS
 
@@ -28,11 +29,8 @@ class Spec:
 
 
 def make_spec(signature: dict[str, Any], metadata: dict[str, Any], max_pixels: int = DEFAULT_MAX_PIXELS) -> Spec:
-    inputs, outputs = signature["inputs"], signature["outputs"]
-    if len(inputs) != 1 or len(inputs[0]["shape"]) != 4:
-        raise ValueError("a detection model takes one image input [N, 3, H, W]; "
-                         f"this one takes {[(i['name'], i['shape']) for i in inputs]}")
-    shape = inputs[0]["shape"]
+    image, outputs = one_input(signature, 4, "a detection model takes one image input [N, 3, H, W]")
+    shape = image["shape"]
     if shape[1] not in (-1, 3):
         raise ValueError(f"a detection model takes RGB images [N, 3, H, W]; this input is {shape}")
     layout = metadata.get("layout", "dlserve")
@@ -42,7 +40,7 @@ def make_spec(signature: dict[str, Any], metadata: dict[str, Any], max_pixels: i
     size = pre.get("size") or [shape[2], shape[3]]
     if min(size) <= 0:
         raise ValueError("the model's input has no fixed height and width; give metadata.preprocessing.size")
-    out = next((o for o in outputs if o["name"] == "predictions"), outputs[0])
+    out = output_named(outputs, "predictions")
     if len(out["shape"]) != 3:
         raise ValueError(f"output {out['name']!r} is {out['shape']}; a {layout} detector outputs "
                          + ("[N, A, 4 + C]" if layout == "dlserve" else "[N, 4 + C, A]"))
@@ -51,7 +49,7 @@ def make_spec(signature: dict[str, Any], metadata: dict[str, Any], max_pixels: i
     if labels and width > 0 and width != 4 + len(labels):
         raise MetadataMismatch(f"output {out['name']!r} {out['shape']} has {width - 4} class scores per box "
                          f"but metadata.labels names {len(labels)}")
-    return Spec(inputs[0]["name"], out["name"], (int(size[0]), int(size[1])), layout,
+    return Spec(image["name"], out["name"], (int(size[0]), int(size[1])), layout,
                 tuple(str(x) for x in labels) if labels else None, int(pre.get("pad_value", PAD_VALUE)), max_pixels)
 
 

@@ -29,15 +29,7 @@ METRICS = metric_table("""
     val_f1                F1 at val_threshold
     val_confusion_matrix  {tn, fp, fn, tp} counts at val_threshold
 """)
-FAMILY = Family(
-    task=TASK, package=__name__, formats=data.FORMATS, config=config.Config,
-    check_config=config.check_against_dataset, archive_formats=data.ARCHIVE_FORMATS,
-    metrics=METRICS,
-    predict_input=schemas.FraudInput, predict_parameters=schemas.FraudParameters,
-    predict_output=schemas.FraudOutput,
-    # a record with a feature missing, not a number or past float32 is one row of the batch; a
-    # feature the version does not know (the client's schema is not the version's) fails the request
-    item_faults=frozenset({VALUE}),
-    best_metric=("val_pr_auc", "max"),
-    calibration=True,
-)
+# item_faults: a record with a feature missing, not a number or past float32 is one row of the batch; a
+# feature the version does not know (the client's schema is not the version's) fails the request
+FAMILY = Family.of(TASK, __name__, config, data, schemas, metrics=METRICS, item_faults=frozenset({VALUE}),
+                   best_metric=("val_pr_auc", "max"), calibration=True)

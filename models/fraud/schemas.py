@@ -41,3 +41,7 @@ class FraudOutput(Strict):
     is_fraud: bool = Field(description="score >= threshold")
     threshold: float = Field(description="the threshold the decision used")
     top_features: list[Contribution] = Field(description="top_features of them, largest contribution first")
+
+
+# what Family.of reads: the predict contract's three models
+INPUT, PARAMETERS, OUTPUT = FraudInput, FraudParameters, FraudOutput

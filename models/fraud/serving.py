@@ -18,6 +18,7 @@ import numpy as np
 
 from models.common.errors import SHAPE, InputError
 from models.common.numbers import finite_float32
+from models.common.signature import one_input, output_named
 from models.fraud.schemas import DEFAULT_TOP_FEATURES
 
 
@@ -32,22 +33,19 @@ class Spec:
 
 
 def make_spec(signature: dict[str, Any], metadata: dict[str, Any], max_pixels: int = 0) -> Spec:
-    inputs, outputs = signature["inputs"], signature["outputs"]
-    if len(inputs) != 1 or len(inputs[0]["shape"]) != 2:
-        raise ValueError("a fraud model takes one input [N, F]; "
-                         f"this one takes {[(i['name'], i['shape']) for i in inputs]}")
+    row, outputs = one_input(signature, 2, "a fraud model takes one input [N, F]")
     names = metadata.get("features")
     if not names:
         raise ValueError("the version's metadata has no feature schema (metadata.features: names in order)")
-    width = inputs[0]["shape"][1]
+    width = row["shape"][1]
     if width > 0 and width != len(names):
         raise ValueError(f"metadata.features names {len(names)} features but the model takes {width}")
     threshold = metadata.get("threshold")
     if not isinstance(threshold, (int, float)):
         raise ValueError("the version's metadata has no decision threshold (metadata.threshold)")
-    out = next((o for o in outputs if o["name"] == "scores"), outputs[0])
+    out = output_named(outputs, "scores")
     names = tuple(str(n) for n in names)
-    return Spec(inputs[0]["name"], out["name"], names, {n: i for i, n in enumerate(names)}, float(threshold),
+    return Spec(row["name"], out["name"], names, {n: i for i, n in enumerate(names)}, float(threshold),
                 ignored_columns(metadata) - set(names))
 
 

@@ -25,15 +25,7 @@ METRICS = metric_table("""
     val_hr_at_10       leave-one-out hit rate: share of users whose held-out item ranks in the top 10 of 100 sampled
     val_ndcg_at_10     leave-one-out NDCG@10 of the held-out item among the sampled ones
 """)
-FAMILY = Family(
-    task=TASK, package=__name__, formats=data.FORMATS, config=config.Config,
-    check_config=config.check_against_dataset, archive_formats=data.ARCHIVE_FORMATS,
-    metrics=METRICS,
-    predict_input=schemas.RecommendationInput, predict_parameters=schemas.RecommendationParameters,
-    predict_output=schemas.RecommendationOutput,
-    # a rating out of range, an item rated twice or a k past max_k is one user's input; unknown ids
-    # are no fault (answered "known": false)
-    item_faults=frozenset({VALUE}),
-    best_metric=("val_rmse", "min"),
-    calibration=True,
-)
+# item_faults: a rating out of range, an item rated twice or a k past max_k is one user's input; unknown ids
+# are no fault (answered "known": false)
+FAMILY = Family.of(TASK, __name__, config, data, schemas, metrics=METRICS, item_faults=frozenset({VALUE}),
+                   best_metric=("val_rmse", "min"), calibration=True)

@@ -73,3 +73,7 @@ class PredictedRatings(Strict):
 
 class RecommendationOutput(RootModel[Recommendations | PredictedRatings]):
     """Recommendations (an input with k, or none) or predicted ratings (an input with items)."""
+
+
+# what Family.of reads: the predict contract's three models
+INPUT, PARAMETERS, OUTPUT = RecommendationInput, RecommendationParameters, RecommendationOutput

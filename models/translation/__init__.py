@@ -16,16 +16,8 @@ METRICS = metric_table("""
     train_pairs         the sentence pairs trained on (after dropping the too long)
     stopped_at_minutes  with max_minutes, when it ran out: the minutes trained
 """)
-FAMILY = Family(
-    task=TASK, package=__name__, formats=data.FORMATS, config=config.Config,
-    check_config=config.check_against_dataset, archive_formats=data.ARCHIVE_FORMATS,
-    either_formats=data.EITHER_FORMATS,
-    multi_file=True, batch_padding=True, warmup_feeds=True,
-    metrics=METRICS, artifacts=("decoder.onnx", "source.tokenizer.json", "target.tokenizer.json"),
-    predict_input=schemas.TranslationInput, predict_parameters=schemas.TranslationParameters,
-    predict_output=schemas.TranslationOutput,
-    # an empty sentence, or one over the length limit, is one sentence of the batch
-    item_faults=frozenset({VALUE, TOO_LARGE}),
-    best_metric=("val_bleu", "max"),
-    calibration=True,
-)
+# item_faults: an empty sentence, or one over the length limit, is one sentence of the batch
+FAMILY = Family.of(TASK, __name__, config, data, schemas, either_formats=data.EITHER_FORMATS, multi_file=True,
+                   batch_padding=True, warmup_feeds=True, metrics=METRICS,
+                   artifacts=("decoder.onnx", "source.tokenizer.json", "target.tokenizer.json"),
+                   item_faults=frozenset({VALUE, TOO_LARGE}), best_metric=("val_bleu", "max"), calibration=True)

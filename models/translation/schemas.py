@@ -43,3 +43,7 @@ class TranslationParameters(BeamParameters):
 
 TranslationOutput = beam_output("TranslationOutput", "translation", "the text in the target language "
                                 "(metadata.target_lang)", "The best translation of the text.")
+
+
+# what Family.of reads: the predict contract's three models
+INPUT, PARAMETERS, OUTPUT = TranslationInput, TranslationParameters, TranslationOutput

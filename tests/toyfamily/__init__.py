@@ -16,14 +16,8 @@ from models.contract import Family
 from . import config, data, schemas
 
 TASK = "regression"
-FAMILY = Family(
-    task=TASK, package=__name__, formats=data.FORMATS, config=config.Config,
-    check_config=config.check_against_dataset, archive_formats=data.ARCHIVE_FORMATS,
-    metrics={"train_loss": "mean squared error of the last epoch's training batches",
-             "val_mse": "mean squared error on the validation split", "val_mae": "mean absolute error on it"},
-    predict_input=schemas.RegressionInput, predict_parameters=schemas.RegressionParameters,
-    predict_output=schemas.RegressionOutput,
-    # a row of the wrong length or with a number out of range is one row of the batch
-    item_faults=frozenset({VALUE}),
-    best_metric=("val_mse", "min"),
-)
+METRICS = {"train_loss": "mean squared error of the last epoch's training batches",
+           "val_mse": "mean squared error on the validation split", "val_mae": "mean absolute error on it"}
+# item_faults: a row of the wrong length or with a number out of range is one row of the batch
+FAMILY = Family.of(TASK, __name__, config, data, schemas, metrics=METRICS, item_faults=frozenset({VALUE}),
+                   best_metric=("val_mse", "min"))

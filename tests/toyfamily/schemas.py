@@ -29,3 +29,7 @@ class RegressionOutput(Strict):
     """The predicted value."""
 
     value: float
+
+
+# what Family.of reads: the predict contract's three models
+INPUT, PARAMETERS, OUTPUT = RegressionInput, RegressionParameters, RegressionOutput
