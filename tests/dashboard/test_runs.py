@@ -44,7 +44,9 @@ def test_the_runs_table_filters_and_pages_with_its_state_in_the_url(pages, stack
 
 def test_a_curve_gains_points_while_the_job_trains(pages, stack, trained):
     ds = stack.api.dataset(examples.transactions_csv(n=400, seed=3), "live.csv", "fraud", name="live fraud")
-    job = stack.api.job("fraud", ds["id"], {"epochs": 30, "batch_size": 16, "hidden": 8}, register_as="live-fraud")
+    # long enough (2,000 steps, ~10-15 s) that the page is open for several of the stream's pushes: at 600 steps
+    # an idle machine finished the run while the page loaded, and the curve was seen only twice
+    job = stack.api.job("fraud", ds["id"], {"epochs": 100, "batch_size": 16, "hidden": 8}, register_as="live-fraud")
     page = pages.open(None)
     requests = []
     page.on("request", lambda r: requests.append(r.url))
@@ -52,14 +54,14 @@ def test_a_curve_gains_points_while_the_job_trains(pages, stack, trained):
     loss = page.locator('figure[data-key="loss"] .plot')
     loss.wait_for()
     seen = []
-    for _ in range(400):
+    for _ in range(1200):
         points = int(loss.get_attribute("data-points") or 0)
         if not seen or points != seen[-1]:
             seen.append(points)
         if page.locator("h1 .badge").text_content() in ("succeeded", "failed"):
             break
         page.wait_for_timeout(50)
-    page.get_by_text("The run succeeded.").wait_for(timeout=60_000)
+    page.get_by_text("The run succeeded.").wait_for(timeout=120_000)
     assert len([n for n in seen if n > 0]) >= 3, f"the loss curve did not grow step by step: {seen}"
     assert seen == sorted(seen)
     # pushed: one event stream and one history read, no polling of the job or its metrics
