@@ -4,8 +4,6 @@ to set the scene: keys, datasets, jobs, model versions."""
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -14,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.live_server import free_port
+from tests.live_server import free_port, serve_process
 
 ADMIN_KEY = "dash-admin-key-0123456789abcdef"
 TERMINAL = ("succeeded", "failed", "cancelled")
@@ -66,27 +64,6 @@ def serve(home: Path, worker: bool = True) -> Iterator[str]:
     env.update(DLSERVE_HOME=str(home), DLSERVE_ADMIN_KEY=ADMIN_KEY, DLSERVE_TRAIN_THREADS="1",
                DLSERVE_PROGRESS_INTERVAL_S="0.2", DLSERVE_HEARTBEAT_INTERVAL_S="1",
                DLSERVE_ALIAS_POLL_INTERVAL_S="0.2", PYTHONPATH=str(Path(__file__).resolve().parents[2]))
-    log = open(home / "serve.log", "w")
     command = [sys.executable, "-m", "app.cli", "serve", "--port", str(port), *([] if worker else ["--no-worker"])]
-    proc = subprocess.Popen(command, cwd=home, env=env,
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        assert proc.poll() is None and time.monotonic() < deadline, (home / "serve.log").read_text()[-3000:]
-        time.sleep(0.2)
-    try:
-        yield url
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        log.close()
+    with serve_process(command, port, home / "serve.log", cwd=home, env=env):
+        yield f"http://127.0.0.1:{port}"
