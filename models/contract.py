@@ -23,6 +23,19 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
+class QuantisationGate:
+    """How an int8 version of a family's fp32 version is judged (issue 20): `metric`, a key that the family's
+    evaluation.evaluate_onnx returns (the run metrics' name, e.g. "val_accuracy"), is measured for parent and
+    int8 by the same ONNX Runtime evaluation on the held-out split; the int8 version is refused when it is
+    worse by more than `tolerance` (settings may override it). `methods`: the ONNX Runtime quantisation
+    methods worth trying for this family ("static" with calibration batches, "dynamic")."""
+    metric: str
+    direction: str  # "max" or "min": which is better
+    tolerance: float
+    methods: tuple[str, ...] = ("static", "dynamic")
+
+
+@dataclass(frozen=True)
 class Family:
     task: str
     package: str  # the family's Python package, e.g. "models.translation"
@@ -72,6 +85,11 @@ class Family:
     # The metric that ranks this family's runs (the dashboard's best-metric column and sort=best_metric): a key
     # of a run's final metrics (evaluate()'s results are recorded as val_<name>), and "max" or "min": which is better.
     best_metric: tuple[str, str] | None = None
+    # int8 versions (issue 20): the gate, and the family's evaluation.evaluate_onnx(data, folder, limit=None)
+    # -> {metric: float}: a version folder (model.onnx and its artifacts) scored with ONNX Runtime on the
+    # validation split of training.load_dataset's Prepared data, never on the training rows that
+    # calibration_batches draws from. None: the family has no int8 versions (a quantisation job is a 422).
+    quantisation: QuantisationGate | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)  # room for what later parts of the contract add
 
     @classmethod
@@ -95,6 +113,11 @@ class Family:
     @property
     def data(self) -> ModuleType:
         return self.part("data")
+
+    @property
+    def evaluation(self) -> ModuleType:
+        """ONNX Runtime evaluation of a version folder (models.contract.Family.quantisation)."""
+        return self.part("evaluation")
 
     @property
     def training(self) -> ModuleType:
