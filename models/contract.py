@@ -90,6 +90,11 @@ class Family:
     # validation split of training.load_dataset's Prepared data, never on the training rows that
     # calibration_batches draws from. None: the family has no int8 versions (a quantisation job is a 422).
     quantisation: QuantisationGate | None = None
+    # The Triton hand-off (issue 21, GET /v1/models/{name}/versions/{v}/export?format=triton): one line on what
+    # the exported repository's graph takes and gives, and what stays on the client (the family's pre- and
+    # post-processing in serving.py). A multi_file family's versions are not exported (a loop in Python runs
+    # their graphs): the line says so, and the 422 quotes it. "": nothing declared, the graph is exported alone.
+    triton: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict)  # room for what later parts of the contract add
 
     @classmethod

@@ -10,22 +10,25 @@ from __future__ import annotations
 
 import base64
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Query
 from fastapi.responses import FileResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
-from app.api.deps import ReadKey, SessionDep, StoreDep
+from app.api.deps import ReadKey, SessionDep, SettingsDep, StoreDep
 from app.api.openapi import VersionPath
 from app.auth import require_scope
 from app.db.tables import ModelVersion
-from app.errors import NotFound
+from app.errors import NotFound, Unprocessable
+from app.inference import batching_config as batching
 from app.jobs import service as jobs
 from app.registry import service as registry
+from app.registry import triton
 from app.registry.downloads import Artifact, is_single_file, run_artifacts, zip_folder
 from app.registry.store import MODEL_FILE
+from models import TASKS, family
 
 router = APIRouter(tags=["artifacts"])
 ArtifactName = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$",
@@ -106,3 +109,30 @@ def download_run_artifact(job_id: str, artifact: ArtifactName, who: ReadKey, ses
     require_scope(who, a.scope)
     return FileResponse(a.path, media_type="application/octet-stream", headers=_download_headers(a.sha256),
                         filename=f"{job_id[:8]}-{a.name}")
+
+
+@router.get("/v1/models/{name}/versions/{version}/export", response_class=Response,
+            responses={200: {"description": "a Triton model repository (docs/triton.md): <name>/config.pbtxt, "
+                                            "<name>/labels.txt, <name>/<version>/model.onnx, as a tar.gz",
+                             "content": {"application/gzip": _BINARY}}})
+def export_version(name: str, version: VersionPath, _: ReadKey, session: SessionDep, store: StoreDep,
+                   settings: SettingsDep,
+                   format: Annotated[Literal["triton"], Query(description="the engine the folder is for")]) -> Response:
+    """The version as a folder Triton Inference Server (or KServe's Triton runtime) serves as it is: the graph,
+    its signature and this version's batching in config.pbtxt. Pre- and post-processing stay on the client
+    (GET /v1/families says what, per family, under `triton`); a version of several graphs is a 422."""
+    row = registry.get_version(session, name, version)
+    folder, signature, metadata, task = store.path(row.artifact_uri), row.signature, row.meta, row.task
+    session.close()  # the download may take a while: it holds no database connection
+    known = task in TASKS
+    why = triton.refusal(task, family(task).multi_file, family(task).triton) if known else None
+    if why:
+        raise Unprocessable(f"version {version} of {name!r} cannot be exported for Triton: {why}", field="format")
+    if not (folder / MODEL_FILE).is_file():
+        raise NotFound(f"the files of version {version} of {name!r} are missing from the artifact store")
+    labels = triton.labels_text(metadata)
+    config = triton.config_pbtxt(name, version, signature, batching.resolve(metadata, settings), labels is not None)
+    headers = {"Cache-Control": "private, no-cache", "X-Model-Sha256": row.sha256,
+               "Content-Disposition": f'attachment; filename="{name}-v{version}-triton.tar.gz"'}
+    return StreamingResponse(triton.repository_tar_gz(name, version, folder, config, labels),
+                             media_type="application/gzip", headers=headers)

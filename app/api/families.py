@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 
 from app.api.deps import ReadKey
 from app.api.openapi import Task
+from app.registry.triton import refusal
 from models import FAMILIES, family
 from models.common.config_doc import describe
 
@@ -38,11 +39,17 @@ class BestMetric(BaseModel):
     goal: Literal["max", "min"] = Field(description="max: higher is better; min: lower is")
 
 
+class TritonOut(BaseModel):
+    exported: bool = Field(description="false: a version of this family is a 422 there (several graphs and a loop)")
+    notes: str = Field(description="what the exported graph takes and gives, what stays on the client")
+
+
 class FamilyOut(BaseModel):
     task: Task
     formats: list[FormatOut]
     config: list[ConfigFieldOut]
     best_metric: BestMetric | None = Field(description="the metric that ranks this family's runs")
+    triton: TritonOut = Field(description="what GET /v1/models/{name}/versions/{v}/export?format=triton gives")
 
 
 def family_out(task: str) -> FamilyOut | None:
@@ -54,6 +61,7 @@ def family_out(task: str) -> FamilyOut | None:
         task=task, formats=[FormatOut(name=k, description=v) for k, v in contract.formats.items()],
         config=[ConfigFieldOut(**f) for f in describe(contract.config)],
         best_metric=BestMetric(key=best[0], goal=best[1]) if best else None,
+        triton=TritonOut(exported=refusal(task, contract.multi_file, contract.triton) is None, notes=contract.triton),
     )
 
 

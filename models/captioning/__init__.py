@@ -48,4 +48,5 @@ FAMILY = Family.of(TASK, __name__, config, data, schemas, init_from_tasks=config
                    check_init_from=config.check_init_from, multi_file=True, warmup_feeds=True, metrics=METRICS,
                    artifacts=("decoder.onnx", "target.tokenizer.json"),
                    item_faults=frozenset({VALUE, TOO_LARGE}), best_metric=("val_bleu_4", "max"),
-                   calibration=True)
+                   calibration=True,
+                   triton="image encoder and LSTM decoder-step graphs, beam search in Python between them")

@@ -32,4 +32,5 @@ METRICS = metric_table("""
 # item_faults: a record with a feature missing, not a number or past float32 is one row of the batch; a
 # feature the version does not know (the client's schema is not the version's) fails the request
 FAMILY = Family.of(TASK, __name__, config, data, schemas, metrics=METRICS, item_faults=frozenset({VALUE}),
-                   best_metric=("val_pr_auc", "max"), calibration=True)
+                   best_metric=("val_pr_auc", "max"), calibration=True,
+                   triton="features [N, F] scaled as metadata.scaling on the client; scores: threshold on the client")

@@ -28,4 +28,5 @@ METRICS = metric_table("""
 # item_faults: a rating out of range, an item rated twice or a k past max_k is one user's input; unknown ids
 # are no fault (answered "known": false)
 FAMILY = Family.of(TASK, __name__, config, data, schemas, metrics=METRICS, item_faults=frozenset({VALUE}),
-                   best_metric=("val_rmse", "min"), calibration=True)
+                   best_metric=("val_rmse", "min"), calibration=True,
+                   triton="user [N], ratings [N, I]; ranking and fold-in in the graph; id maps on the client")
