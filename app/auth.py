@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.db.base import utcnow
@@ -61,6 +61,23 @@ def create_key(session: Session, scopes: list[str], name: str | None = None,
     session.add(row)
     session.flush()
     return row, key
+
+
+BOOTSTRAP_NAME = "local admin (make run)"
+
+
+def bootstrap_admin_key(session: Session) -> str | None:
+    """The first admin key of a database, at `dlserve serve`: created (and returned, the caller commits) only
+    when the database holds no admin key that still works. Replicas starting at once on one database are
+    serialised here (PostgreSQL: an advisory lock for this transaction; SQLite: its BEGIN IMMEDIATE), so
+    exactly one creates it, whatever their DLSERVE_HOMEs; the others return None."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(hashtext('dlserve admin key bootstrap'))"))
+    now = utcnow()
+    rows = session.scalars(select(ApiKey).where(ApiKey.revoked_at.is_(None))).all()
+    if any("admin" in r.scopes.split(",") and (r.expires_at is None or r.expires_at > now) for r in rows):
+        return None
+    return create_key(session, ["admin"], BOOTSTRAP_NAME)[1]
 
 
 class Authenticator:

@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from app import private
-from app.auth import create_key
+from app.auth import bootstrap_admin_key
 from app.db import migrate
 from app.db.session import make_engine, make_sessionmaker
 from app.metrics import start_multiprocess
@@ -139,8 +139,12 @@ def _announce_admin_key(settings: Settings, host: str, port: int) -> None:
         typer.echo(f"  curl -H \"Authorization: Bearer $(cat {path})\" {url}/v1/models")
         return
     with _sessions(settings)() as session:
-        _, key = create_key(session, ["admin"], "local admin (make run)")
+        key = bootstrap_admin_key(session)
         session.commit()
+    if key is None:  # another replica (or a start with another DLSERVE_HOME) made the database's admin key
+        typer.echo("Admin key: the database has one already (made by another replica or an earlier start); "
+                   "set DLSERVE_ADMIN_KEY, or make one on this machine: dlserve keys create --local --scopes admin")
+        return
     # Written 0600 next to the database: the key is shown once, but a local user restarting
     # `make run` needs to find it again.
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, stat.S_IRUSR | stat.S_IWUSR)
