@@ -46,14 +46,19 @@ def _batched(signature: dict[str, Any]) -> bool:
     return bool(tensors) and all(t["shape"] and t["shape"][0] == -1 for t in tensors)
 
 
+def _quoted(text: str) -> str:
+    # protobuf text format takes UTF-8 as it is, and \" and \\ escaped as JSON writes them
+    return json.dumps(text, ensure_ascii=False)
+
+
 def _tensor(t: dict[str, Any], batched: bool, labels: bool) -> str:
     dims = t["shape"][1:] if batched else t["shape"]
-    parts = [f"name: {json.dumps(t['name'])}", f"data_type: {_TYPES.get(t['datatype'], 'TYPE_' + t['datatype'])}",
+    parts = [f"name: {_quoted(t['name'])}", f"data_type: {_TYPES.get(t['datatype'], 'TYPE_' + t['datatype'])}",
              f"dims: [ {', '.join(str(d) for d in dims) or 1} ]"]
     if not dims:  # Triton's dims may not be empty: one value a row is [1] there, reshaped to [] for the graph
         parts.append("reshape: { shape: [ ] }")
     if labels:
-        parts.append(f"label_filename: {json.dumps(LABELS_FILE)}")
+        parts.append(f"label_filename: {_quoted(LABELS_FILE)}")
     return "  {\n" + "".join(f"    {p}\n" for p in parts) + "  }"
 
 
@@ -65,7 +70,7 @@ def config_pbtxt(name: str, version: int, signature: dict[str, Any], batching: B
         raise Unprocessable(f"version {version} of {name!r} has no recorded signature (inputs and outputs): "
                             "Triton's config.pbtxt cannot be written without it")
     batched = _batched(signature)
-    lines = [f"name: {json.dumps(name)}", 'platform: "onnxruntime_onnx"', 'backend: "onnxruntime"',
+    lines = [f"name: {_quoted(name)}", 'platform: "onnxruntime_onnx"', 'backend: "onnxruntime"',
              f"version_policy: {{ specific: {{ versions: [ {version} ] }} }}",
              f"max_batch_size: {batching.max_batch if batched else 0}",
              "input [\n" + ",\n".join(_tensor(t, batched, False) for t in inputs) + "\n]",

@@ -228,11 +228,11 @@ def test_a_large_upload_reaches_a_replica_while_it_is_still_being_sent(cluster):
 
 def test_a_job_streams_live_trains_on_either_worker_and_survives_losing_its_worker(cluster):
     c = cluster.client
-    ds = c.post("/v1/datasets", files={"file": ("d.npz", synthetic.npz_bytes(n=160, size=8, seed=3))},
+    ds = c.post("/v1/datasets", files={"file": ("d.npz", synthetic.npz_bytes(n=96, size=8, seed=3))},
                 data={"task": "classification"})
     assert ds.status_code in (200, 201), ds.text
     job = c.post("/v1/jobs", json={"task": "classification", "dataset_id": ds.json()["id"], "register_as": "scaled",
-                                   "alias": "production", "config": {"epochs": 4, "batch_size": 16, "width": 4}})
+                                   "alias": "production", "config": {"epochs": 10, "batch_size": 16, "width": 4}})
     assert job.status_code == 202, job.text
     job_id = job.json()["id"]
     arrivals: list[tuple[float, str, dict]] = []
@@ -271,10 +271,10 @@ def test_a_job_streams_live_trains_on_either_worker_and_survives_losing_its_work
     assert done["attempts"] == 2 and done["progress"]["resumed_from"]["epoch"] >= 1
     survivor = cluster.tmp / f"worker{1 - killed['index']}.log"
     assert job_id in survivor.read_text(), "the other worker did not take the job up"
-    # live: progress came while the job ran, before and after the kill, not in one burst at the end
+    # live: the job spans the heartbeat timeout (4 s) between the kill and its resumption, so a buffered
+    # stream would deliver everything at the end; here progress came before the kill and after it
     progress = [t for t, kind, _ in arrivals if kind == "progress"]
-    assert sum(t < killed["at"] for t in progress) >= 3 and sum(t > killed["at"] for t in progress) >= 3
-    assert end[0] - progress[0] > 2
+    assert progress[0] < killed["at"] < progress[-1] and end[0] - progress[0] > 3
 
 
 def test_the_model_is_served_by_both_apis_and_an_alias_move_reaches_the_other(cluster):
