@@ -99,6 +99,8 @@ def test_compose_scales_the_api_behind_nginx_with_artifacts_in_minio():
             (minio_env["MINIO_ROOT_USER"], minio_env["MINIO_ROOT_PASSWORD"]), name
         if name != "migrate":
             assert services[name]["depends_on"]["minio-init"]["condition"] == "service_completed_successfully"
+    for name in ("worker", "worker-cpu"):  # long enough for a job to end before the worker is killed
+        assert re.fullmatch(r"(\d+h)?(\d+m)?(\d+s)?", str(services[name]["stop_grace_period"])), name
     # `--scale api=N`: no replica binds a host port; nginx does, and reaches `api` on the port it listens on
     assert "ports" not in services["api"] and services["lb"]["ports"]
     port = services["api"]["command"][services["api"]["command"].index("--port") + 1]
