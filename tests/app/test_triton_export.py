@@ -9,6 +9,8 @@ import json
 import tarfile
 from pathlib import Path
 
+import numpy as np
+import onnxruntime as ort
 import pytest
 import tritonclient
 from google.protobuf import text_format
@@ -74,6 +76,12 @@ def test_a_classifier_exports_as_a_triton_repository_true_to_its_signature(clien
         assert [f"TYPE_{t['datatype']}" for t in ours] == [PB.DataType.Name(t.data_type) for t in theirs]
         assert [t["shape"][1:] for t in ours] == [list(t.dims) for t in theirs]  # the batch dimension is Triton's
     assert config.output[0].label_filename == "labels.txt"
+    # what Triton will feed the graph, a batch of 2 built from config.pbtxt alone, runs in ONNX Runtime and
+    # gives outputs of the configured dims
+    session = ort.InferenceSession(files["pets/1/model.onnx"], providers=["CPUExecutionProvider"])
+    feeds = {t.name: np.zeros([2, *(d if d > 0 else 1 for d in t.dims)], np.float32) for t in config.input}
+    got = dict(zip([o.name for o in session.get_outputs()], session.run(None, feeds), strict=True))
+    assert {t.name: [2, *t.dims] for t in config.output} == {k: list(v.shape) for k, v in got.items()}
     assert _export(client, "pets").content == r.content  # the same bytes each time
 
 
