@@ -11,7 +11,7 @@ new user folded in from a few ratings, and predicted ratings for explicit (user,
 
 
 from models.common.errors import VALUE
-from models.contract import Family, metric_table
+from models.contract import Family, QuantisationGate, metric_table
 
 from . import config, data, schemas
 
@@ -26,6 +26,8 @@ METRICS = metric_table("""
     val_ndcg_at_10     leave-one-out NDCG@10 of the held-out item among the sampled ones
 """)
 # item_faults: a rating out of range, an item rated twice or a k past max_k is one user's input; unknown ids
+# RMSE in rating units
+QUANTISATION = QuantisationGate("val_rmse", "min", 0.005, methods=("static", "dynamic"))  # issue 20's default
 # are no fault (answered "known": false)
 FAMILY = Family.of(TASK, __name__, config, data, schemas, metrics=METRICS, item_faults=frozenset({VALUE}),
-                   best_metric=("val_rmse", "min"), calibration=True)
+                   best_metric=("val_rmse", "min"), calibration=True, quantisation=QUANTISATION)
