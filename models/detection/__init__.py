@@ -28,7 +28,9 @@ METRICS = metric_table("""
     val_loss    mean loss on the validation split
 """)
 # COCO mAP@[.5:.95], 0-1
-QUANTISATION = QuantisationGate("val_map", "max", 0.01, methods=("static", "dynamic"))  # issue 20's default
+# measured (benchmarks/quantisation_methods.py): static loses ~0.19 mAP (the in-graph box decoding in
+# int8); dynamic keeps it but runs slower than fp32 here (AVX2, no VNNI): int8 does not pay here yet
+QUANTISATION = QuantisationGate("val_map", "max", 0.01, methods=("dynamic",))  # issue 20's default
 # item_faults: an image that does not decode, or is over the pixel limit, is one file of the batch
 FAMILY = Family.of(TASK, __name__, config, data, schemas, metrics=METRICS,
                    item_faults=frozenset({VALUE, TOO_LARGE}), best_metric=("val_map", "max"), calibration=True,
