@@ -44,8 +44,8 @@ METRICS = metric_table("""
     init_decoder_loaded           with init_from: 1 when the decoder was loaded too (a captioning source), else 0
 """)
 # pycocoevalcap's BLEU is 0-1: 0.005 is half a BLEU point
-# measured (benchmarks/quantisation_methods.py): static turns the decoder step's log-probabilities to
-# noise (BLEU-4 0); dynamic loses least (0.012 on a tiny model: refused there)
+# measured (benchmarks/quantisation_methods.py, a tiny model): static drops BLEU-4 to 0; dynamic loses
+# least (0.012, over the tolerance: refused there)
 QUANTISATION = QuantisationGate("val_bleu_4", "max", 0.005, methods=("dynamic",))  # issue 20's default
 # item_faults: an image that does not decode, or is over the pixel limit, is one file of the batch
 FAMILY = Family.of(TASK, __name__, config, data, schemas, init_from_tasks=config.INIT_FROM_TASKS,

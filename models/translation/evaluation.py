@@ -71,6 +71,7 @@ def validation_bleu(data: Any, decode: Decode, beam_size: int | None = None, len
 def evaluate_onnx(data: Any, folder: Path, limit: int | None = None) -> dict[str, float]:
     """-> {"val_bleu"} of model.onnx + decoder.onnx, searched as served."""
     folder = Path(folder)
+    # serving.make_runner reads no spec: the tokenizers it would hold are data's
     runner = serving.make_runner(onnx_eval.session(folder / "model.onnx"), folder, None, onnx_eval.session)
 
     def decode(src: np.ndarray, max_length: np.ndarray, beam: int, lp: float) -> list[list[decoding.Hypothesis]]:
