@@ -17,7 +17,7 @@ Serving: an image in (base64 JSON or a multipart file) -> {"caption", "score"} (
 
 
 from models.common.errors import TOO_LARGE, VALUE
-from models.contract import Family, metric_table
+from models.contract import Family, QuantisationGate, metric_table
 
 from . import config, data, schemas
 
@@ -43,10 +43,15 @@ METRICS = metric_table("""
     init_tensors                  with init_from: the tensors loaded from the source weights
     init_decoder_loaded           with init_from: 1 when the decoder was loaded too (a captioning source), else 0
 """)
+# pycocoevalcap's BLEU is 0-1: 0.005 is half a BLEU point
+# measured (benchmarks/quantisation_methods.py, a tiny model): static drops BLEU-4 to 0; dynamic loses
+# least (0.012, over the tolerance: refused there)
+QUANTISATION = QuantisationGate("val_bleu_4", "max", 0.005, methods=("dynamic",))  # issue 20's default
 # item_faults: an image that does not decode, or is over the pixel limit, is one file of the batch
 FAMILY = Family.of(TASK, __name__, config, data, schemas, init_from_tasks=config.INIT_FROM_TASKS,
                    check_init_from=config.check_init_from, multi_file=True, warmup_feeds=True, metrics=METRICS,
                    artifacts=("decoder.onnx", "target.tokenizer.json"),
                    item_faults=frozenset({VALUE, TOO_LARGE}), best_metric=("val_bleu_4", "max"),
                    calibration=True,
-                   triton="image encoder and LSTM decoder-step graphs, beam search in Python between them")
+                   triton="image encoder and LSTM decoder-step graphs, beam search in Python between them",
+                   quantisation=QUANTISATION)

@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from models.captioning import data as datasets
+from models.captioning import evaluation
 from models.captioning.config import Config
 from models.captioning.decode import encode, generate, pooled_features, recompute_step
 from models.captioning.metrics import caption_scores
@@ -256,8 +257,7 @@ def evaluate(model: Captioner, data: Prepared, device: torch.device | str, beam_
     beam = beam_size or data.eval_beam_size
     lp = data.length_penalty if length_penalty is None else length_penalty
     hyps = generate(model, data, data.val.images, device, beam_size=beam, length_penalty=lp)
-    captions = [text.decode(data.tokenizer, h[0][0]) if h else "" for h in hyps]
-    out = {**caption_scores(captions, data.val.references), "loss": validation_loss(model, data, device)}
+    out = {**evaluation.scores(data, hyps), "loss": validation_loss(model, data, device)}
     if with_baselines:
         out.update(baselines(model, data, device))
     return out

@@ -31,6 +31,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from models.classification import data as datasets
+from models.classification import evaluation
 from models.classification.config import Config
 from models.classification.data import ImageSet, Loaded
 from models.classification.networks import (
@@ -320,7 +321,7 @@ def evaluate(model: nn.Module, data: Prepared, device: torch.device | str, batch
         yb = torch.from_numpy(data.val.y[i:i + batch_size]).to(device)
         logits = model(xb)
         loss_sum += F.cross_entropy(logits, yb, reduction="sum").item()
-        correct += int((logits.argmax(1) == yb).sum())
+        correct += evaluation.correct(logits.float().cpu().numpy(), data.val.y[i:i + batch_size])
     model.train(was_training)
     return {"accuracy": correct / n, "loss": loss_sum / n}
 

@@ -28,13 +28,12 @@ import torch.nn as nn
 from models.common import calibration, loop
 from models.common.onnx_export import export_batch_dynamic
 from models.detection import data as datasets
-from models.detection.boxes import PAD_VALUE, Letterbox, select
+from models.detection import evaluation
+from models.detection.boxes import PAD_VALUE, Letterbox
 from models.detection.config import Config
-from models.detection.metrics import coco_map
 from models.detection.networks import STRIDE, Detector
 
 OPSET = 17
-EVAL_PARAMS = {"score_threshold": 0.01, "iou_threshold": 0.5, "max_detections": 100}
 
 
 @dataclass
@@ -261,17 +260,13 @@ def evaluate(model: nn.Module, data: Prepared, device: torch.device | str) -> di
     device = torch.device(device)
     was_training = model.training
     model.eval()
-    out = predict(model, data.val.x, device)
-    dets = []
-    for i, row in enumerate(out):
-        b, s, c = select(row[:, :4], row[:, 4:], **EVAL_PARAMS)
-        dets.extend((i, *box, float(sc), int(cl)) for box, sc, cl in zip(b, s, c, strict=True))
+    scores = evaluation.outputs_map(data.val, predict(model, data.val.x, device), len(data.labels))
     loss_sum, n = 0.0, len(data.val.x)
     for i in range(0, n, 64):
         idx = np.arange(i, min(i + 64, n))
         loss_sum += loss_of(model, *_batch(data.val, idx, len(data.labels), data.size, device))[0].item() * len(idx)
     model.train(was_training)
-    return {**coco_map(data.val, dets, len(data.labels)), "loss": loss_sum / max(n, 1)}
+    return {**scores, "loss": loss_sum / max(n, 1)}
 
 
 # -- export -----------------------------------------------------------------------------------------------

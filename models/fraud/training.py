@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from models.common import calibration, loop
 from models.common.onnx_export import export_batch_dynamic
 from models.fraud import data as datasets
+from models.fraud import evaluation
 from models.fraud import metrics as M
 from models.fraud.config import Config
 from models.fraud.networks import AEScorer, AutoEncoder, Classifier
@@ -231,9 +232,8 @@ def _scores(model: nn.Module, x: np.ndarray, device: torch.device, batch_size: i
 def evaluate(model: nn.Module, data: Prepared, device: torch.device | str) -> dict[str, Any]:
     """Chooses the threshold on the validation split (kept on `data` for the version) and measures it."""
     s = _scores(model, data.x_val, torch.device(device))
-    data.threshold, data.threshold_rule = M.choose_threshold(data.y_val, s, data.negative_weight,
-                                                             data.target_precision, data.target_recall)
-    return M.report(data.y_val, s, data.threshold, data.negative_weight)
+    data.threshold, data.threshold_rule, report = evaluation.measure(data, s)
+    return report
 
 
 def example_inputs(data: Prepared, n: int = 32) -> dict[str, np.ndarray]:

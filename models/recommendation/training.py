@@ -31,13 +31,12 @@ import torch.nn as nn
 
 from models.common import calibration, loop
 from models.common.onnx_export import export_batch_dynamic
-from models.recommendation import bpmf
+from models.recommendation import bpmf, evaluation
 from models.recommendation import data as datasets
 from models.recommendation.config import MAX_CELLS, Config
 from models.recommendation.networks import MF, RBM, Served
 
 OPSET = 17
-NEG_SAMPLES = 99  # leave-one-out: the held-out item ranked among this many unrated items
 
 
 @dataclass
@@ -233,37 +232,7 @@ def predict_known(model: nn.Module, data: Prepared, users: np.ndarray, device: t
 
 def evaluate(model: nn.Module, data: Prepared, device: torch.device | str, ranking: bool = True) -> dict[str, float]:
     device = torch.device(device)
-    uniq, inv = np.unique(data.val_u, return_inverse=True)
-    rows = predict_known(model, data, uniq, device)
-    pred = rows[inv, data.val_i].astype(np.float64) if len(data.val_u) else np.zeros(0)
-    err = pred - data.val_r
-    out = {"rmse": float(np.sqrt(np.mean(err ** 2))) if len(err) else float("nan"),
-           "mae": float(np.mean(np.abs(err))) if len(err) else float("nan"),
-           "baseline_rmse": float(np.sqrt(np.mean((data.val_r - data.mean) ** 2))) if len(err) else float("nan"),
-           "held_out": int(len(err))}
-    if ranking:
-        out.update(leave_one_out(model, data, device))
-    return out
-
-
-def leave_one_out(model: nn.Module, data: Prepared, device: torch.device, k: int = 10) -> dict[str, float]:
-    """Each user's held-out item ranked among NEG_SAMPLES items the user never rated (seeded)."""
-    if len(data.loo_u) == 0:
-        return {"hr_at_10": float("nan"), "ndcg_at_10": float("nan")}
-    rng = np.random.default_rng(1234)
-    rows = predict_known(model, data, data.loo_u, device)
-    seen = data.seen[data.loo_u]
-    hits, ndcg = [], []
-    for row in range(len(data.loo_u)):
-        target = data.loo_i[row]
-        pool = np.nonzero(~seen[row])[0]
-        pool = pool[pool != target]
-        negs = rng.choice(pool, min(NEG_SAMPLES, len(pool)), replace=False) if len(pool) else pool
-        scores = rows[row]
-        rank = int(np.sum(scores[negs] > scores[target]))
-        hits.append(rank < k)
-        ndcg.append(1 / math.log2(rank + 2) if rank < k else 0.0)
-    return {"hr_at_10": float(np.mean(hits)), "ndcg_at_10": float(np.mean(ndcg))}
+    return evaluation.scores(data, lambda users: predict_known(model, data, users, device), ranking)
 
 
 def example_inputs(data: Prepared, n: int = 32) -> dict[str, np.ndarray]:

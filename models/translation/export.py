@@ -23,6 +23,7 @@ from torch import nn
 
 from models.common import decoding, decoding_parity
 from models.common.errors import ParityError  # noqa: F401  (what check_parity raises, as export.ParityError)
+from models.translation.evaluation import default_max_length, pad_batch
 from models.translation.networks import LSTMSeq2Seq
 
 OPSET = 17
@@ -151,19 +152,6 @@ class TorchSeq2Seq:
                                    beam_size=beam_size, n_best=n_best, length_penalty=length_penalty)
         finally:
             self.model.train(was)
-
-
-def pad_batch(rows: list[list[int]]) -> np.ndarray:
-    width = max(len(r) for r in rows)
-    out = np.zeros((len(rows), width), np.int64)
-    for i, r in enumerate(rows):
-        out[i, :len(r)] = r
-    return out
-
-
-def default_max_length(src: np.ndarray) -> np.ndarray:
-    """2 x the source length (its tokens with EOS, padding not counted) + 10, as serving uses."""
-    return 2 * (src != 0).sum(1).astype(np.int64) + 10
 
 
 def check_parity(model: nn.Module, folder: Path, sources: list[list[int]], length_penalty: float = 0.6,

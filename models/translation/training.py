@@ -30,12 +30,13 @@ from torch import nn
 
 from models.common import calibration, loop, text
 from models.translation import data as datasets
+from models.translation import evaluation
 from models.translation import export as graphs
 from models.translation.config import Config
 from models.translation.networks import LSTMSeq2Seq, Transformer
 
 PARITY_EXAMPLES = 16
-EVAL_BATCH = 64
+EVAL_BATCH = evaluation.EVAL_BATCH
 SIGNATURE = {"inputs": [{"name": "src", "datatype": "INT64", "shape": [-1, -1]}],
              "outputs": [{"name": "tokens", "datatype": "INT64", "shape": [-1, -1, -1]},
                          {"name": "scores", "datatype": "FP32", "shape": [-1, -1]}]}
@@ -234,34 +235,20 @@ def translate(model: nn.Module, data: Prepared, sources: list[list[int]], device
               beam_size: int = 4, length_penalty: float = 0.6, batch_size: int = EVAL_BATCH) -> list[str]:
     """Target text of each source (ids without EOS), by decoding.search over the cached PyTorch step."""
     dec = graphs.TorchSeq2Seq(model, device, cached=True)
-    order = sorted(range(len(sources)), key=lambda i: len(sources[i]))  # similar lengths share a batch
-    texts: dict[int, str] = {}
-    for b in range(0, len(order), batch_size):
-        idx = order[b:b + batch_size]
-        src = graphs.pad_batch([sources[i] + [text.EOS] for i in idx])
-        hyps = dec.decode(src, graphs.default_max_length(src), beam_size, 1, length_penalty)
-        for i, h in zip(idx, hyps, strict=True):
-            texts[i] = text.decode(data.tgt_tok, h[0][0]) if h else ""
-    return [texts[i] for i in range(len(sources))]
+    return evaluation.translate(lambda src, max_length, beam, lp: dec.decode(src, max_length, beam, 1, lp),
+                                data.tgt_tok, sources, beam_size, length_penalty, batch_size)
 
 
-def bleu(hypotheses: list[str], references: list[str], lowercase: bool = False) -> tuple[float, str]:
-    import sacrebleu
-
-    metric = sacrebleu.BLEU(lowercase=lowercase)  # lowercase: a model trained with lowercase=True
-    score = metric.corpus_score(hypotheses, [references])
-    return float(score.score), str(metric.get_signature())
+bleu = evaluation.bleu
 
 
 def evaluate(model: nn.Module, data: Prepared, device: torch.device | str, beam_size: int | None = None,
              length_penalty: float | None = None) -> dict[str, float]:
     """Corpus sacreBLEU (default 13a tokenisation, mixed case) of beam search on the validation split,
     against its one reference each; the signature string is kept in data.info for the version metadata."""
-    cfg = data.info.get("config", {})
-    beam = beam_size or cfg.get("eval_beam_size", 4)
-    lp = cfg.get("length_penalty", 0.6) if length_penalty is None else length_penalty
-    hyps = translate(model, data, data.val_src, device, beam, lp)
-    score, signature = bleu(hyps, data.val_ref_text, bool(cfg.get("lowercase")))
+    dec = graphs.TorchSeq2Seq(model, device, cached=True)
+    score, signature, hyps = evaluation.validation_bleu(
+        data, lambda src, max_length, beam, lp: dec.decode(src, max_length, beam, 1, lp), beam_size, length_penalty)
     data.info["bleu_signature"] = signature
     data.info["examples"] = [{"source": s, "reference": r, "translation": h}
                              for s, r, h in zip(data.val_src_text[:3], data.val_ref_text[:3], hyps[:3], strict=True)]

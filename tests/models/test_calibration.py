@@ -4,8 +4,6 @@ a one-graph family's feed the model, an encoder-decoder's feed the encoder and s
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import onnxruntime as ort
 import pytest
@@ -30,19 +28,10 @@ def test_every_built_in_family_provides_calibration_batches():
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.task)
-def test_calibration_batches_are_training_rows_that_run_through_the_exported_graphs(case, tmp_path):
+def test_calibration_batches_are_training_rows_that_run_through_the_exported_graphs(case):
     contract = family(case.task)
     training = contract.training
-    epochs = {} if case.task == "recommendation" else {"epochs": 1}  # bpmf keeps draws after its burn-in
-    cfg, data = R.prepared(dataclasses.replace(case, config={**case.config, **epochs}), tmp_path / "data")
-    model, _ = training.train(cfg, data, "cpu", lambda step, metrics: None,
-                              **({"init": case.init()} if case.init else {}))
-    folder = tmp_path / "version"
-    folder.mkdir()
-    if contract.multi_file:
-        training.export_artifacts(model, folder, data)
-    else:
-        training.export_onnx(model, folder / "model.onnx", data)
+    _, data, _, folder = R.tiny_version(case.task)
 
     batches = list(training.calibration_batches(data, 3, 4))
     again = list(training.calibration_batches(data, 3, 4))

@@ -43,6 +43,8 @@ import models
 models.register_all(sys.argv[2])
 f = models.family(sys.argv[1])
 f.serving, f.data
+if f.quantisation is not None:  # the int8 job's evaluation runs beside ONNX Runtime, torch or not
+    f.evaluation
 print(f.task, sorted(f.formats))
 """
 
@@ -97,6 +99,12 @@ def test_what_a_family_declares_is_what_its_modules_provide(task):
     # the metric that ranks runs (the dashboard's best column) is one the family reports
     key, goal = contract.best_metric
     assert key in contract.metrics and goal in ("max", "min"), contract.best_metric
+    gate = contract.quantisation  # int8 versions: judged on a metric the run reports, measured by evaluation.py
+    if gate is not None:
+        assert gate.metric in contract.metrics and gate.direction in ("max", "min") and gate.tolerance > 0, gate
+        assert gate.methods and set(gate.methods) <= {"static", "dynamic"}, gate
+        assert callable(contract.evaluation.evaluate_onnx)
+        assert contract.calibration or "static" not in gate.methods, "static quantisation needs calibration batches"
 
 
 # Tiny runs of each family (one per config that reports more) on the example data of `dlserve examples write`:

@@ -204,6 +204,38 @@ def prepared(case: Case, folder: Path) -> tuple[Any, Any]:
     return cfg, contract.training.load_dataset(path, fmt, cfg)
 
 
+_versions: dict[str, tuple[Any, Any, Any, Path]] = {}
+# a translation model trained one epoch at the case's rate has learnt to stop at once (every translation
+# empty); near its random start it writes words, which the evaluation tests compare
+TINY_VERSION = {"translation": {"lr": 1e-6}}
+
+
+def tiny_version(task: str) -> tuple[Any, Any, Any, Path]:
+    """-> (config, data, model, version folder): the family's first case trained one epoch (bpmf as the
+    case: it keeps draws after its burn-in) and exported as the worker registers it, made once per test
+    session and shared (the calibration and the ONNX Runtime evaluation tests read it; none changes it)."""
+    import atexit
+    import dataclasses
+    import shutil
+
+    if task not in _versions:
+        case = next(c for c in CASES if c.task == task)
+        training, multi_file = family(task).training, family(task).multi_file
+        folder = Path(tempfile.mkdtemp(prefix=f"tiny-{task}-"))
+        atexit.register(shutil.rmtree, folder, True)
+        short = {} if task == "recommendation" else {"epochs": 1, **TINY_VERSION.get(task, {})}
+        cfg, data = prepared(dataclasses.replace(case, config={**case.config, **short}), folder / "data")
+        model, _ = training.train(cfg, data, "cpu", lambda step, metrics: None,
+                                  **({"init": case.init()} if case.init else {}))
+        (folder / "version").mkdir()
+        if multi_file:
+            training.export_artifacts(model, folder / "version", data)
+        else:
+            training.export_onnx(model, folder / "version" / "model.onnx", data)
+        _versions[task] = (cfg, data, model, folder / "version")
+    return _versions[task]
+
+
 def run(case: Case, folder: Path, interrupt_after: int | None = None,
         resume: dict[str, Any] | None = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """-> (record, checkpoints). interrupt_after=k: stops right after the k-th checkpoint (record None)."""
