@@ -20,6 +20,7 @@ from app.api import (
     keys,
     openapi,
     predict,
+    quantisation,
     registry,
     v2,
     web_session,
@@ -98,6 +99,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(web_session.router)
     app.include_router(families.router)
     app.include_router(artifacts.router)
+    app.include_router(quantisation.router)
     dashboard.install(app)
     openapi.install(app)  # after every router: it walks the routes when the document is first asked for
 

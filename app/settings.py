@@ -149,6 +149,10 @@ class Settings(BaseSettings):
                           "package declares `FAMILY`; see docs/families.md), beside the `dlserve.families` entry "
                           "points of installed distributions; a task named here is not taken from an entry point. "
                           "The API and the workers must agree")
+    quantisation_tolerance: dict[str, float] = Field(
+        default_factory=dict, description="the largest loss of its gate metric an int8 version may show, per "
+        "task, as JSON (`{\"classification\": 0.3}`), overriding the family's own (`GET /v1/families`; "
+        "docs/quantisation.md); beyond it a quantisation job registers nothing")
 
     @field_validator("providers", "preload_aliases", mode="before")
     @classmethod
@@ -179,6 +183,14 @@ class Settings(BaseSettings):
     def _known_level(cls, v: str) -> str:
         if v not in ("disable", "basic", "extended", "all"):
             raise ValueError("graph_optimization must be one of disable, basic, extended, all")
+        return v
+
+    @field_validator("quantisation_tolerance")
+    @classmethod
+    def _tolerances(cls, v: dict[str, float]) -> dict[str, float]:
+        bad = {k: t for k, t in v.items() if not 0 <= t < float("inf")}
+        if bad:
+            raise ValueError(f"quantisation_tolerance must be finite and >= 0 for each task; got {bad}")
         return v
 
     @property

@@ -23,6 +23,7 @@ from app.datasets.service import dataset_path
 from app.db.session import make_engine, make_sessionmaker
 from app.db.tables import Dataset, TrainingRun
 from app.errors import DlserveError
+from app.jobs.quantisation import is_quantisation
 from app.jobs.service import finish
 from app.registry import service as registry
 from app.registry.onnx_inspect import inspect_here
@@ -43,6 +44,7 @@ from workers.lease import (
     release,
     worker_id,
 )
+from workers.quantise import quantise
 from workers.runlog import captured
 
 log = logging.getLogger("dlserve.worker")
@@ -93,7 +95,10 @@ class _Run:
     def _execute(self, job: Claimed) -> str:
         try:
             with Heartbeat(self.sessions, job.id, self.me, self.settings.heartbeat_interval_s, self.runlog):
-                self._train_and_register(job)
+                if is_quantisation(job.params):  # an int8 version of a registered one (issue 20)
+                    quantise(self, job)
+                else:
+                    self._train_and_register(job)
             return "succeeded"
         except Cancelled:
             log.info("job %s: cancelled", job.id)

@@ -8,9 +8,11 @@ from typing import Any, Literal
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from app.api.deps import ReadKey
+from app.api.deps import ReadKey, SettingsDep
 from app.api.openapi import Task
 from app.registry.triton import refusal
+from app.jobs.quantisation import tolerance
+from app.settings import Settings
 from models import FAMILIES, family
 from models.common.config_doc import describe
 
@@ -44,29 +46,42 @@ class TritonOut(BaseModel):
     notes: str = Field(description="what the exported graph takes and gives, what stays on the client")
 
 
+class QuantisationOut(BaseModel):
+    metric: str = Field(description="a key of the family's ONNX Runtime evaluation, e.g. val_accuracy")
+    goal: Literal["max", "min"] = Field(description="max: higher is better; min: lower is")
+    tolerance: float = Field(description="the largest loss of the metric an int8 version may show (the family's, "
+                                         "or DLSERVE_QUANTISATION_TOLERANCE's for its task)")
+    methods: list[str] = Field(description="the ONNX Runtime methods a quantisation job with method auto tries")
+
+
 class FamilyOut(BaseModel):
     task: Task
     formats: list[FormatOut]
     config: list[ConfigFieldOut]
     best_metric: BestMetric | None = Field(description="the metric that ranks this family's runs")
     triton: TritonOut = Field(description="what GET /v1/models/{name}/versions/{v}/export?format=triton gives")
+    quantisation: QuantisationOut | None = Field(None, description="how its int8 versions are judged "
+                                                 "(docs/quantisation.md); none: it has none")
 
 
-def family_out(task: str) -> FamilyOut | None:
+def family_out(task: str, settings: Settings | None = None) -> FamilyOut | None:
     contract = family(task)
     if contract is None:
         return None
-    best = contract.best_metric
+    best, gate = contract.best_metric, contract.quantisation
+    int8 = None if gate is None else QuantisationOut(
+        metric=gate.metric, goal=gate.direction, methods=list(gate.methods),
+        tolerance=tolerance(settings, task, gate) if settings else gate.tolerance)
     return FamilyOut(
         task=task, formats=[FormatOut(name=k, description=v) for k, v in contract.formats.items()],
         config=[ConfigFieldOut(**f) for f in describe(contract.config)],
-        best_metric=BestMetric(key=best[0], goal=best[1]) if best else None,
+        best_metric=BestMetric(key=best[0], goal=best[1]) if best else None, quantisation=int8,
         triton=TritonOut(exported=refusal(task, contract.multi_file, contract.triton) is None, notes=contract.triton),
     )
 
 
 @router.get("", response_model=list[FamilyOut])
-def list_families(_: ReadKey) -> list[FamilyOut]:
+def list_families(_: ReadKey, settings: SettingsDep) -> list[FamilyOut]:
     """Every registered task family: its dataset formats, its config fields (for a form: type, default, help,
     choices) and the metric that ranks its runs."""
-    return [out for out in (family_out(task) for task in list(FAMILIES)) if out is not None]
+    return [out for out in (family_out(task, settings) for task in list(FAMILIES)) if out is not None]

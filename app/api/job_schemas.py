@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from app.api.openapi import RunStatus, Task, enum_of
 from app.db.tables import TrainingRun
 from app.jobs.listing import TAG_PATTERN, RunExtras
+from app.jobs.quantisation import is_quantisation
 from models import TASKS, family
 
 MAX_TAGS = 20
@@ -72,6 +73,9 @@ class JobOut(BaseModel):
                                                        "last heartbeat)")
     tags: list[str] = []
     note: str | None = None
+    kind: Literal["training", "quantisation"] = Field(
+        "training", description="quantisation: an int8 version of a registered one (POST /v1/models/{name}/versions/"
+                                "{version}/quantize), whose config holds what it was asked")
 
 
 class JobPage(BaseModel):
@@ -122,4 +126,5 @@ def job_out(run: TrainingRun, extras: RunExtras | None = None) -> JobOut:
         model_version=ModelVersionRef(name=version[0], version=version[1]) if version else None, worker=run.worker,
         heartbeat_at=run.heartbeat_at, created_at=run.created_at, started_at=run.started_at,
         finished_at=run.finished_at, duration_s=_duration(run), tags=list(extras.tags), note=run.note,
+        kind="quantisation" if is_quantisation(run.params) else "training",
     )

@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 
 from app.api.openapi import INT32_MAX, Task, VersionStatus
 from app.db.tables import ModelAlias, ModelVersion, RegisteredModel
+from app.jobs.quantisation import lineage_of
 
 
 class TensorSpec(BaseModel):
@@ -33,6 +34,8 @@ class VersionOut(BaseModel):
     dataset_id: str | None = None
     aliases: list[str] = []
     created_at: datetime
+    quantized_from: int | None = Field(None, description="an int8 version: the version it was quantised from "
+                                       "(metadata.quantisation holds the method, calibration set and parity)")
 
 
 class AliasOut(BaseModel):
@@ -90,7 +93,7 @@ def version_out(v: ModelVersion) -> VersionOut:
         size_bytes=v.size_bytes, inputs=sig.get("inputs", []), outputs=sig.get("outputs", []),
         opset=sig.get("opset", {}), metadata=v.meta or {}, metrics=v.metrics or {}, run_id=v.run_id,
         dataset_id=v.dataset_id, aliases=sorted(a.alias for a in v.model.aliases if a.version_id == v.id),
-        created_at=v.created_at,
+        created_at=v.created_at, quantized_from=(lineage_of(v) or {}).get("parent_version"),
     )
 
 

@@ -24,9 +24,10 @@ from app.cli.api import (
     upload_progress,
     when,
 )
+from app.cli.jobs import _follow
 
 models_app = typer.Typer(cls=DefaultGroup, help="Registered models: list, show.")
-versions_app = typer.Typer(cls=DefaultGroup, help="Model versions: upload an .onnx, show, delete.")
+versions_app = typer.Typer(cls=DefaultGroup, help="Model versions: upload an .onnx, show, quantize, delete.")
 aliases_app = typer.Typer(help="Aliases such as production: set, remove.", no_args_is_help=True)
 
 
@@ -116,6 +117,41 @@ def upload_version(
         return print_json(v)
     typer.echo(f"registered {v['name']} version {v['version']} ({v['task']}, {size(v['size_bytes'])})"
                + (f"; {alias} -> {v['version']}" if alias else ""))
+
+
+@versions_app.command("quantize")
+def quantize_version(
+    name: str, version: int,
+    method: Annotated[str, typer.Option(help="auto (each method the family tries, measured), static or dynamic")]
+    = "auto",
+    batches: Annotated[int, typer.Option(min=1, max=1000, help="calibration batches of the training split")] = 16,
+    batch_size: Annotated[int, typer.Option(min=1, max=1024, help="rows per calibration batch")] = 32,
+    tolerance: Annotated[float | None, typer.Option(min=0, help="a stricter gate than the family's")] = None,
+    alias: Annotated[str | None, typer.Option(help="point this alias at the int8 version once registered")] = None,
+    follow: Annotated[bool, typer.Option("--follow/--no-follow", help="wait for the job")] = True,
+    as_json: AsJson = False, url: Url = None, key: Key = None, profile: Profile = None,
+) -> None:
+    """Make an int8 version of VERSION with ONNX Runtime, registered only when it keeps the family's metric
+    within its tolerance on the held-out split (exit 1 when refused). docs/quantisation.md"""
+    api = Api(url, key, profile)
+    body = {"method": method, "calibration_batches": batches, "batch_size": batch_size, "tolerance": tolerance,
+            "alias": alias}
+    job = api.call("POST", f"/v1/models/{name}/versions/{version}/quantize", json=body)
+    if not as_json:
+        typer.echo(f"job {job['id']} queued: int8 of {name} version {version}")
+    if follow:
+        job = _follow(api, job["id"], quiet=as_json)
+        done = job.get("model_version")
+        if done and not as_json:
+            v = api.call("GET", f"/v1/models/{done['name']}/versions/{done['version']}")
+            p = v["metadata"]["quantisation"]["parity"]
+            typer.echo(f"  {v['metadata']['quantisation']['method']}: {p['metric']} {fmt(p['int8'])} against "
+                       f"{fmt(p['parent'])}, {fmt(p['int8_ms_per_batch'])} ms per batch against "
+                       f"{fmt(p['parent_ms_per_batch'])}")
+    if as_json:
+        print_json(job)
+    if follow and job["status"] != "succeeded":
+        raise typer.Exit(1)
 
 
 @versions_app.command("delete")

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from models.common import loop
+from models.common import calibration, loop
 from models.common.onnx_export import export_batch_dynamic
 
 from . import data as datasets
@@ -100,6 +100,12 @@ def example_inputs(data: Prepared, n: int = 32) -> dict[str, np.ndarray]:
 def export_onnx(model: nn.Module, path: Path, data: Prepared) -> None:
     model = model.to("cpu").eval()
     export_batch_dynamic(model, (torch.from_numpy(data.x_val[:2]),), path, ["features"], ["value"], 17)
+
+
+def calibration_batches(data: Prepared, count: int, batch_size: int):
+    """Training rows as the ONNX model takes them, for int8 calibration (models.contract.Family.calibration)."""
+    for idx in calibration.rows(len(data.y_train), count, batch_size):
+        yield {"features": data.x_train[idx]}
 
 
 def version_metadata(cfg: Config, data: Prepared) -> dict[str, Any]:
