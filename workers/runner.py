@@ -75,6 +75,7 @@ def run_training(run_id: str, settings: Settings) -> str:
     finally:
         if run is not None:
             run.store.release_pins()  # the dataset's cache entry may be evicted once no run uses it
+            run.store.forget(f"runs/{run_id}")  # with an object store, the checkpoints are in it
         engine.dispose()
 
 

@@ -206,7 +206,13 @@ class ArtifactStore:
             except FileNotFoundError:
                 path.unlink(missing_ok=True)
                 return None
+            self.cache.account(path)  # the run's folder becomes an entry that may be evicted
         return path if path.is_file() else None
+
+    def forget(self, key: str) -> None:
+        """Drops this host's copy of what the object store holds (a run's folder once the run is over)."""
+        if self.remote is not None:
+            self.cache.evict(self.path(key))
 
     def has_file(self, key: str) -> bool:
         return self.remote.exists(key) if self.remote is not None else self.path(key).is_file()

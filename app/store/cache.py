@@ -17,14 +17,16 @@ import uuid
 from itertools import count
 from pathlib import Path
 
+from app.errors import ServiceUnavailable
+
 log = logging.getLogger("dlserve.store")
 USED = ".used"
 ENTRY_GLOBS = ("datasets/*", "models/*/*", "runs/*")
 _serial = count()
 
 
-class CacheFull(RuntimeError):
-    pass
+class CacheFull(ServiceUnavailable):
+    """A 503 for the API (others' entries are in use: later it may fit), a failed job for a worker."""
 
 
 def _alive(pid: int) -> bool:
@@ -93,6 +95,17 @@ class Cache:
                 os.replace(build, entry)
             self._make_room(keep=entry)
         return entry
+
+    def account(self, file: Path) -> None:
+        """Counts a file written straight into an entry's folder (a run's checkpoint), making room for it."""
+        parts = file.relative_to(self.root).parts
+        depth = 3 if parts[0] == "models" else 2  # ENTRY_GLOBS
+        if len(parts) <= depth:
+            return
+        entry = self.root.joinpath(*parts[:depth])
+        with self._lock:
+            (entry / USED).write_text(str(folder_size(entry)))
+            self._make_room(keep=entry)
 
     def entries(self) -> list[tuple[float, int, Path]]:
         """(last used, size, folder) of every entry, least recently used first."""

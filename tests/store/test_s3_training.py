@@ -8,10 +8,17 @@ import base64
 
 import numpy as np
 import pytest
+import torch
 from fastapi.testclient import TestClient
 
+from app.datasets.service import dataset_path
+from app.db.session import make_engine, make_sessionmaker
+from app.db.tables import Dataset
 from app.examples import png
 from app.main import create_app
+from app.store import open_store
+from models.classification import training
+from models.classification.config import Config
 from tests.conftest import ADMIN_KEY, upload_dataset
 from tests.store.conftest import keys_in, s3_settings
 from tests.workers import synthetic
@@ -61,3 +68,30 @@ def test_a_job_trains_from_the_bucket_and_the_api_serves_what_it_registered(api,
     assert api.delete("/v1/models/corners/aliases/production").status_code in (200, 204)
     assert api.delete("/v1/models/corners/versions/1").status_code == 204
     assert not [k for k in keys_in(bucket) if k.startswith("models/")]
+
+
+def test_a_job_resumes_on_any_worker_from_the_checkpoint_in_the_bucket(api, tmp_path, database_url, s3_uri,
+                                                                      one_thread):
+    r = upload_dataset(api, synthetic.npz_bytes(n=64, size=8), "corners.npz", "classification")
+    job = api.post("/v1/jobs", json={"task": "classification", "dataset_id": r.json()["id"],
+                                     "config": {"epochs": 3, "batch_size": 16, "width": 8}}).json()
+    # a first worker, in its own folder, got through one epoch, wrote its checkpoint to the bucket and died
+    first = open_store(s3_settings(tmp_path / "first", database_url, s3_uri))
+    engine = make_engine(database_url)
+    with make_sessionmaker(engine)() as s:
+        path = dataset_path(first, s.get(Dataset, job["dataset_id"]))
+    engine.dispose()
+    cfg = Config(**job["config"])
+    states = []
+    training.train(cfg, training.load_dataset(path, "npz", cfg), "cpu", lambda *_: None,
+                   checkpoint=lambda state: states.append(state) if not states else None)
+    key = f"runs/{job['id']}/checkpoints/last.pt"
+    first.path(key).parent.mkdir(parents=True)
+    torch.save(states[0], first.path(key))
+    first.publish(key)
+
+    second = tmp_path / "second"
+    assert run_training(job["id"], s3_settings(second, database_url, s3_uri)) == "succeeded"
+    done = api.get(f"/v1/jobs/{job['id']}").json()
+    assert done["progress"]["resumed_from"] == {"epoch": 1, "step": states[0]["step"]}
+    assert not (second / "cache" / "artifacts" / "runs" / job["id"]).exists()  # the bucket keeps it, not the disk
