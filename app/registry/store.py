@@ -37,6 +37,7 @@ from app.store.local import LocalObjects
 CHUNK = 1024 * 1024
 MODEL_FILE = "model.onnx"
 SIGNATURE_FILE = "signature.json"
+CACHED_SHA = ".sha256"  # in a cached version's folder: model.onnx's, as checked when it was fetched
 
 
 class ArtifactStore:
@@ -104,7 +105,9 @@ class ArtifactStore:
                 os.replace(src, build / fname)
             _write_json(build / SIGNATURE_FILE, signature)
             if self.remote is not None:
+                self.remote.delete_prefix(f"{key}/")  # what a crash before the commit left (see below)
                 self._publish_folder(key, build)
+                (build / CACHED_SHA).write_text(signature.get("sha256") or "")
                 if final.exists():  # see below: never committed, so nothing points at it
                     self.cache.evict(final)
                 self.cache.admit(build, final)
@@ -148,14 +151,22 @@ class ArtifactStore:
         if self.remote is None:
             return entry
         if self.cache.has(entry):
-            self.cache.touch(entry)
-            return entry
+            # a model deleted and made again under its name numbers its versions from 1 again: another
+            # host's copy of the old version 1 is not this one
+            if sha256 is None or _read(entry / CACHED_SHA) == sha256:
+                self.cache.touch(entry)
+                return entry
+            self.cache.evict(entry)
         objects = [o.key for o in self.remote.list(f"{key}/")]
         if not objects:
             return entry  # the caller finds the files missing and says so
-        return self._build_entry(entry, lambda build: [
-            self.remote.get_to_path(k, build / k[len(key) + 1:], sha256 if k == f"{key}/{MODEL_FILE}" else None)
-            for k in objects])
+
+        def fill(build: Path) -> None:
+            for k in objects:
+                self.remote.get_to_path(k, build / k[len(key) + 1:], sha256 if k == f"{key}/{MODEL_FILE}" else None)
+            (build / CACHED_SHA).write_text(sha256 or "")
+
+        return self._build_entry(entry, fill)
 
     def fetch_built(self, key: str, object_key: str, sha256: str, build_fn) -> Path:
         """A cache entry made from one object (a dataset from its archive): `build_fn(file, folder)` builds the
@@ -226,6 +237,13 @@ class ArtifactStore:
         for pin in self._pins:
             pin.unlink(missing_ok=True)
         self._pins.clear()
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text()
+    except FileNotFoundError:
+        return None
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:

@@ -134,3 +134,26 @@ def test_a_version_altered_in_the_bucket_is_refused_by_the_api_not_served(api, b
                           "does not match its recorded sha256")
     assert str(store.root) not in body["detail"]
     assert not (store.path("models/m/1") / "model.onnx").exists()
+
+
+def test_a_host_never_serves_its_copy_of_other_bytes_under_the_same_version(s3_uri, tmp_path, database_url):
+    """A version number used again (its first registration crashed before its commit) is fetched again."""
+    import hashlib
+
+    from app.store import open_store
+
+    a, b = (open_store(s3_settings(tmp_path / h, database_url, s3_uri)) for h in ("a", "b"))
+    a.ensure()
+    for n, body in enumerate((b"first bytes", b"second bytes")):
+        staged = tmp_path / f"model-{n}.onnx"
+        staged.write_bytes(body)
+        sha = hashlib.sha256(body).hexdigest()
+        a.put_model("m", 1, staged, {"sha256": sha}, {"vocab.txt": _file(tmp_path / f"v{n}", b"v")} if not n else {})
+        assert b.model_file("models/m/1", sha).read_bytes() == body
+    assert not (b.path("models/m/1") / "vocab.txt").exists()  # nothing of the first registration is left
+    assert sorted(o.key for o in a.remote.list("models/")) == ["models/m/1/model.onnx", "models/m/1/signature.json"]
+
+
+def _file(path, data: bytes):
+    path.write_bytes(data)
+    return path
