@@ -71,9 +71,10 @@ class LocalObjects(ObjectStore):
         for key in keys:
             path = self._path(key)
             path.unlink(missing_ok=True)
-            # prune the folders the key emptied, up to the root
+            # prune the folders the key emptied, short of the top ones (models/, .staging/ stay)
             parent = path.parent
-            while parent != self.root and parent.is_dir() and not any(parent.iterdir()):
+            while parent.parent != self.root and parent != self.root and parent.is_dir() and not any(
+                    parent.iterdir()):
                 parent.rmdir()
                 parent = parent.parent
 

@@ -84,3 +84,26 @@ def test_dlserve_store_sweep_on_the_servers_machine(api, bucket, monkeypatch, da
     assert result.exit_code == 0, result.output
     assert "removed 1 stray object(s)" in result.output and "datasets/feed/upload" in result.output
     assert keys_in(bucket) == []
+
+
+def test_the_sweep_judges_the_local_folder_the_same_way(client, settings, database_url, tiny_onnx):
+    dataset = upload_dataset(client, synthetic.npz_bytes(n=32, size=8), "d.npz", "classification").json()
+    upload(client, "kept", tiny_onnx)
+    failed = client.post("/v1/jobs", json={"task": "classification", "dataset_id": dataset["id"]}).json()
+    engine = make_engine(database_url)
+    sessions = make_sessionmaker(engine)
+    with sessions() as s:
+        s.get(TrainingRun, failed["id"]).status = "failed"
+        s.commit()
+    root = settings.resolved_artifact_root
+    litter = [f"runs/{failed['id']}/checkpoints/last.pt", "datasets/0123abcd/data.npz", "models/kept/2/model.onnx"]
+    for key in litter:
+        (root / key).parent.mkdir(parents=True, exist_ok=True)
+        (root / key).write_bytes(b"litter")
+
+    report = sweep(open_store(settings).objects, sessions, grace_s=3600, now=LATER)
+    engine.dispose()
+    assert sorted(report.removed) == sorted(litter)
+    assert not (root / "datasets/0123abcd").exists() and (root / "models").is_dir()
+    assert (root / f"datasets/{dataset['sha256']}/data.npz").is_file()
+    assert client.get("/v1/models/kept/versions/1/artifact").content == tiny_onnx
