@@ -200,8 +200,9 @@ class _Run:
             if dataset is None:
                 raise RuntimeError("the job's dataset was deleted before the job could start")
             info = {"id": dataset.id, "name": dataset.name, "sha256": dataset.sha256}
-            path, fmt = dataset_path(self.store, dataset, self.settings), dataset.format
-            self.store.pin(dataset.uri)
+        # outside the session: with an object store this downloads and unpacks, holding no connection
+        path, fmt = dataset_path(self.store, dataset, self.settings), dataset.format
+        self.store.pin(dataset.uri)
         self.data_path = path
         return training.load_dataset(path, fmt, cfg), info
 
