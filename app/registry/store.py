@@ -212,11 +212,17 @@ class ArtifactStore:
         None when there is no such file."""
         path = self.path(key)
         if self.remote is not None:
-            try:
-                self.remote.get_to_path(key, path)
-            except FileNotFoundError:
+            info = self.remote.stat(key)
+            if info is None:
                 path.unlink(missing_ok=True)
                 return None
+            try:
+                here = path.stat()
+            except FileNotFoundError:
+                here = None
+            if here is not None and here.st_size == info.size and here.st_mtime >= info.modified.timestamp():
+                return path  # this host's copy is the object's latest (a HEAD, not a download)
+            self.remote.get_to_path(key, path)
             self.cache.account(path)  # the run's folder becomes an entry that may be evicted
         return path if path.is_file() else None
 

@@ -75,6 +75,10 @@ class ObjectStore(ABC):
     @abstractmethod
     def exists(self, key: str) -> bool: ...
 
+    def stat(self, key: str) -> ObjectInfo | None:
+        """The object's size and time, or None when there is none."""
+        return next((o for o in self.list(key) if o.key == key), None)
+
     @abstractmethod
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         """Every object whose key starts with `prefix` (a plain string prefix)."""

@@ -102,6 +102,16 @@ class S3Objects(ObjectStore):
         return True
 
     @_unavailable
+    def stat(self, key: str) -> ObjectInfo | None:
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=self._full(key))
+        except self.client.exceptions.ClientError as e:
+            if e.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise
+        return ObjectInfo(key, head["ContentLength"], head["LastModified"])
+
+    @_unavailable
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self.prefix + prefix)
         found = []  # listed whole before yielding, so the decorator's error mapping covers the requests

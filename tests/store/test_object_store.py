@@ -34,6 +34,7 @@ def test_a_stored_file_comes_back_whole_and_checked(objects, tmp_path):
     sha = objects.put_file("models/m/1/model.onnx", src)
     assert sha == hashlib.sha256(src.read_bytes()).hexdigest()
     assert objects.exists("models/m/1/model.onnx") and not objects.exists("models/m/1/other")
+    assert objects.stat("models/m/1/model.onnx").size == 7000 and objects.stat("models/m/1/other") is None
 
     objects.get_to_path("models/m/1/model.onnx", tmp_path / "out" / "got", sha)
     assert (tmp_path / "out" / "got").read_bytes() == src.read_bytes()
