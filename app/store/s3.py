@@ -33,19 +33,24 @@ def parse_uri(uri: str) -> tuple[str, str]:
 
 def _unavailable(fn):
     """A store that cannot be reached is a 503 for the API and a failed job for a worker, with the reason."""
+    from boto3.exceptions import Boto3Error
     from botocore.exceptions import BotoCoreError, ClientError
 
     @functools.wraps(fn)
     def wrapper(self, *a, **kw):
         try:
             return fn(self, *a, **kw)
-        except ClientError as e:
-            code = e.response.get("Error", {}).get("Code", "")
-            if code in ("404", "NoSuchKey", "NotFound"):
-                raise FileNotFoundError(f"no object {a[0] if a else ''} in {self.uri}") from None
-            raise ServiceUnavailable(f"the object store {self.uri} refused the request: {code or e}") from None
-        except BotoCoreError as e:
-            raise ServiceUnavailable(f"the object store {self.uri} cannot be reached: {e}") from None
+        except (ClientError, BotoCoreError, Boto3Error) as e:
+            # the managed transfer wraps the request's error in its own (whose text names local paths)
+            cause = e if not isinstance(e, Boto3Error) else (e.__cause__ or e.__context__ or e)
+            if isinstance(cause, ClientError):
+                code = cause.response.get("Error", {}).get("Code", "")
+                if code in ("404", "NoSuchKey", "NotFound"):
+                    raise FileNotFoundError(f"no object {a[0] if a else ''} in {self.uri}") from None
+                raise ServiceUnavailable(f"the object store {self.uri} refused the request: "
+                                         f"{code or 'error'}") from None
+            reason = str(cause) if isinstance(cause, BotoCoreError) else type(cause).__name__
+            raise ServiceUnavailable(f"the object store {self.uri} cannot be reached: {reason}") from None
 
     return wrapper
 
@@ -140,7 +145,9 @@ class S3Objects(ObjectStore):
     def abort_upload(self, upload: PendingUpload) -> None:
         self.client.abort_multipart_upload(Bucket=self.bucket, Key=self.prefix + upload.key, UploadId=upload.upload_id)
 
-    @_unavailable
     def check(self) -> str:
-        self.client.head_bucket(Bucket=self.bucket)
+        try:
+            _unavailable(lambda self: self.client.head_bucket(Bucket=self.bucket))(self)
+        except FileNotFoundError:
+            raise RuntimeError(f"the bucket of {self.uri} does not exist (NoSuchBucket)") from None
         return "ok"

@@ -157,3 +157,20 @@ def test_a_host_never_serves_its_copy_of_other_bytes_under_the_same_version(s3_u
 def _file(path, data: bytes):
     path.write_bytes(data)
     return path
+
+
+def test_a_bucket_that_cannot_be_used_is_a_503_saying_so_and_the_api_is_not_ready(s3_uri, tmp_path, database_url):
+    from fastapi.testclient import TestClient
+
+    from app.main import create_app
+    from tests.conftest import ADMIN_KEY, assert_problem
+
+    settings = s3_settings(tmp_path / "api", database_url, "s3://no-such-bucket-here/dlserve")
+    with TestClient(create_app(settings), raise_server_exceptions=False) as c:
+        c.headers["Authorization"] = f"Bearer {ADMIN_KEY}"
+        r = upload_dataset(c, synthetic.npz_bytes(n=32, size=8), "d.npz", "classification")
+        assert_problem(r, 503, "the object store s3://no-such-bucket-here/dlserve refused the request")
+        assert r.headers["retry-after"]
+        assert c.get("/v1/datasets").json()["total"] == 0  # no row for what could not be stored
+        body = assert_problem(c.get("/readyz"), 503)
+        assert "NoSuchBucket" in body["checks"]["artifacts"]
