@@ -35,8 +35,9 @@ from app.jobs.reaper import reaper_loop
 from app.metrics import HttpMetrics, multiprocess_folder
 from app.middleware import RequestContext
 from app.readiness import artifact_store, database
-from app.registry.store import ArtifactStore
 from app.settings import Settings, get_settings
+from app.store import open_store
+from app.store.sweep import sweeper_loop
 from app.uploads import SpoolUnder
 from app.web_sessions import WebSessions
 from models import register_all
@@ -52,7 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     register_all(settings.families)  # (and the installed entry points) before anything asks which tasks exist
     engine = make_engine(settings.resolved_database_url)
-    store = ArtifactStore(settings.resolved_artifact_root)
+    store = open_store(settings)  # a folder, or an S3 bucket with a local cache (app/store/)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -60,7 +61,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await app.state.models.start()  # loads and warms in the background; /readyz waits for it
         app.state.broker.ensure()
         reaper = reaper_loop(settings, app.state.sessions, app.state.broker)
+        sweeper = sweeper_loop(settings, app.state.sessions, store)
         yield
+        if sweeper is not None:
+            sweeper.cancel()
         if reaper is not None:
             reaper.cancel()
         await app.state.models.stop()

@@ -29,8 +29,10 @@ class Settings(BaseSettings):
                               "unset: a SQLite file `dlserve.db` under DLSERVE_HOME")
     broker_url: str = Field("", description="Celery broker, e.g. `redis://host:6379/0`; unset: a file-system "
                             "broker under DLSERVE_HOME/broker")
-    artifact_root: Path | None = Field(None, description="the artifact folder (datasets, checkpoints, model "
-                                       "versions); unset: DLSERVE_HOME/artifacts")
+    artifact_root: str | None = Field(None, description="the artifact store (datasets, checkpoints, model "
+                                      "versions): a folder, or `s3://bucket/prefix` for an S3-compatible object "
+                                      "store (credentials, AWS_ENDPOINT_URL and AWS_REGION from the standard AWS "
+                                      "chain); unset: DLSERVE_HOME/artifacts")
 
     # ONNX Runtime
     providers: Annotated[list[str], NoDecode] = Field(
@@ -154,6 +156,22 @@ class Settings(BaseSettings):
         "task, as JSON (`{\"classification\": 0.3}`), overriding the family's own (`GET /v1/families`; "
         "docs/quantisation.md); beyond it a quantisation job registers nothing")
 
+    # Object storage (DLSERVE_ARTIFACT_ROOT=s3://...; docs/operations.md "Object storage")
+    s3_addressing_style: str = Field("auto", description="S3 bucket addressing: auto, path (`host/bucket/key`, "
+                                     "what MinIO or another server by plain host name usually needs) or virtual "
+                                     "(`bucket.host/key`)")
+    s3_multipart_bytes: int = Field(64 * 1024 * 1024, ge=5 * 1024 * 1024, le=5 * 1024 ** 3, description="files "
+                                    "above this go to the object store in parts of this size (S3 takes parts of "
+                                    "5 MiB to 5 GiB)")
+    cache_max_bytes: int = Field(20 * 1024 ** 3, ge=0, description="with an object store: the most this host's "
+                                 "cache (DLSERVE_HOME/cache/artifacts: unpacked datasets, model versions) holds; "
+                                 "entries least recently used and not in use are evicted past it")
+    store_sweep_interval_s: float = Field(600.0, ge=0, description="with an object store: how often the API "
+                                          "removes objects no row or running job owns and aborts stale multipart "
+                                          "uploads (0: only `dlserve store sweep`)")
+    store_sweep_grace_s: float = Field(3600.0, ge=60, description="the sweep leaves objects and multipart uploads "
+                                       "younger than this alone (an upload whose row is not committed yet)")
+
     @field_validator("providers", "preload_aliases", mode="before")
     @classmethod
     def _split_commas(cls, v, info):
@@ -178,6 +196,26 @@ class Settings(BaseSettings):
             raise ValueError("device must be auto, cpu, cuda or cuda:N")
         return v.lower()
 
+    @field_validator("s3_addressing_style")
+    @classmethod
+    def _known_style(cls, v: str) -> str:
+        if v not in ("auto", "path", "virtual"):
+            raise ValueError("s3_addressing_style must be auto, path or virtual")
+        return v
+
+    @field_validator("artifact_root", mode="before")
+    @classmethod
+    def _store_uri(cls, v):
+        if isinstance(v, Path):
+            return str(v)
+        if isinstance(v, str) and "://" in v:
+            from urllib.parse import urlparse
+
+            parts = urlparse(v)
+            if parts.scheme != "s3" or not parts.netloc:
+                raise ValueError("artifact_root is a folder or s3://bucket/prefix")
+        return v
+
     @field_validator("graph_optimization")
     @classmethod
     def _known_level(cls, v: str) -> str:
@@ -199,7 +237,16 @@ class Settings(BaseSettings):
 
     @property
     def resolved_artifact_root(self) -> Path:
-        return (self.artifact_root or self.home / "artifacts").resolve()
+        """The local folder: the store itself, or with an object store this host's cache of it."""
+        if self.artifact_remote is not None:
+            return (self.home / "cache" / "artifacts").resolve()
+        return Path(self.artifact_root or self.home / "artifacts").resolve()
+
+    @property
+    def artifact_remote(self) -> str | None:
+        """DLSERVE_ARTIFACT_ROOT when it names an object store (s3://bucket/prefix), else None."""
+        root = (self.artifact_root or "").strip()
+        return root if root.startswith("s3://") else None
 
     @property
     def resolved_broker_url(self) -> str:

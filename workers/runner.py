@@ -27,8 +27,9 @@ from app.jobs.quantisation import is_quantisation
 from app.jobs.service import finish
 from app.registry import service as registry
 from app.registry.onnx_inspect import inspect_here
-from app.registry.store import MODEL_FILE, ArtifactStore
+from app.registry.store import MODEL_FILE
 from app.settings import Settings
+from app.store import open_store
 from models import family, register_all
 from models.common.checks import is_weights_file, registry_ref, weights_file
 from models.common.errors import ParityError
@@ -69,9 +70,14 @@ def run_training(run_id: str, settings: Settings) -> str:
     """Returns what became of the run: succeeded, failed, cancelled, or skipped (nothing to do here)."""
     register_all(settings.families)  # a no-op where celery_app did it; callers outside a worker need it
     engine = make_engine(settings.resolved_database_url)
+    run = None
     try:
-        return _Run(run_id, settings, make_sessionmaker(engine)).execute()
+        run = _Run(run_id, settings, make_sessionmaker(engine))
+        return run.execute()
     finally:
+        if run is not None:
+            run.store.release_pins()  # the dataset's cache entry may be evicted once no run uses it
+            run.store.forget(f"runs/{run_id}")  # with an object store, the checkpoints are in it
         engine.dispose()
 
 
@@ -79,8 +85,9 @@ class _Run:
     def __init__(self, run_id: str, settings: Settings, sessions):
         self.run_id, self.settings, self.sessions = run_id, settings, sessions
         self.me = worker_id()
-        self.store = ArtifactStore(settings.resolved_artifact_root)
-        self.checkpoint_file = self.store.path(f"runs/{run_id}/checkpoints") / "last.pt"
+        self.store = open_store(settings)
+        self.checkpoint_key = f"runs/{run_id}/checkpoints/last.pt"
+        self.checkpoint_file = self.store.path(self.checkpoint_key)
 
     def execute(self) -> str:
         job = claim(self.sessions, self.run_id, self.me, self.settings)
@@ -198,7 +205,9 @@ class _Run:
             if dataset is None:
                 raise RuntimeError("the job's dataset was deleted before the job could start")
             info = {"id": dataset.id, "name": dataset.name, "sha256": dataset.sha256}
-            path, fmt = dataset_path(self.store, dataset), dataset.format
+        # outside the session: with an object store this downloads and unpacks, holding no connection
+        path, fmt = dataset_path(self.store, dataset, self.settings), dataset.format
+        self.store.pin(dataset.uri)
         self.data_path = path
         return training.load_dataset(path, fmt, cfg), info
 
@@ -213,6 +222,7 @@ class _Run:
         torch.save({k: v.detach().to("cpu") for k, v in model.state_dict().items() if isinstance(v, torch.Tensor)},
                    tmp)
         os.replace(tmp, file)
+        self.store.publish(key)
         return {"uri": key, "format": "torch-state-dict"}
 
     def _init_weights(self, job: Claimed, cfg, training) -> dict[str, torch.Tensor] | None:
@@ -247,10 +257,10 @@ class _Run:
             if task not in accepted:
                 raise InitFromError(f"init_from {ref!r}: that is a {task} model; a {job.task} job starts from "
                                     f"{' or '.join(accepted)} versions")
-            if not weights.get("uri") or not self.store.path(weights["uri"]).is_file():
+            file = self.store.fetch_file(weights["uri"]) if weights.get("uri") else None
+            if file is None:
                 raise InitFromError(f"init_from {ref!r}: that version has no PyTorch weights (only versions "
                                     "trained by dlserve keep them; an uploaded ONNX file does not)")
-            file = self.store.path(weights["uri"])
         try:
             if file.name.lower().endswith(".safetensors"):
                 from safetensors.torch import load_file
@@ -270,9 +280,10 @@ class _Run:
         tmp = self.checkpoint_file.with_suffix(f".{os.getpid()}.tmp")
         torch.save(state, tmp)
         os.replace(tmp, self.checkpoint_file)
+        self.store.publish(self.checkpoint_key)  # where any worker resumes from
 
     def _load_checkpoint(self, device: torch.device) -> dict[str, Any] | None:
-        if not self.checkpoint_file.exists():
+        if self.store.fetch_file(self.checkpoint_key) is None:
             return None
         try:
             return torch.load(self.checkpoint_file, map_location=device, weights_only=True)

@@ -62,8 +62,9 @@ def _download_headers(sha256: str | None) -> dict[str, str]:
                                                             "schema": {"type": "string"}}}}})
 def download_version(name: str, version: VersionPath, _: ReadKey, session: SessionDep, store: StoreDep) -> Response:
     row = registry.get_version(session, name, version)
-    folder, sha256 = store.path(row.artifact_uri), row.sha256
+    key, sha256 = row.artifact_uri, row.sha256
     session.close()  # the download may take a while: it holds no database connection
+    folder = store.fetch(key, sha256)
     if not (folder / MODEL_FILE).is_file():
         raise NotFound(f"the files of version {version} of {name!r} are missing from the artifact store")
     headers = _download_headers(sha256)

@@ -115,6 +115,9 @@ def _register() -> None:
     cli.command("worker")(server.worker)
     cli.add_typer(server.db_cli, name="db")
     cli.add_typer(examples.app, name="examples")
+    from app.cli import store
+
+    cli.add_typer(store.app, name="store")
 
 
 _register()

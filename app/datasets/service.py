@@ -3,6 +3,10 @@
     <artifact root>/datasets/<sha256>/files/...   an archive format, unpacked
     <artifact root>/datasets/<sha256>/data.<fmt>  a single-file format, as uploaded
 
+With an object store (DLSERVE_ARTIFACT_ROOT=s3://...) a dataset is one object, `datasets/<sha256>/upload`: the
+bytes as uploaded, whose sha256 is the dataset's. A host that needs the files (a worker) downloads it, checks
+it and unpacks it into its cache, where the folder above is.
+
 Files are built in staging and appear under their final name by one rename. The same bytes are one
 dataset: a second upload finds the first. Functions flush but never commit (the route does); the
 slow part (unpacking, validating) touches no database, so it holds no lock while it runs.
@@ -27,7 +31,7 @@ from app.db.tables import Dataset, TrainingRun
 from app.errors import Conflict, NotFound, PayloadTooLarge, Unprocessable
 from app.registry.service import check_task
 from app.registry.store import ArtifactStore
-from app.settings import Settings
+from app.settings import Settings, get_settings
 from models import family
 from models.common.errors import DatasetTooLarge
 from models.contract import Family
@@ -78,28 +82,44 @@ def materialise(store: ArtifactStore, settings: Settings, upload: Upload, staged
     build = store.staging_dir / f"dataset-{uuid.uuid4().hex}"
     build.mkdir(parents=True)
     try:
-        # A format in the family's either_formats is a single file or an archive of files, told apart by
-        # content (translation's `parallel`: one TSV, or aligned train.<lang> files in a zip/tar).
-        if upload.format in upload.family.archive_formats or (
-                upload.format in upload.family.either_formats and is_archive(staged)):
-            limits = Limits(settings.dataset_max_bytes, settings.dataset_max_files, settings.dataset_max_ratio)
-            extract(staged, build / "files", limits)
-            budget = settings.dataset_max_bytes  # the unpacked files are on disk, already within their budget
-        else:
-            # A single file the family reads in place (npz, a zip of MovieLens files) may still inflate in
-            # memory: it gets the same budget as an archive unpacked to disk, ratio included.
-            budget = min(settings.dataset_max_bytes, int(max(staged.stat().st_size, 1) * settings.dataset_max_ratio))
-            os.replace(staged, build / f"data.{upload.format}")  # staged_copy tolerates it gone
+        budget = unpack(settings, upload.format, upload.family, staged, build)
         stats = _validate(upload, data_path(build, upload.format, upload.family), settings, budget)
+        if store.remote is not None:
+            # the object before the row that points at it is committed: the bytes as uploaded
+            single = build / f"data.{upload.format}"
+            store.publish_object(upload_key(key), single if single.is_file() else staged)
         final = store.path(key)
         final.parent.mkdir(parents=True, exist_ok=True)
+        if store.cache is not None:
+            store.cache.admit(build, final)
         # A folder already there holds these very bytes (same hash), left by an earlier upload whose
         # commit failed or that another request is committing now: keep it, it is complete.
-        if not final.exists():
+        elif not final.exists():
             os.replace(build, final)
     finally:
         shutil.rmtree(build, ignore_errors=True)
     return stats
+
+
+def upload_key(key: str) -> str:
+    """The object that is the dataset in an object store: its bytes as uploaded."""
+    return f"{key}/upload"
+
+
+def unpack(settings: Settings, fmt: str, contract: Family, staged: Path, build: Path) -> int:
+    """Lays the upload out in `build` (files/... or data.<fmt>); returns the byte budget its loader may use.
+    A single-file upload is moved, not copied (staged_copy tolerates it gone)."""
+    # A format in the family's either_formats is a single file or an archive of files, told apart by
+    # content (translation's `parallel`: one TSV, or aligned train.<lang> files in a zip/tar).
+    if fmt in contract.archive_formats or (fmt in contract.either_formats and is_archive(staged)):
+        limits = Limits(settings.dataset_max_bytes, settings.dataset_max_files, settings.dataset_max_ratio)
+        extract(staged, build / "files", limits)
+        return settings.dataset_max_bytes  # the unpacked files are on disk, already within their budget
+    # A single file the family reads in place (npz, a zip of MovieLens files) may still inflate in
+    # memory: it gets the same budget as an archive unpacked to disk, ratio included.
+    budget = min(settings.dataset_max_bytes, int(max(staged.stat().st_size, 1) * settings.dataset_max_ratio))
+    os.replace(staged, build / f"data.{fmt}")
+    return budget
 
 
 def _validate(upload: Upload, path: Path, settings: Settings, budget: int) -> dict[str, Any]:
@@ -126,9 +146,18 @@ def data_path(folder: Path, fmt: str, contract: Family) -> Path:
     return folder / "files" if unpacked else folder / f"data.{fmt}"
 
 
-def dataset_path(store: ArtifactStore, dataset: Dataset) -> Path:
-    """Where the family's loader reads this dataset."""
-    return data_path(store.path(dataset.uri), dataset.format, family(dataset.task))
+def dataset_path(store: ArtifactStore, dataset: Dataset, settings: Settings | None = None) -> Path:
+    """Where the family's loader reads this dataset: with an object store, in this host's cache, downloaded,
+    checked against the dataset's sha256 and unpacked first when it is not there yet."""
+    contract = family(dataset.task)
+    if store.remote is not None:
+        limits = settings or get_settings()
+
+        def build(file: Path, folder: Path) -> None:
+            unpack(limits, dataset.format, contract, file, folder)
+
+        store.fetch_built(dataset.uri, upload_key(dataset.uri), dataset.sha256, build)
+    return data_path(store.path(dataset.uri), dataset.format, contract)
 
 
 def add(session: Session, upload: Upload, sha256: str, size: int, stats: dict[str, Any]) -> tuple[Dataset, bool]:

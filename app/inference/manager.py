@@ -384,7 +384,7 @@ class ModelManager:
             else:
                 row = service.resolve(s, name, version, alias)
             return VersionInfo(row.id, name, row.version, row.task, row.signature, row.meta or {}, row.sha256,
-                               self.store.model_file(row.artifact_uri))
+                               self.store.model_file(row.artifact_uri, row.sha256))
 
     def _spawn(self, coro) -> None:
         task = asyncio.get_running_loop().create_task(coro)

@@ -57,7 +57,7 @@ def _init_from(session: Session, store: ArtifactStore | None, contract: Family, 
                                        f"{' or '.join(accepted)} versions")
     meta = version.meta or {}
     uri = (meta.get("weights") or {}).get("uri")
-    if not uri or (store is not None and not store.path(uri).is_file()):
+    if not uri or (store is not None and not store.has_file(uri)):
         raise ConfigError("init_from", f"{ref!r} has no PyTorch weights (only versions trained by dlserve keep "
                                        "them; an uploaded ONNX file does not)")
     if contract.check_init_from is not None:

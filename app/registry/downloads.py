@@ -34,7 +34,7 @@ def run_artifacts(store: ArtifactStore, run_id: str, version_key: str | None,
     """name -> artifact, for the files of the version the run made and the run's own weights and checkpoint."""
     found: dict[str, Artifact] = {}
     if version_key is not None:
-        folder = store.path(version_key)
+        folder = store.fetch(version_key, model_sha256)
         for path in sorted(folder.iterdir()) if folder.is_dir() else []:
             if path.is_file() and not path.name.startswith("."):
                 model = path.name == MODEL_FILE
@@ -43,15 +43,17 @@ def run_artifacts(store: ArtifactStore, run_id: str, version_key: str | None,
     # PyTorch pickles: `train` scope (see app/api/artifacts.py for why)
     for name, kind, key in (("weights.pt", "weights", f"runs/{run_id}/weights.pt"),
                             ("last.pt", "checkpoint", f"runs/{run_id}/checkpoints/last.pt")):
-        path = store.path(key)
-        if path.is_file():
+        path = store.fetch_file(key)
+        if path is not None:
             found[name] = Artifact(name, kind, "train", path)
     return found
 
 
 def is_single_file(folder: Path) -> bool:
     """A version that is its model.onnx alone (and the signature written beside it)."""
-    return {p.name for p in folder.iterdir() if p.is_file()} <= {MODEL_FILE, "signature.json"}
+    # (dot files are the cache's own bookkeeping, app/store/cache.py)
+    return {p.name for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")} <= {MODEL_FILE,
+                                                                                                 "signature.json"}
 
 
 class _Sink(io.RawIOBase):
