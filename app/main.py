@@ -110,6 +110,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.add_middleware(SpoolUnder, folder=store.staging_dir)
     app.add_middleware(RequestContext, body_limit=body_limit, metrics=HttpMetrics(app.state.metrics_registry),
-                       body_timeout_s=settings.body_timeout_s, body_min_rate=settings.body_min_rate_bytes_s)
+                       body_timeout_s=settings.body_timeout_s, body_min_rate=settings.body_min_rate_bytes_s,
+                       canonical_names=settings.http_parser == "h11")
     logging.getLogger("dlserve").setLevel(logging.INFO)
     return app

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -149,6 +149,9 @@ class Settings(BaseSettings):
                           "package declares `FAMILY`; see docs/families.md), beside the `dlserve.families` entry "
                           "points of installed distributions; a task named here is not taken from an entry point. "
                           "The API and the workers must agree")
+    http_parser: Literal["httptools", "h11"] = Field(
+        "httptools", description="the HTTP/1.1 parser of the API: httptools (C, the faster) sends response header "
+        "names in lowercase, as HTTP allows; h11 (pure Python) keeps their conventional case")
 
     @field_validator("providers", "preload_aliases", mode="before")
     @classmethod
