@@ -14,7 +14,8 @@ PIP := $(BIN)/pip install --quiet --disable-pip-version-check
 QUIET := 2>&1 | { grep -v "^WARNING: Location '" || true; }
 
 .PHONY: run test install dev lint clean fuzz bench bench-serving bench-training bench-classification bench-detection \
-	bench-fraud bench-recommendation bench-translation bench-captioning bench-memory bench-overhead bench-dashboard
+	bench-fraud bench-recommendation bench-translation bench-captioning bench-memory bench-overhead bench-dashboard \
+	bench-request-path
 
 # `make run PORT=8100 HOST=0.0.0.0`; DLSERVE_PORT / DLSERVE_HOST work too. Only values given on the
 # command line count: many shells export HOST (the machine's name) and some platforms PORT.
@@ -77,6 +78,12 @@ bench-overhead: dev $(BENTO_VENV)/.installed $(RAY_VENV)/.installed
 	mkdir -p var
 	$(BIN)/python benchmarks/overhead.py --bento-venv $(BENTO_VENV) --ray-venv $(RAY_VENV) \
 		--json var/bench-overhead.json --markdown var/bench-overhead.md $(OVERHEAD_ARGS)
+
+# Where dlserve's own time goes per request on the hot paths (V2 infer, the task API), with the same trivial model:
+# Python calls per request on the event loop by phase, and the CPU split (event loop, other threads, load generator).
+bench-request-path: dev
+	mkdir -p var
+	$(BIN)/python benchmarks/request_path.py --json var/bench-request-path.json
 
 $(RAY_VENV)/.installed:
 	$(PYTHON) -m venv $(RAY_VENV)

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import time
-import uuid
 from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -24,39 +24,44 @@ _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 class RequestContext:
     def __init__(self, app: ASGIApp, *, body_limit: Callable[[str, str], int], metrics: HttpMetrics,
-                 body_timeout_s: float = 15.0, body_min_rate: int = 32 * 1024):
+                 body_timeout_s: float = 15.0, body_min_rate: int = 32 * 1024, canonical_names: bool = True):
         self.app = app
         self.body_limit = body_limit
         self.metrics = metrics
         self.body_timeout_s = body_timeout_s
         self.body_min_rate = body_min_rate
+        # Only where the HTTP parser keeps the case it is given (h11); httptools lowercases every name.
+        self.canonical_names = canonical_names
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         start = time.perf_counter()
-        rid = _incoming_id(scope) or uuid.uuid4().hex
+        rid, declared = _request_headers(scope["headers"])
+        rid = rid or os.urandom(16).hex()
         scope.setdefault("state", {})["request_id"] = rid
+        id_header = (b"X-Request-ID", rid.encode())
+        canonical = self.canonical_names
         status = 500
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                headers = [(_canonical(k), v) for k, v in message.get("headers", [])]
-                message["headers"] = headers + [(b"X-Request-ID", rid.encode())]
+                headers = message.get("headers", ())
+                message["headers"] = ([(_canonical(k), v) for k, v in headers] if canonical else [*headers]) + \
+                    [id_header]
             await send(message)
 
         limit = self.body_limit(scope["method"], scope["path"])
-        declared = _content_length(scope)
         try:
             if declared is not None and declared > limit:
                 await _refuse_too_large(send_with_id, rid, declared, limit)
                 status = 413
                 return
-            receive = _deadline(receive, start, self.body_timeout_s, self.body_min_rate)
-            await self.app(scope, _counting(receive, limit), send_with_id)
+            await self.app(scope, _guarded(receive, start, limit, self.body_timeout_s, self.body_min_rate),
+                           send_with_id)
         finally:
             route = scope.get("route")
             self.metrics.observe(scope["method"], getattr(route, "path", "unmatched"), status,
@@ -73,25 +78,10 @@ _CANONICAL = {b"content-type": b"Content-Type", b"content-length": b"Content-Len
               b"retry-after": b"Retry-After", b"www-authenticate": b"WWW-Authenticate"}
 
 
-def _counting(receive: Receive, limit: int) -> Receive:
-    seen = 0
-
-    async def wrapped() -> Message:
-        nonlocal seen
-        message = await receive()
-        if message["type"] == "http.request":
-            seen += len(message.get("body", b""))
-            if seen > limit:
-                raise PayloadTooLarge(f"request body is over the limit of {limit} bytes", limit_bytes=limit)
-        return message
-
-    return wrapped
-
-
-def _deadline(receive: Receive, start: float, timeout_s: float, min_rate: int) -> Receive:
-    """The whole body must have arrived by `timeout_s` after the headers, plus a second per `min_rate`
-    bytes received: a deadline, not an idle timer, so a client trickling a byte at a time is cut off,
-    while a large upload at an honest rate never is."""
+def _guarded(receive: Receive, start: float, limit: int, timeout_s: float, min_rate: int) -> Receive:
+    """receive() with the body's bounds: at most `limit` bytes, and the whole body by `timeout_s` after
+    the headers plus a second per `min_rate` bytes received: a deadline, not an idle timer, so a client
+    trickling a byte at a time is cut off, while a large upload at an honest rate never is."""
     seen = 0
     done = False
 
@@ -110,28 +100,29 @@ def _deadline(receive: Receive, start: float, timeout_s: float, min_rate: int) -
                                  f"{time.perf_counter() - start:.0f} s)") from None
         if message["type"] == "http.request":
             seen += len(message.get("body", b""))
+            if seen > limit:
+                raise PayloadTooLarge(f"request body is over the limit of {limit} bytes", limit_bytes=limit)
             done = not message.get("more_body", False)
         return message
 
     return wrapped
 
 
-def _incoming_id(scope: Scope) -> str | None:
-    for k, v in scope["headers"]:
-        if k == b"x-request-id":
-            value = v.decode("latin-1")
-            return value if _SAFE_ID.match(value) else None
-    return None
-
-
-def _content_length(scope: Scope) -> int | None:
-    for k, v in scope["headers"]:
-        if k == b"content-length":
+def _request_headers(headers) -> tuple[str | None, int | None]:
+    """-> (the client's X-Request-ID if it is a safe one, the declared Content-Length), in one pass."""
+    rid = length = None
+    seen_id = seen_length = False  # the first of each counts
+    for k, v in headers:
+        if k == b"x-request-id" and not seen_id:
+            seen_id, value = True, v.decode("latin-1")
+            rid = value if _SAFE_ID.match(value) else None
+        elif k == b"content-length" and not seen_length:
+            seen_length = True
             try:
-                return int(v)
+                length = int(v)
             except ValueError:
-                return None
-    return None
+                length = None
+    return rid, length
 
 
 async def _refuse_too_large(send: Send, rid: str, declared: int, limit: int) -> None:

@@ -1,11 +1,16 @@
-"""The HTTP/1.1 protocol dlserve runs uvicorn with: uvicorn's h11 protocol plus a header deadline and a
-connection cap, which uvicorn does not have.
+"""The HTTP/1.1 protocols dlserve runs uvicorn with: uvicorn's httptools protocol (the default) or its h11
+protocol, each plus a header deadline and a connection cap, which uvicorn does not have.
 
 uvicorn's only timer is its keep-alive timeout, and every byte received restarts it: a client sending
 one byte every few seconds holds a connection (and a file descriptor) for as long as it likes. Here a
 request's line and headers must be complete within `header_timeout_s` of the connection opening or of
 the previous response, however they trickle in. The body has its own deadline in the ASGI layer
 (app/middleware.py), where a 408 problem+json can be answered.
+
+httptools (a C parser) costs the event loop a fraction of what h11 (pure Python) does per request; it
+sends response header names in lowercase, which HTTP/1.1 allows (RFC 9110 section 5.1: field names are
+case-insensitive) and every client tested reads (tests/e2e/test_header_case.py). `DLSERVE_HTTP_PARSER=h11`
+keeps their conventional case for a client that does not.
 
 `dlserve serve` passes the class itself (it must be importable by name: uvicorn's worker processes
 unpickle it) and it reads the settings from the environment; the test server passes `with_settings()`.
@@ -19,6 +24,7 @@ import resource
 
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from app.settings import Settings, get_settings
 
@@ -32,7 +38,10 @@ def _raw_problem(status: int, reason: str, detail: str, headers: dict[str, str] 
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
 
-class DlserveH11Protocol(H11Protocol):
+class _Deadlines:
+    """The header deadline and the connection cap, for either uvicorn protocol (listed after this class);
+    a subclass says only whether the client is between requests (`_between_requests`)."""
+
     settings: Settings | None = None  # None: read from the environment (dlserve serve)
 
     def __init__(self, *args, **kwargs):
@@ -44,8 +53,8 @@ class DlserveH11Protocol(H11Protocol):
         self._armed_for = None  # the cycle that was current when the timer was armed
 
     @classmethod
-    def with_settings(cls, settings: Settings) -> type[DlserveH11Protocol]:
-        return type("DlserveH11ProtocolWithSettings", (cls,), {"settings": settings})
+    def with_settings(cls, settings: Settings) -> type:
+        return type(f"{cls.__name__}WithSettings", (cls,), {"settings": settings})
 
     def connection_made(self, transport) -> None:
         super().connection_made(transport)
@@ -88,10 +97,36 @@ class DlserveH11Protocol(H11Protocol):
         self._header_timer = None
         if self.transport.is_closing() or self.cycle is not self._armed_for:
             return
-        if self.conn.their_state is h11.IDLE and self.conn.our_state is h11.IDLE:  # not mid-body of an answered one
+        if self._between_requests():  # not mid-body of an answered one: its headers are what is late
             self.transport.write(_raw_problem(
                 408, "Request Timeout", f"the request's headers did not arrive within {self.header_timeout_s:g} s"))
         self.transport.close()
+
+    def _between_requests(self) -> bool:
+        raise NotImplementedError
+
+
+class DlserveHttptoolsProtocol(_Deadlines, HttpToolsProtocol):
+    _in_body = False  # between a request's headers and the end of its body
+
+    def on_headers_complete(self) -> None:
+        self._in_body = True
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        self._in_body = False
+        super().on_message_complete()
+
+    def _between_requests(self) -> bool:
+        return not self._in_body and (self.cycle is None or self.cycle.response_complete)
+
+
+class DlserveH11Protocol(_Deadlines, H11Protocol):
+    def _between_requests(self) -> bool:
+        return self.conn.their_state is h11.IDLE and self.conn.our_state is h11.IDLE
+
+
+PROTOCOLS = {"httptools": DlserveHttptoolsProtocol, "h11": DlserveH11Protocol}
 
 
 def raise_open_files_limit(max_connections: int) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -171,6 +171,9 @@ class Settings(BaseSettings):
                                           "uploads (0: only `dlserve store sweep`)")
     store_sweep_grace_s: float = Field(3600.0, ge=60, description="the sweep leaves objects and multipart uploads "
                                        "younger than this alone (an upload whose row is not committed yet)")
+    http_parser: Literal["httptools", "h11"] = Field(
+        "httptools", description="the HTTP/1.1 parser of the API: httptools (C, the faster) sends response header "
+        "names in lowercase, as HTTP allows; h11 (pure Python) keeps their conventional case")
 
     @field_validator("providers", "preload_aliases", mode="before")
     @classmethod

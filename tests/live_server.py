@@ -17,7 +17,7 @@ import httpx
 import uvicorn
 
 from app.main import create_app
-from app.server import DlserveH11Protocol
+from app.server import PROTOCOLS
 from app.settings import Settings
 
 
@@ -32,7 +32,7 @@ def live_server(settings: Settings) -> Iterator[str]:
     port = free_port()
     # The protocol `dlserve serve` runs (header deadline, connection cap), with these settings.
     server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning",
-                                           http=DlserveH11Protocol.with_settings(settings), lifespan="on",
+                                           http=PROTOCOLS[settings.http_parser].with_settings(settings), lifespan="on",
                                            timeout_graceful_shutdown=settings.shutdown_timeout_s))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
@@ -33,7 +33,11 @@ async def _manager(request: Request) -> ModelManager:
     return request.app.state.models
 
 
-async def _principal(request: Request, authorization: Annotated[str | None, Header()] = None) -> Principal:
+async def _principal(request: Request) -> Principal:
+    # The Authorization header read here, not declared as a parameter: FastAPI validates each declared
+    # parameter, and solves each dependency, on every request, which on the predict path costs more than a
+    # small model does (benchmarks/request_path.py). app/api/openapi.py documents the bearer scheme instead.
+    authorization = request.headers.get("authorization")
     token = request.cookies.get(COOKIE) if authorization is None else None
     if token is not None:
         # A browser signed in with POST /v1/session (the key stays out of its reach); unsafe methods also
@@ -51,10 +55,20 @@ async def _principal(request: Request, authorization: Annotated[str | None, Head
 
 
 def _scoped(scope: str):
-    async def dependency(principal: Annotated[Principal, Depends(_principal)]) -> Principal:
-        return require_scope(principal, scope)
+    # One dependency, not one on top of _principal: each level of dependencies costs FastAPI a solve.
+    async def dependency(request: Request) -> Principal:
+        return require_scope(await _principal(request), scope)
 
+    _KEYED.add(dependency)
     return dependency
+
+
+_KEYED = {_principal}
+
+
+def takes_key(call) -> bool:
+    """Whether a dependency checks the caller's key (app/api/openapi.py documents the route's security)."""
+    return call in _KEYED
 
 
 SessionDep = Annotated[Session, Depends(_session)]

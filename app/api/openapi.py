@@ -117,12 +117,12 @@ VersionStatus = Literal[VERSION_STATUSES]  # type: ignore[valid-type]
 
 
 def _needs_key(route: APIRoute) -> bool:
-    from app.api.deps import _principal  # deps imports the auth stack; only the walk needs it
+    from app.api.deps import takes_key  # deps imports the auth stack; only the walk needs it
 
     stack = [route.dependant]
     while stack:
         dep = stack.pop()
-        if dep.call is _principal:
+        if takes_key(dep.call):
             return True
         stack.extend(dep.dependencies)
     return False

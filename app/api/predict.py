@@ -20,7 +20,7 @@ from fastapi.responses import Response
 
 from app.api import predict_items
 from app.api.bodies import PredictByBodyForm, PredictByBodyRequest, PredictForm, PredictRequest, request_body
-from app.api.deps import ManagerDep, PredictKey, SettingsDep
+from app.api.deps import PredictKey
 from app.api.openapi import INT32_MAX, VersionQuery, problems
 from app.api.predict_doc import DESCRIPTION, PredictResponse
 from app.errors import Unprocessable, UnsupportedMediaType
@@ -42,16 +42,16 @@ AliasQuery = Annotated[str | None, Query(pattern=ALIAS_RE.pattern, description="
 
 @router.post("/v1/models/{name}/predict", summary="Predict with a model (production alias unless told otherwise)",
              description=DESCRIPTION, responses=ANSWERS, openapi_extra=request_body(PredictRequest, PredictForm))
-async def predict(name: str, request: Request, _: PredictKey, models: ManagerDep, settings: SettingsDep,
-                  version: VersionQuery = None, alias: AliasQuery = None) -> Response:
-    body = await _read_body(request, settings)
-    return await _predict(request, models, settings, name, version, alias, body)
+async def predict(name: str, request: Request, _: PredictKey, version: VersionQuery = None,
+                  alias: AliasQuery = None) -> Response:
+    body = await _read_body(request, request.app.state.settings)
+    return await _predict(request, name, version, alias, body)
 
 
 @router.post("/predict", summary="Predict, naming the model in the body", description=DESCRIPTION,
              responses=ANSWERS, openapi_extra=request_body(PredictByBodyRequest, PredictByBodyForm))
-async def predict_by_body(request: Request, _: PredictKey, models: ManagerDep, settings: SettingsDep) -> Response:
-    body = await _read_body(request, settings)
+async def predict_by_body(request: Request, _: PredictKey) -> Response:
+    body = await _read_body(request, request.app.state.settings)
     name = body.get("model")
     if not isinstance(name, str) or not name:
         raise Unprocessable('field "model" (the model name) is required', field="model")
@@ -62,10 +62,13 @@ async def predict_by_body(request: Request, _: PredictKey, models: ManagerDep, s
     if alias is not None and (not isinstance(alias, str) or not ALIAS_RE.match(alias)):
         raise Unprocessable('field "alias" must be an alias name (a letter, then letters, digits, ".", "_" or "-")',
                             field="alias")
-    return await _predict(request, models, settings, name, version, alias, body)
+    return await _predict(request, name, version, alias, body)
 
 
-async def _predict(request, models, settings, name, version, alias, body) -> Response:
+async def _predict(request, name, version, alias, body) -> Response:
+    # The manager and settings straight from the app, not as dependencies: on the hot path each dependency
+    # FastAPI solves costs more than a small model (benchmarks/request_path.py).
+    models, settings = request.app.state.models, request.app.state.settings
     if version is not None and alias is not None:
         raise Unprocessable(f"give a version or an alias, not both (version {version}, alias {alias!r})",
                             field="version")

@@ -66,7 +66,7 @@ def serve(
     import uvicorn
 
     from app.jobs.supervisor import WorkerSupervisor
-    from app.server import DlserveH11Protocol, raise_open_files_limit
+    from app.server import PROTOCOLS, raise_open_files_limit
 
     settings = Settings()
     register_all(settings.families)  # a family that cannot load stops here, in one line, before migrating
@@ -91,12 +91,11 @@ def serve(
         # default handler's instant death) it lets the `finally` below stop the worker too.
         signal.signal(signal.SIGTERM, _exit_on_signal)
     try:
-        # h11, not httptools: httptools lowercases every response header name, and clients that keep
-        # headers in a plain dict then miss "Content-Type" (see app/middleware.py). The subclass adds
-        # the header deadline and connection cap (app/server.py). On SIGTERM uvicorn stops accepting
-        # and lets the requests in flight finish, for up to shutdown_timeout_s.
+        # uvicorn's protocol for the chosen parser with the header deadline and connection cap added
+        # (app/server.py). On SIGTERM uvicorn stops accepting and lets the requests in flight finish, for
+        # up to shutdown_timeout_s.
         uvicorn.run("app.main:create_app", factory=True, host=host, port=port, workers=workers,
-                    log_level="info", proxy_headers=False, http=DlserveH11Protocol,
+                    log_level="info", proxy_headers=False, http=PROTOCOLS[settings.http_parser],
                     timeout_graceful_shutdown=settings.shutdown_timeout_s)
     finally:
         if supervisor is not None:

@@ -20,13 +20,23 @@ from tests.live_server import live_server
 DEADLINE = 1.5
 
 
-@pytest.fixture
-def server(settings):
+def _serve(settings, parser: str = "httptools"):
     s = settings.model_copy(update={"header_timeout_s": DEADLINE, "body_timeout_s": DEADLINE,
-                                    "body_min_rate_bytes_s": 1024, "max_connections": 540})
+                                    "body_min_rate_bytes_s": 1024, "max_connections": 540, "http_parser": parser})
     with live_server(s) as url:
         host, port = url.split(":")
         yield host, int(port)
+
+
+@pytest.fixture
+def server(settings):
+    yield from _serve(settings)
+
+
+@pytest.fixture(params=["httptools", "h11"])
+def either_server(request, settings):
+    """With each HTTP parser: each tells the header deadline whether a request is under way its own way."""
+    yield from _serve(settings, request.param)
 
 
 def _connect(addr) -> socket.socket:
@@ -67,7 +77,8 @@ def _trickle(socks: dict[str, socket.socket], prefixes: dict[str, bytes], every:
     return {name: (closed.get(name), got[name]) for name in socks}
 
 
-def test_trickled_headers_and_bodies_are_cut_off_at_their_deadlines(server):
+def test_trickled_headers_and_bodies_are_cut_off_at_their_deadlines(either_server):
+    server = either_server
     auth = f"Authorization: Bearer {ADMIN_KEY}\r\n".encode()
     prefixes = {
         "headers": b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ",
