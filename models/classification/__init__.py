@@ -31,4 +31,4 @@ METRICS = metric_table("""
 FAMILY = Family.of(TASK, __name__, config, data, schemas, init_from_tasks=config.INIT_FROM_TASKS,
                    check_init_from=config.check_init_from, metrics=METRICS,
                    item_faults=frozenset({VALUE, TOO_LARGE}), best_metric=("val_accuracy", "max"),
-                   calibration=True)
+                   calibration=True, distributed=True)

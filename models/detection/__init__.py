@@ -29,4 +29,5 @@ METRICS = metric_table("""
 """)
 # item_faults: an image that does not decode, or is over the pixel limit, is one file of the batch
 FAMILY = Family.of(TASK, __name__, config, data, schemas, metrics=METRICS,
-                   item_faults=frozenset({VALUE, TOO_LARGE}), best_metric=("val_map", "max"), calibration=True)
+                   item_faults=frozenset({VALUE, TOO_LARGE}), best_metric=("val_map", "max"), calibration=True,
+                   distributed=True)

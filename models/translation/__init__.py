@@ -20,4 +20,5 @@ METRICS = metric_table("""
 FAMILY = Family.of(TASK, __name__, config, data, schemas, either_formats=data.EITHER_FORMATS, multi_file=True,
                    batch_padding=True, warmup_feeds=True, metrics=METRICS,
                    artifacts=("decoder.onnx", "source.tokenizer.json", "target.tokenizer.json"),
-                   item_faults=frozenset({VALUE, TOO_LARGE}), best_metric=("val_bleu", "max"), calibration=True)
+                   item_faults=frozenset({VALUE, TOO_LARGE}), best_metric=("val_bleu", "max"), calibration=True,
+                   distributed=True)
