@@ -73,6 +73,20 @@ class Group:
         for g, avg in zip(grads, _unflatten_dense_tensors(flat.to(grads[0].device), grads), strict=True):
             g.copy_(avg)
 
+    def same_weights(self, model: nn.Module | None) -> None:
+        """Rank 0's weights and buffers on every rank, as DistributedDataParallel makes them at its start (they
+        are equal already where the build is seeded and deterministic; this makes sure)."""
+        if model is None:
+            return
+        tensors = [t for t in model.state_dict().values() if t.is_floating_point()]
+        if not tensors:
+            return
+        flat = _flatten_dense_tensors([t.detach() for t in tensors]).to(self.device)
+        dist.broadcast(flat, src=0)
+        with torch.no_grad():
+            for t, got in zip(tensors, _unflatten_dense_tensors(flat.to(tensors[0].device), tensors), strict=True):
+                t.copy_(got)
+
     def average_values(self, values: dict[str, float]) -> dict[str, float]:
         if not values:
             return values

@@ -212,6 +212,8 @@ class _Run:
         self.best: dict[str, Any] = {"value": None, "epoch": 0, "metrics": {}, "state": None}
         if resume is not None:
             self._load(resume)
+        if self.ddp is not None:
+            self.ddp.same_weights(recipe.model)
 
     def _load(self, state: dict[str, Any]) -> None:
         recipe = self.recipe
