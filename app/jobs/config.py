@@ -48,7 +48,10 @@ def _platform(task: str, raw: dict[str, Any]) -> dict[str, Any]:
     if keys.devices > 1 and not family(task).distributed:
         raise Unprocessable(f"config.devices: {task} cannot train in several processes (its family does not "
                             "declare `distributed`); leave devices out or set it to 1", field="config.devices")
-    return dataclasses.asdict(keys)
+    # Only where asked for something else than the default: a job's config stays what the family's Config takes
+    # (clients and tests make a Config of it), and a key left out means its default, as in an old job's.
+    default = job_keys.JobKeys()
+    return {k: v for k, v in dataclasses.asdict(keys).items() if v != getattr(default, k)}
 
 
 def _family(task: str, raw: dict[str, Any]) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """The keys of a job's `config` that every family takes (stdlib only): how the platform runs the job, not
-what the family trains. They are checked and stored with the family's keys (the job's `config`, the
-version's metadata.config) and taken out before the family's Config is made (`split`).
+what the family trains. They are checked and stored with the family's keys in the job's `config` (only
+where they differ from their defaults, so that a job's config is still what its family's Config takes)
+and taken out before the family's Config is made (`split`); the job's progress shows `devices`.
 
 Platform keys rather than fields of each family's Config: a family that cannot honour one is refused
 with a 422 that says why (devices on a family that is not `distributed`), not "unknown key"; and no

@@ -17,13 +17,15 @@ def dataset(client) -> dict:
     return r.json()
 
 
-def test_devices_is_kept_with_the_config_and_defaults_to_one(client, dataset):
+def test_devices_is_kept_with_the_config_unless_it_is_the_default_one(client, dataset):
     r = client.post("/v1/jobs", json={"task": "classification", "dataset_id": dataset["id"],
                                       "config": {"epochs": 1, "devices": 2}})
     assert r.status_code == 202, r.text
     assert r.json()["config"]["devices"] == 2 and r.json()["config"]["epochs"] == 1
-    r = client.post("/v1/jobs", json={"task": "classification", "dataset_id": dataset["id"], "config": {}})
-    assert r.status_code == 202 and r.json()["config"]["devices"] == 1
+    # one device is the default, and a config that says so is what the family's Config takes
+    r = client.post("/v1/jobs", json={"task": "classification", "dataset_id": dataset["id"],
+                                      "config": {"devices": 1}})
+    assert r.status_code == 202 and "devices" not in r.json()["config"]
 
 
 @pytest.mark.parametrize("devices", [0, -1, MAX_DEVICES + 1, "two", 1.5, None])
