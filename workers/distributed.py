@@ -176,8 +176,15 @@ def _stop(proc: subprocess.Popen, folder: Path) -> None:
 
 
 def _why(folder: Path, rc: int, devices: int) -> str:
-    """The first rank's error to be written, else the end of torchrun's log."""
+    """A rank that died without a word (killed: out of memory, a signal) first, for the others' errors are then
+    only that a peer went away; else the first rank's error to be written; else the end of torchrun's log."""
+    started = {f.stem.removeprefix("rank") for f in folder.glob("rank*.pid")}
     errors = sorted(folder.glob("rank*.error"), key=lambda f: f.stat().st_mtime)
+    stopped = {f.stem.removeprefix("rank") for f in folder.glob("rank*.stopped")}
+    silent = sorted(started - stopped - {f.stem.removeprefix("rank") for f in errors}, key=int)
+    if silent and errors:
+        return (f"rank {silent[0]} of {devices} died without an error of its own (killed: out of memory, or a "
+                f"signal); then rank {errors[0].stem.removeprefix('rank')}: {errors[0].read_text().strip()}")
     if errors:
         rank = errors[0].stem.removeprefix("rank")
         return f"rank {rank} of {devices} failed: {errors[0].read_text().strip()}"
@@ -191,6 +198,12 @@ def _why(folder: Path, rc: int, devices: int) -> str:
 def rank_main(folder: Path) -> None:
     rank, local = int(os.environ["RANK"]), int(os.environ["LOCAL_RANK"])
     (folder / f"rank{rank}.pid").write_text(str(os.getpid()))
+
+    def stopped(signum, frame):  # torchrun stops the others when one fails: they are not the cause (_why)
+        (folder / f"rank{rank}.stopped").touch()
+        os._exit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stopped)
     try:
         _train(folder, rank, local)
     except BaseException as e:

@@ -1,9 +1,13 @@
 """The launcher of a job of several devices (workers/distributed.py) on its own, without a worker: a rank
-that fails ends the call with that rank's error, and no torchrun or rank process is left behind."""
+that fails ends the call with that rank's error, a rank killed outright is named as the cause (not the
+peer that lost it), and no torchrun or rank process is left behind."""
 
 from __future__ import annotations
 
 import os
+import signal
+import threading
+import time
 
 import pytest
 import torch
@@ -32,6 +36,28 @@ def test_a_rank_that_fails_fails_the_call_with_its_error(tmp_path):
     assert "gone.npz" in str(e.value)
     assert ranks_and_launchers() == []
     assert not (tmp_path / "work").exists()
+
+
+def test_a_rank_killed_mid_run_is_named_as_the_cause(tmp_path):
+    register_all("")
+    training = family("classification").training
+    cfg = family("classification").config(epochs=200, batch_size=8, width=8)
+    npz = tmp_path / "d.npz"
+    npz.write_bytes(synthetic.npz_bytes(n=80, size=8, seed=1))
+    data = training.load_dataset(npz, "npz", cfg)
+    work, steps = tmp_path / "work", []
+
+    def kill_rank_1() -> None:  # as the kernel's out-of-memory killer would, once training is under way
+        deadline = time.monotonic() + 120
+        while len(steps) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.kill(int((work / "rank1.pid").read_text()), signal.SIGKILL)
+
+    threading.Thread(target=kill_rank_1, daemon=True).start()
+    launch = distributed.Launch(work, 2, "classification", "", npz, "npz", 1)
+    with pytest.raises(distributed.DistributedError, match="^rank 1 of 2 died without an error of its own"):
+        launch(cfg, data, torch.device("cpu"), lambda step, values: steps.append(step))
+    assert ranks_and_launchers() == []
 
 
 def test_the_host_must_have_the_devices_and_a_checkpoint_the_same_world():
