@@ -55,6 +55,11 @@ bench: bench-serving bench-overhead bench-training bench-classification bench-de
 bench-training: dev
 	$(BIN)/python benchmarks/training.py --repeat 3
 
+# samples/s of one process and of two (config devices=2, torchrun, gloo) on the CPU (BENCHMARKS.md)
+.PHONY: bench-distributed
+bench-distributed: dev
+	$(BIN)/python benchmarks/distributed.py --n 6000 --epochs 1
+
 # Image classification quality through the job API (BENCHMARKS.md): MNIST, then the bounded CPU run of CIFAR-10.
 bench-classification: dev
 	mkdir -p var

@@ -31,9 +31,11 @@ from app.registry.store import MODEL_FILE
 from app.settings import Settings
 from app.store import open_store
 from models import family, register_all
+from models.common import job_keys
 from models.common.checks import is_weights_file, registry_ref, weights_file
 from models.common.errors import ParityError
 from models.contract import Family, run_metrics
+from workers import distributed
 from workers.lease import (
     Cancelled,
     Claimed,
@@ -129,17 +131,26 @@ class _Run:
     def _train_and_register(self, job: Claimed) -> None:
         contract = family(job.task)
         training = contract.training
-        cfg = contract.config(**job.params)
+        params, keys = job_keys.split(job.params)
+        cfg = contract.config(**params)
         device = pick_device(self.settings.device)
         if self.settings.train_threads:
             torch.set_num_threads(self.settings.train_threads)
         data, dataset = self._load(job, training, cfg)
 
         resume = self._load_checkpoint(device)
+        if keys.devices > 1:
+            distributed.check(keys.devices, device, resume)
         init = self._init_weights(job, cfg, training) if resume is None else None
         start_step = resume["step"] if resume else 0
         forget_metrics_after(self.sessions, job.id, start_step)
         extra = {"device": str(device), "threads": torch.get_num_threads()}
+        train = training.train
+        if keys.devices > 1:  # torchrun's ranks (workers/distributed.py) train; this process follows them
+            extra.update(devices=keys.devices, threads=distributed.threads_per_rank(keys.devices,
+                                                                                    self.settings.train_threads))
+            train = distributed.Launch(self.store.staging_dir / f"ddp-{job.id}", keys.devices, job.task,
+                                       self.settings.families, self.data_path, self.data_format, extra["threads"])
         if resume:
             extra["resumed_from"] = {"epoch": resume["epoch"], "step": resume["step"]}
             log.info("job %s: resuming after epoch %d (step %d)", job.id, resume["epoch"], resume["step"])
@@ -150,8 +161,8 @@ class _Run:
                  job.task, device, torch.get_num_threads(), report.total, cfg.epochs, cfg.batch_size)
         report.flush()
         started = time.monotonic()
-        model, train_metrics = training.train(cfg, data, device, report, checkpoint=self._save_checkpoint,
-                                              resume=resume, **({"init": init} if init is not None else {}))
+        model, train_metrics = train(cfg, data, device, report, checkpoint=self._save_checkpoint,
+                               resume=resume, **({"init": init} if init is not None else {}))
         train_seconds = time.monotonic() - started
         log.info("job %s: trained in %.1f s; evaluating on the validation split", job.id, train_seconds)
         report.flush_patiently("evaluating", self.settings.heartbeat_timeout_s)
@@ -208,7 +219,7 @@ class _Run:
         # outside the session: with an object store this downloads and unpacks, holding no connection
         path, fmt = dataset_path(self.store, dataset, self.settings), dataset.format
         self.store.pin(dataset.uri)
-        self.data_path = path
+        self.data_path, self.data_format = path, fmt
         return training.load_dataset(path, fmt, cfg), info
 
     # -- weights: every trained version keeps its PyTorch state dict (runs/<id>/weights.pt, named in the

@@ -22,7 +22,11 @@ class JobIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     task: str = Field(description="the task family", **enum_of(TASKS))
     dataset_id: str
-    config: dict[str, Any] = Field(default_factory=dict, description="hyperparameters; see the family's Config")
+    config: dict[str, Any] = Field(default_factory=dict, description=(
+        "hyperparameters; see the family's Config (docs/config/<task>.md). Every family also takes `devices` "
+        "(integer 1..64, default 1): processes to train in, one per GPU or CPU core, with the same global batch "
+        "and schedule; more than 1 only for families that declare `distributed` (else 422)"),
+        json_schema_extra={"properties": {"devices": {"type": "integer", "minimum": 1, "maximum": 64, "default": 1}}})
     register_as: str | None = Field(None, description="model name for the trained version (default: <task>-<id>)")
     alias: str | None = Field(None, description="alias to point at the new version, e.g. production")
 

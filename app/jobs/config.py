@@ -12,6 +12,7 @@ from pydantic import ConfigDict, ValidationError, create_model
 
 from app.errors import Unprocessable
 from models import family
+from models.common import job_keys
 
 
 @lru_cache
@@ -28,7 +29,32 @@ def _model(cls: type):
 
 
 def validate_config(task: str, raw: dict[str, Any]) -> dict[str, Any]:
-    """The full config (defaults filled in) as a JSON-able dict, or Unprocessable naming the key."""
+    """The full config (defaults filled in) as a JSON-able dict, or Unprocessable naming the key: the family's
+    keys, then the platform's (models/common/job_keys.py)."""
+    raw = dict(raw)
+    platform = _platform(task, {k: raw.pop(k) for k in job_keys.KEYS if k in raw})
+    return {**_family(task, raw), **platform}
+
+
+def _platform(task: str, raw: dict[str, Any]) -> dict[str, Any]:
+    try:
+        keys = job_keys.JobKeys(**_model(job_keys.JobKeys).model_validate(raw).model_dump())
+    except ValidationError as e:
+        err = e.errors()[0]
+        key = ".".join(str(p) for p in err["loc"])
+        raise Unprocessable(f"config.{key}: {err['msg']} (got {err.get('input')!r})", field=f"config.{key}") from e
+    except ValueError as e:
+        raise Unprocessable(f"config.{e}", field=f"config.{str(e).split(' ', 1)[0]}") from e
+    if keys.devices > 1 and not family(task).distributed:
+        raise Unprocessable(f"config.devices: {task} cannot train in several processes (its family does not "
+                            "declare `distributed`); leave devices out or set it to 1", field="config.devices")
+    # Only where asked for something else than the default: a job's config stays what the family's Config takes
+    # (clients and tests make a Config of it), and a key left out means its default, as in an old job's.
+    default = job_keys.JobKeys()
+    return {k: v for k, v in dataclasses.asdict(keys).items() if v != getattr(default, k)}
+
+
+def _family(task: str, raw: dict[str, Any]) -> dict[str, Any]:
     cls = family(task).config
     try:
         values = _model(cls).model_validate(raw).model_dump()
@@ -37,7 +63,7 @@ def validate_config(task: str, raw: dict[str, Any]) -> dict[str, Any]:
         for err in e.errors():
             key = ".".join(str(p) for p in err["loc"])
             if err["type"] == "extra_forbidden":
-                known = ", ".join(f.name for f in dataclasses.fields(cls))
+                known = ", ".join([f.name for f in dataclasses.fields(cls)] + list(job_keys.KEYS))
                 problems.append(f"config.{key}: unknown key for {task}; known keys: {known}")
             else:
                 problems.append(f"config.{key}: {err['msg']} (got {err.get('input')!r})")

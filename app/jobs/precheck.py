@@ -16,12 +16,14 @@ from app.errors import DlserveError, Unprocessable
 from app.registry import service as registry
 from app.registry.store import ArtifactStore
 from models import family
+from models.common import job_keys
 from models.common.checks import ConfigError, is_weights_file, registry_ref, weights_file
 from models.contract import Family
 
 
 def check(session: Session, store: ArtifactStore | None, task: str, values: dict[str, Any], dataset: Dataset) -> None:
     contract = family(task)
+    values = job_keys.split(values)[0]
     cfg = contract.config(**values)
     stats = dataset.stats or {}
     try:

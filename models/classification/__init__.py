@@ -37,4 +37,5 @@ FAMILY = Family.of(TASK, __name__, config, data, schemas, init_from_tasks=config
                    item_faults=frozenset({VALUE, TOO_LARGE}), best_metric=("val_accuracy", "max"),
                    calibration=True,
                    triton="input [N, C, H, W] normalised on the client; logits + labels.txt; top-k on the client",
-                   quantisation=QUANTISATION)
+                   quantisation=QUANTISATION,
+                   distributed=True)

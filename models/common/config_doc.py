@@ -112,7 +112,18 @@ def page(task: str) -> str:
             f"The keys of a `{task}` training job's `config` (`dlserve train --task {task} --config key=value`). "
             "Keys left out take their default; an unknown key or a bad value is a 422 naming the key. "
             "The version's `metadata.config` records the values that ran.\n\n"
-            + table(module.Config))
+            + table(module.Config) + platform_section(task))
+
+
+def platform_section(task: str) -> str:
+    """The keys every family takes (models/common/job_keys.py), and whether this one takes several devices."""
+    from models import family
+    from models.common.job_keys import JobKeys
+
+    contract = family(task)
+    can = (f"`{task}` declares `distributed`: it trains in several processes." if contract and contract.distributed
+           else f"`{task}` does not declare `distributed`: `devices` above 1 is a 422.")
+    return f"\n## Keys every family takes\n\nHow the platform runs the job. {can}\n\n" + table(JobKeys)
 
 
 def pages() -> dict[str, str]:

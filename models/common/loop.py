@@ -17,9 +17,10 @@ to export). `fit` owns the rest, the same for every family:
 - early stopping: `patience` epochs without a better `monitor` metric stop the run and the best epoch's
   weights are the ones returned; a time budget (`max_seconds`) stops it too.
 
-Several processes (issue 22) slot in here: the order of each epoch is drawn once from the seed in
-`_batches`, where a rank would take its shard of every batch, and reports and checkpoints are made in
-this module only, where rank 0 alone would make them.
+Several processes (issue 22, models/common/ddp.py): the order of each epoch is drawn once, in
+`_batches`, where each rank takes its shard of every batch; gradients are averaged after backward;
+only rank 0 is given a `report` and a `checkpoint` that do anything (workers/distributed.py). Where no
+process group is set up, none of that runs and a run is what it was.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from models.common.ddp import Group
 from models.common.onednn import use_onednn_for
 
 Report = Callable[[int, dict[str, float]], None]
@@ -68,6 +70,13 @@ class Shuffle:
         if self.kind == "torch":
             return torch.randperm(n, generator=self.generator).to(device)
         return self.generator.permutation(n)
+
+    def diverge(self, seed: int) -> None:
+        """Several processes: this rank's own stream from here on (the generator object kept: recipes hold it)."""
+        if self.kind == "torch":
+            self.generator.manual_seed(seed)
+        elif self.generator is not None:
+            self.generator.bit_generator.state = np.random.default_rng(seed).bit_generator.state
 
     def state(self) -> dict[str, Any]:
         if self.kind == "torch":
@@ -196,12 +205,15 @@ class _Run:
         recipe.device = device
         use_onednn_for(recipe.model if recipe.model is not None else nn.Identity())
         recipe._shuffle = self.shuffle = Shuffle(recipe.shuffle, cfg.seed)
+        self.ddp = Group.current(device)  # None: one process
         self.epoch, self.step, self.elapsed = 0, 0, 0.0
         self.stopped_by: str | None = None
         self.metrics: dict[str, float] = {}
         self.best: dict[str, Any] = {"value": None, "epoch": 0, "metrics": {}, "state": None}
         if resume is not None:
             self._load(resume)
+        if self.ddp is not None:
+            self.ddp.same_weights(recipe.model)
 
     def _load(self, state: dict[str, Any]) -> None:
         recipe = self.recipe
@@ -235,14 +247,17 @@ class _Run:
             recipe.rng = self.shuffle.for_epoch(self.epoch)
             for i, batch in enumerate(self._batches()):
                 self._step(batch, i)
-                if recipe.max_seconds is not None and time.monotonic() - started > recipe.max_seconds:
+                if recipe.max_seconds is not None and self._agreed(time.monotonic() - started > recipe.max_seconds):
                     self.stopped_by = "time"
                     break
             self.epoch += 1
+            if self.ddp is not None:  # the weights are equal on every rank; their batch-norm statistics are not
+                self.ddp.average_buffers(recipe.model)
             self.metrics, values = recipe.end_epoch(self.epoch, self.metrics)
             if values is not None:
                 self.report(self.step, values)
             self._early_stopping()
+            self.stopped_by = self._agreed(self.stopped_by)
             self.elapsed = time.monotonic() - started
             last = self.epoch >= recipe.epochs or self.stopped_by is not None
             if self.checkpoint is not None and (self.epoch % recipe.checkpoint_every == 0 or last):
@@ -257,8 +272,21 @@ class _Run:
         return recipe.finish(metrics)
 
     def _batches(self) -> Iterable[Any]:
-        # One process: every batch. Several (issue 22) would take this rank's shard of each.
-        return self.recipe.batches(self.epoch)
+        if self.ddp is None:  # one process: every batch
+            return self.recipe.batches(self.epoch)
+        # Every rank draws the same global batches from rank 0's generator state, then goes its own way
+        # (augmentations, dropout) and trains on its shard of each.
+        self.shuffle.load(self.ddp.sync_shuffle(self.shuffle.state()))
+        batches = self.recipe.batches(self.epoch)
+        if self.ddp.rank:
+            seed = self.ddp.seed(self.cfg.seed, self.epoch)
+            self.shuffle.diverge(seed)
+            torch.manual_seed(seed)
+        return [self.ddp.shard(batch) for batch in batches]
+
+    def _agreed(self, value: Any) -> Any:
+        """A decision that changes how many collectives follow: rank 0's, where there are several."""
+        return value if self.ddp is None else self.ddp.rank0(value)
 
     def _step(self, batch: Any, i: int) -> None:
         recipe = self.recipe
@@ -266,6 +294,8 @@ class _Run:
         if out.loss is not None:
             recipe.optimizer.zero_grad(set_to_none=True)
             out.loss.backward()
+            if self.ddp is not None:
+                self.ddp.average_gradients(recipe.model)
             if recipe.clip_norm:
                 nn.utils.clip_grad_norm_(recipe.model.parameters(), recipe.clip_norm)
             recipe.optimizer.step()
@@ -273,7 +303,8 @@ class _Run:
                 recipe.scheduler.step()
         self.step += 1
         recipe.after_step(self.step, self.epoch)
-        values = {"epoch": recipe.progress(self.epoch, i), **out.values}
+        step_values = out.values if self.ddp is None else self.ddp.average_values(out.values)
+        values = {"epoch": recipe.progress(self.epoch, i), **step_values}
         if recipe.scheduler is not None and recipe.lr_group is not None:
             values["lr"] = recipe.scheduler.get_last_lr()[recipe.lr_group]
         self.report(self.step, values)
@@ -298,6 +329,8 @@ class _Run:
                                  "metrics": self.metrics, "config": asdict(self.cfg), "best": self.best,
                                  "stopped": self.stopped_by is not None, "stopped_by": self.stopped_by,
                                  "elapsed": self.elapsed, "init_metrics": recipe.init_metrics}
+        if self.ddp is not None:  # a resumed run must have as many ranks (workers/distributed.py)
+            state["world_size"] = self.ddp.world
         if recipe.model is not None:
             state["model"] = recipe.model.state_dict()
         if recipe.optimizer is not None:

@@ -36,4 +36,5 @@ QUANTISATION = QuantisationGate("val_map", "max", 0.01, methods=("dynamic",))  #
 FAMILY = Family.of(TASK, __name__, config, data, schemas, metrics=METRICS,
                    item_faults=frozenset({VALUE, TOO_LARGE}), best_metric=("val_map", "max"), calibration=True,
                    triton="images [N, 3, S, S] letterboxed on the client; raw predictions: NMS on the client",
-                   quantisation=QUANTISATION)
+                   quantisation=QUANTISATION,
+                   distributed=True)

@@ -26,4 +26,5 @@ FAMILY = Family.of(TASK, __name__, config, data, schemas, either_formats=data.EI
                    artifacts=("decoder.onnx", "source.tokenizer.json", "target.tokenizer.json"),
                    item_faults=frozenset({VALUE, TOO_LARGE}), best_metric=("val_bleu", "max"), calibration=True,
                    triton="encoder and decoder-step graphs, beam search and tokenisers in Python between them",
-                   quantisation=QUANTISATION)
+                   quantisation=QUANTISATION,
+                   distributed=True)
