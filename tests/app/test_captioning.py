@@ -16,6 +16,9 @@ from models.captioning.metrics import caption_scores
 from tests.conftest import assert_problem, upload_dataset
 from workers.runner import run_training
 
+# The subject is the family, the CLI or the job's checks, not the database: one backend (tests/conftest.py).
+pytestmark = pytest.mark.one_backend
+
 CONFIG = {"epochs": 10, "batch_size": 32, "lr": 1e-2, "width": 8, "hidden": 64, "embed_dim": 32,
           "attention_dim": 32, "dropout": 0.0, "max_length": 16, "eval_beam_size": 2, "val_fraction": 0.15}
 

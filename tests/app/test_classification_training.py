@@ -18,6 +18,9 @@ from tests.conftest import assert_problem, upload_dataset
 from tests.workers import synthetic
 from workers.runner import run_training
 
+# The subject is the family, the CLI or the job's checks, not the database: one backend (tests/conftest.py).
+pytestmark = pytest.mark.one_backend
+
 FAST = {"epochs": 3, "batch_size": 16, "lr": 0.01, "width": 8}
 
 

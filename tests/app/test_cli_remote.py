@@ -21,6 +21,9 @@ from tests.app.test_fraud import csv_bytes
 from tests.conftest import ADMIN_KEY, empty_tables, root_path
 from tests.live_server import live_server
 
+# The subject is the family, the CLI or the job's checks, not the database: one backend (tests/conftest.py).
+pytestmark = pytest.mark.one_backend
+
 CONFUSION = [[90, 3], [2, 5]]
 
 

@@ -18,6 +18,9 @@ from tests.workers.synthetic import stored_zip as zipped
 from tests.workers.synthetic import tar_gz
 from workers.runner import run_training
 
+# The subject is the family, the CLI or the job's checks, not the database: one backend (tests/conftest.py).
+pytestmark = pytest.mark.one_backend
+
 LABELS = ["red", "green"]
 COLOURS = [SQUARE_COLOURS[name] for name in LABELS]
 EASY = {"epochs": 20, "batch_size": 16, "lr": 0.01, "width": 8, "image_size": 64, "warmup_steps": 10,

@@ -11,6 +11,9 @@ import pytest
 from tests.conftest import assert_item_error, assert_problem, upload_dataset
 from workers.runner import run_training
 
+# The subject is the family, the CLI or the job's checks, not the database: one backend (tests/conftest.py).
+pytestmark = pytest.mark.one_backend
+
 FEATURES = [f"V{i}" for i in range(1, 9)]
 
 

@@ -8,6 +8,9 @@ from models.common.job_keys import MAX_DEVICES
 from tests.conftest import assert_problem
 from tests.workers import synthetic
 
+# The subject is the family, the CLI or the job's checks, not the database: one backend (tests/conftest.py).
+pytestmark = pytest.mark.one_backend
+
 
 @pytest.fixture
 def dataset(client) -> dict:

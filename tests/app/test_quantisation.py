@@ -32,7 +32,7 @@ from tests.live_server import live_server
 from tests.toyfamily.test_toy_family import TOY, WEIGHTS, _csv, stack, trains_lines  # noqa: F401 (a fixture)
 from workers.runner import run_training
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.one_backend]
 
 
 @pytest.fixture

@@ -11,6 +11,9 @@ from tests.conftest import assert_item_error, assert_problem, upload_dataset
 from tests.workers.synthetic import stored_zip
 from workers.runner import run_training
 
+# The subject is the family, the CLI or the job's checks, not the database: one backend (tests/conftest.py).
+pytestmark = pytest.mark.one_backend
+
 N_USERS, N_ITEMS = 60, 40
 
 

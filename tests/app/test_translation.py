@@ -13,6 +13,9 @@ from tests.conftest import assert_item_error, assert_problem, one_torch_thread, 
 from tests.workers.synthetic import tar_gz, toy_pairs
 from workers.runner import run_training
 
+# The subject is the family, the CLI or the job's checks, not the database: one backend (tests/conftest.py).
+pytestmark = pytest.mark.one_backend
+
 CONFIG = {"d_model": 32, "layers": 1, "heads": 2, "ffn": 64, "dropout": 0.0, "tokenizer": "word", "vocab_size": 64,
           "epochs": 12, "batch_size": 16, "warmup_steps": 30, "lr": 5e-3, "max_len": 12,
           "source_lang": "xx", "target_lang": "yy"}

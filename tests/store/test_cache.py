@@ -16,6 +16,9 @@ from tests.conftest import upload_dataset
 from tests.store.conftest import keys_in, s3_settings
 from tests.workers import synthetic
 
+# The subject is the store and the host's cache, not the database: one backend (tests/conftest.py).
+pytestmark = pytest.mark.one_backend
+
 
 def _build(tmp_path, name: str, size: int):
     folder = tmp_path / "staging" / name

@@ -24,6 +24,9 @@ from tests.store.conftest import keys_in, s3_settings
 from tests.workers import synthetic
 from workers.runner import run_training
 
+# The subject is the store and the host's cache, not the database: one backend (tests/conftest.py).
+pytestmark = pytest.mark.one_backend
+
 
 @pytest.fixture
 def api(tmp_path, database_url, s3_uri):

@@ -40,6 +40,7 @@ def sessions(settings):
     engine.dispose()
 
 
+@pytest.mark.one_backend  # a run's training and its checkpoint; the claim and lease tests run on both
 def test_a_run_registers_a_version_that_onnx_runtime_serves_correctly(client, settings, submit):
     job = submit(config=EASY, register_as="corners", alias="production")
     assert run_training(job["id"], settings) == "succeeded"
@@ -88,6 +89,7 @@ def test_train_threads_sets_torchs_threads_for_the_run_and_the_job_says_so(clien
     assert client.get(f"/v1/jobs/{job['id']}").json()["progress"]["threads"] == want
 
 
+@pytest.mark.one_backend  # a run's training and its checkpoint; the claim and lease tests run on both
 def test_a_redelivered_run_resumes_from_its_checkpoint(client, settings, submit, sessions):
     job = submit(config=EASY, register_as="corners")
     # a first attempt that got through one epoch and died: its checkpoint, its row still "running"

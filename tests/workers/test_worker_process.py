@@ -86,8 +86,10 @@ class Stack:
             time.sleep(0.05)
 
 
-COMBOS = [("sqlite", "file")] + ([("postgresql", "file")] if PG_URL else []) + \
-    ([("postgresql", "redis")] if PG_URL and REDIS_URL else [])
+# The two deployments: embedded (SQLite + the file broker) and compose (PostgreSQL + Redis); PostgreSQL with the
+# file broker where Redis is not given.
+COMBOS = [("sqlite", "file")] + ([("postgresql", "redis")] if PG_URL and REDIS_URL else
+                                 [("postgresql", "file")] if PG_URL else [])
 
 
 @pytest.fixture(scope="module", params=COMBOS, ids=["-".join(c) for c in COMBOS])
