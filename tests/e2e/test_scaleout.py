@@ -265,7 +265,9 @@ def test_a_job_streams_live_trains_on_either_worker_and_survives_losing_its_work
     while not killed:  # kill the worker training it once a checkpoint is in the store
         state = c.get(f"/v1/jobs/{job_id}").json()
         assert state["status"] not in TERMINAL, f"the job ended before its worker could be killed: {state}"
-        names = {a["name"] for a in c.get(f"/v1/jobs/{job_id}/artifacts").json()["items"]}
+        listing = c.get(f"/v1/jobs/{job_id}/artifacts")
+        assert listing.status_code == 200, listing.text
+        names = {a["name"] for a in listing.json()["items"]}
         if state["status"] == "running" and "last.pt" in names and (state.get("progress") or {}).get("epoch", 0) >= 1:
             pid = int(re.search(r":(\d+)$", state["worker"]).group(1))
             owner = next(w for w in cluster.workers if os.getpgid(pid) == w.pid)
