@@ -4,6 +4,7 @@ session; each test starts from empty tables and its own artifact directory."""
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from collections.abc import Iterator
@@ -215,6 +216,7 @@ def s3_endpoint() -> Iterator[str]:
 
     from tests.live_server import free_port
 
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # a line per request drowns a failure's report
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
