@@ -4,6 +4,7 @@ session; each test starts from empty tables and its own artifact directory."""
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from collections.abc import Iterator
@@ -199,3 +200,58 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         terminalreporter.section(f"README and docs blocks not run ({len(exempt)})")
         for line in exempt:
             terminalreporter.line(line)
+
+
+# -- a real S3-compatible server (moto's server mode) on a free port of this machine: the same HTTP requests as
+# to AWS or MinIO, one server per test session, a new bucket per user of it (tests/store, tests/e2e, tests/app)
+def s3_variables(endpoint: str) -> dict[str, str]:
+    """The standard AWS variables a deployment sets, pointing at the tests' server."""
+    return {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "test-key", "AWS_SECRET_ACCESS_KEY": "test-secret",
+            "AWS_REGION": "us-east-1"}
+
+
+S3_IGNORED = ("AWS_PROFILE", "AWS_ENDPOINT_URL_S3", "AWS_DEFAULT_REGION")  # a developer's own, never the tests'
+
+
+def s3_client(endpoint: str):
+    import boto3
+
+    v = s3_variables(endpoint)
+    return boto3.client("s3", endpoint_url=endpoint, region_name=v["AWS_REGION"], aws_access_key_id=v[
+        "AWS_ACCESS_KEY_ID"], aws_secret_access_key=v["AWS_SECRET_ACCESS_KEY"])
+
+
+def new_bucket(endpoint: str) -> str:
+    name = f"dlserve-{uuid.uuid4().hex[:12]}"
+    s3_client(endpoint).create_bucket(Bucket=name)
+    return name
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    from moto.server import ThreadedMotoServer
+
+    from tests.live_server import free_port
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # a line per request drowns a failure's report
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def s3_uri(s3_endpoint, monkeypatch) -> str:
+    """s3://<a new bucket>/dlserve, with AWS_ENDPOINT_URL and the credentials set as a deployment sets them."""
+    for name, value in s3_variables(s3_endpoint).items():
+        monkeypatch.setenv(name, value)
+    for name in S3_IGNORED:
+        monkeypatch.delenv(name, raising=False)
+    return f"s3://{new_bucket(s3_endpoint)}/dlserve"
+
+
+@pytest.fixture
+def bucket(s3_uri, s3_endpoint):
+    """(boto3 client, bucket name, prefix) to look at what dlserve left in the bucket."""
+    return s3_client(s3_endpoint), s3_uri.removeprefix("s3://").split("/")[0], "dlserve/"

@@ -64,11 +64,12 @@ def _settings_variables() -> set[str]:
 
 
 def _check_dlserve_service(name: str, service: dict) -> dict[str, str]:
-    """A dlserve container: the project's image, a `dlserve` command the CLI has, variables the settings know,
-    artifacts in a bucket and no disk shared with another container."""
+    """A dlserve container: the project's image, a `dlserve` command the CLI has, variables the settings know
+    with values they take, artifacts in a bucket and no disk shared with another container."""
     from typer.main import get_command
 
     from app.cli import cli
+    from app.settings import Settings
 
     assert re.fullmatch(r"dlserve:(cpu|gpu)", service["image"]), (name, service["image"])
     command = service["command"]
@@ -76,7 +77,11 @@ def _check_dlserve_service(name: str, service: dict) -> dict[str, str]:
     env = {k: str(v) for k, v in service["environment"].items()}
     unknown = {k for k in env if k.startswith("DLSERVE_")} - _settings_variables()
     assert not unknown, f"{name}: {unknown} are no settings (app/settings.py)"
-    assert env["DLSERVE_ARTIFACT_ROOT"].startswith("s3://"), name
+    settings = Settings(_env_file=None, **{k.removeprefix("DLSERVE_").lower(): v for k, v in env.items()
+                                           if k.startswith("DLSERVE_")})  # a value it refuses fails here
+    assert settings.artifact_remote and settings.artifact_remote.startswith("s3://"), name
+    # the S3-compatible server by a plain host name (minio:9000): the bucket in the path, as MinIO wants it
+    assert settings.s3_addressing_style == "path", name
     assert {"AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION"} <= set(env), name
     assert not [v for v in service.get("volumes", []) if "/data" in str(v)], f"{name} shares a disk"
     return env

@@ -41,7 +41,12 @@ def session(path: Path, options: ort.SessionOptions | None = None) -> ort.Infere
 
 
 def size_bytes(folder: Path) -> int:
-    return sum(f.stat().st_size for f in folder.iterdir() if f.is_file() and f.name != SIGNATURE_FILE)
+    return sum(f.stat().st_size for f in _files(folder) if f.name != SIGNATURE_FILE)
+
+
+def _files(folder: Path) -> list[Path]:
+    """The version's files: not the dot files a host's cache keeps beside them (app/store/cache.py)."""
+    return [f for f in folder.iterdir() if f.is_file() and not f.name.startswith(".")]
 
 
 class _Reader(CalibrationDataReader):
@@ -87,8 +92,8 @@ def quantise(parent: Path, out: Path, method: str, batches: list[Batch], multi_f
     `method` ("static": QDQ, unsigned 8-bit activations calibrated (min/max) on `batches`, signed 8-bit
     weights per channel; "dynamic": signed 8-bit weights, activations scaled per batch at run time)."""
     out.mkdir(parents=True)
-    for f in parent.iterdir():
-        if f.is_file() and f.suffix != ".onnx" and f.name != SIGNATURE_FILE:
+    for f in _files(parent):
+        if f.suffix != ".onnx" and f.name != SIGNATURE_FILE:
             shutil.copy2(f, out / f.name)
     with tempfile.TemporaryDirectory(prefix="dlserve-int8-") as tmp:
         work = Path(tmp)

@@ -62,10 +62,16 @@ def quantise(run: _Run, job: Claimed) -> None:
         dataset = session.get(Dataset, job.dataset_id) if job.dataset_id else None
         if dataset is None:
             raise QuantisationRefused("the dataset the version was trained on was deleted before the job started")
-        folder = run.store.path(parent.artifact_uri)
+        parent_key, parent_sha = parent.artifact_uri, parent.sha256
         meta, signature = dict(parent.meta or {}), dict(parent.signature or {})
-        path, fmt = dataset_path(run.store, dataset), dataset.format
+        fmt = dataset.format
         source = {"dataset_id": dataset.id, "name": dataset.name, "sha256": dataset.sha256}
+    # outside the session: with an object store these download (the parent checked against its sha256, the
+    # dataset unpacked) into this host's cache, pinned there until the run ends (runner.run_training)
+    folder = run.store.fetch(parent_key, parent_sha)
+    path = dataset_path(run.store, dataset, run.settings)
+    run.store.pin(parent_key)
+    run.store.pin(dataset.uri)
 
     methods = list(gate.methods) if request.method == "auto" else [request.method]
     forget_metrics_after(run.sessions, job.id, 0)  # a job delivered again measures everything again

@@ -123,17 +123,19 @@ def export_version(name: str, version: VersionPath, _: ReadKey, session: Session
     its signature and this version's batching in config.pbtxt. Pre- and post-processing stay on the client
     (GET /v1/families says what, per family, under `triton`); a version of several graphs is a 422."""
     row = registry.get_version(session, name, version)
-    folder, signature, metadata, task = store.path(row.artifact_uri), row.signature, row.meta, row.task
+    key, sha256, signature, metadata, task = row.artifact_uri, row.sha256, row.signature, row.meta, row.task
     session.close()  # the download may take a while: it holds no database connection
     known = task in TASKS
     why = triton.refusal(task, family(task).multi_file, family(task).triton) if known else None
     if why:
         raise Unprocessable(f"version {version} of {name!r} cannot be exported for Triton: {why}", field="format")
+    # this host's copy, fetched from the object store (checked against the registry's sha256) when it has none
+    folder = store.fetch(key, sha256)
     if not (folder / MODEL_FILE).is_file():
         raise NotFound(f"the files of version {version} of {name!r} are missing from the artifact store")
     labels = triton.labels_text(metadata)
     config = triton.config_pbtxt(name, version, signature, batching.resolve(metadata, settings), labels is not None)
-    headers = {"Cache-Control": "private, no-cache", "X-Model-Sha256": row.sha256,
+    headers = {"Cache-Control": "private, no-cache", "X-Model-Sha256": sha256,
                "Content-Disposition": f'attachment; filename="{name}-v{version}-triton.tar.gz"'}
     return StreamingResponse(triton.repository_tar_gz(name, version, folder, config, labels),
                              media_type="application/gzip", headers=headers)

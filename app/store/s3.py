@@ -17,9 +17,10 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from app.errors import ServiceUnavailable
-from app.store.base import ObjectInfo, ObjectStore, PendingUpload, check_key, sha256_file, verify
+from app.store.base import ArtifactCorrupt, ObjectInfo, ObjectStore, PendingUpload, check_key, sha256_file, verify
 
 META_SHA = "sha256"  # x-amz-meta-sha256
+REREADS = 3  # times an object rewritten while it is downloaded is read again
 
 
 def parse_uri(uri: str) -> tuple[str, str]:
@@ -83,18 +84,36 @@ class S3Objects(ObjectStore):
 
     @_unavailable
     def get_to_path(self, key: str, dest: Path, sha256: str | None = None) -> None:
+        from s3transfer.exceptions import S3DownloadFailedError
+
         full = self._full(key)
-        if sha256 is None:
-            sha256 = self.client.head_object(Bucket=self.bucket, Key=full).get("Metadata", {}).get(META_SHA)
         dest = Path(dest)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.part")
-        try:
-            self.client.download_file(self.bucket, full, str(tmp), Config=self.transfer)
-            verify(tmp, sha256, key, self.uri)
-            os.replace(tmp, dest)
-        finally:
-            tmp.unlink(missing_ok=True)
+        for attempt in range(REREADS + 1):
+            want, etag = sha256, None
+            if want is None:
+                head = self.client.head_object(Bucket=self.bucket, Key=full)
+                want, etag = head.get("Metadata", {}).get(META_SHA), head.get("ETag")
+            tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.part")
+            try:
+                self.client.download_file(self.bucket, full, str(tmp), Config=self.transfer)
+                verify(tmp, want, key, self.uri)
+                os.replace(tmp, dest)
+                return
+            except (ArtifactCorrupt, S3DownloadFailedError) as e:
+                # A run's checkpoint is put again every epoch, maybe while another host reads it: bytes that
+                # differ from the sha256 of the HEAD before them, or that changed mid-download, are a newer
+                # object when its ETag moved meanwhile, not an altered one: read it again
+                rewritten = etag is not None and self.client.head_object(Bucket=self.bucket, Key=full).get(
+                    "ETag") != etag
+                if rewritten and attempt < REREADS:
+                    continue
+                if isinstance(e, ArtifactCorrupt):
+                    raise
+                raise ServiceUnavailable(f"the object {key} in {self.uri} changed while it was read; "
+                                         "ask again") from None
+            finally:
+                tmp.unlink(missing_ok=True)
 
     @_unavailable
     def exists(self, key: str) -> bool:

@@ -246,3 +246,26 @@ def test_the_command_line_quantizes_follows_and_prints_the_parity(toy, tmp_path)
         assert "model lines version 2" in result.output and "dynamic: val_mse" in result.output
         result = CliRunner().invoke(cli, ["versions", "quantize", "lines", "2"], env=env)
         assert result.exit_code == 1 and "already an int8 version" in result.stderr, result.output
+
+
+def test_a_worker_on_another_host_quantises_a_version_from_the_bucket(s3_uri, tmp_path, database_url, one_thread):
+    """DLSERVE_ARTIFACT_ROOT=s3://...: the worker that quantises has neither the parent version nor the dataset
+    on its disk; it fetches both from the bucket (checked) and registers the int8 version into it, which the
+    API, on a third disk, serves."""
+    from tests.store.conftest import s3_settings
+
+    def host(name: str) -> Settings:
+        return s3_settings(tmp_path / name, database_url, s3_uri, families=TOY, progress_interval_s=0.05,
+                           heartbeat_interval_s=0.5)
+
+    try:
+        with TestClient(create_app(host("api")), raise_server_exceptions=False) as client:
+            client.headers["Authorization"] = f"Bearer {ADMIN_KEY}"
+            _train(client, host("trainer"))
+            job = _quantise(client, host("quantiser"), method="dynamic")
+            assert job["status"] == "succeeded", job["error"]
+            r = client.post("/v1/models/lines/predict?version=2", json={"inputs": [{"features": [1.0, 2.0, -4.0]}]})
+            assert r.status_code == 200, r.text
+    finally:
+        for task, _ in models.parse(TOY):
+            models.unregister(task)

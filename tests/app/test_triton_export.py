@@ -1,6 +1,7 @@
 """GET /v1/models/{name}/versions/{v}/export?format=triton: a Triton model repository whose config.pbtxt,
 parsed with Triton's own schema (model_config.proto, shipped in tritonclient), matches the version's
-signature and batching; the graph byte for byte; 422 for a family of several graphs; 404s; the read scope."""
+signature and batching; the graph byte for byte; 422 for a family of several graphs; 404s; the read scope; with
+the artifacts in a bucket, the export on a host that never had the version's files."""
 
 import hashlib
 import importlib.util
@@ -13,15 +14,18 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 import tritonclient
+from fastapi.testclient import TestClient
 from google.protobuf import text_format
 
 from app.db.session import make_engine, make_sessionmaker
+from app.main import create_app
 from app.registry import service as registry
 from app.registry.store import ArtifactStore
 from models import family
 from tests import onnx_models
 from tests.app.test_web_session import make_key
-from tests.conftest import assert_problem, upload
+from tests.conftest import ADMIN_KEY, assert_problem, upload
+from tests.store.conftest import s3_settings
 
 LABELS = [f"class {i}" for i in range(10)]
 
@@ -126,6 +130,24 @@ def test_unknown_versions_formats_and_keys_are_refused(client, settings, tiny_on
     assert_problem(client.get("/v1/models/pets/versions/1/export"), 422, "format")
     assert_problem(_export(client, "pets", Authorization=f"Bearer {make_key(settings, ['predict'])}"), 403)
     assert_problem(_export(client, "pets", Authorization="Bearer nope"), 401)
+
+
+def test_a_replica_exports_a_version_uploaded_to_another_from_the_bucket(s3_uri, tmp_path, database_url, tiny_onnx):
+    """DLSERVE_ARTIFACT_ROOT=s3://...: the replica asked has nothing of the version on its disk; the graph comes
+    from the bucket, checked against the registry's sha256, into its own cache."""
+    files = {}
+    for host in ("uploader", "exporter"):  # two hosts, one after the other, sharing the database and the bucket
+        with TestClient(create_app(s3_settings(tmp_path / host, database_url, s3_uri)),
+                        raise_server_exceptions=False) as c:
+            c.headers["Authorization"] = f"Bearer {ADMIN_KEY}"
+            if host == "uploader":
+                upload(c, "pets", tiny_onnx, metadata=json.dumps({"labels": LABELS}))
+            else:
+                assert not list((tmp_path / host).rglob("model.onnx"))
+                files = _repository(_export(c, "pets"))
+    assert files["pets/1/model.onnx"] == tiny_onnx
+    assert files["pets/labels.txt"].decode().splitlines() == LABELS
+    assert _config(files, "pets").output[0].label_filename == "labels.txt"
 
 
 @pytest.mark.parametrize("task", ["classification", "detection", "fraud", "recommendation", "translation",

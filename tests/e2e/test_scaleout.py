@@ -1,11 +1,13 @@
 """No shared disk between replicas (issue 21): two `dlserve serve` API processes and two `dlserve worker`
-processes, each with its own DLSERVE_HOME, sharing only the database, Redis and the artifact store, behind
-Debian's nginx running the committed deploy/nginx.conf (its upstream rendered for the two local ports).
+processes, each with its own DLSERVE_HOME and no folder in common, sharing only the database, Redis and an
+S3-compatible server (moto's, started by the tests, addressed path-style as MinIO is), behind Debian's nginx
+running the committed deploy/nginx.conf (its upstream rendered for the two local ports).
 
 Through nginx: a large upload streams to a replica while it is still being sent, a job's event stream
 arrives live, the job trains on either worker and, its worker killed mid-run, is resumed by the other; the
 model is then served by both APIs, and an alias moved through one is followed by the other within seconds.
-Started at once on one database, the two APIs create one admin key between them."""
+Started at once on one database, the two APIs create one admin key between them. Afterwards every object in
+the bucket belongs to a dataset, a version or a run that succeeded, and no multipart upload is left open."""
 
 from __future__ import annotations
 
@@ -26,10 +28,15 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+from sqlalchemy import select
 
 from app.db import migrate
+from app.db.session import make_engine, make_sessionmaker
+from app.db.tables import Dataset, ModelVersion
+from app.store.s3 import S3Objects
+from app.store.sweep import owner, sweep
 from tests import onnx_models
-from tests.conftest import PG_URL, REDIS_URL, root_path
+from tests.conftest import PG_URL, REDIS_URL, S3_IGNORED, new_bucket, root_path, s3_variables
 from tests.live_server import free_port, serve_process
 from tests.workers import synthetic
 
@@ -63,17 +70,19 @@ def _nginx_config(tmp: Path, listen: int, ports: list[int]) -> Path:
 
 
 class Cluster:
-    def __init__(self, tmp: Path, database_url: str):
-        self.tmp, self.stack = tmp, ExitStack()
-        # The artifact root every process is given explicitly. SWITCH TO S3 HERE: once the S3 store is merged,
-        # this becomes s3://<bucket>/<prefix> on the tests' S3 server (with AWS_ENDPOINT_URL & co. in `base`)
-        # and the folder goes away, so that the four processes share no disk at all.
-        self.artifact_root = tmp / "shared-artifacts"
+    def __init__(self, tmp: Path, database_url: str, s3_endpoint: str):
+        self.tmp, self.stack, self.database_url = tmp, ExitStack(), database_url
+        # the one artifact root of all four processes: a bucket; nothing else on disk is theirs in common
+        self.artifact_root = f"s3://{new_bucket(s3_endpoint)}/dlserve"
+        self.s3 = s3_variables(s3_endpoint)
         self.queue = f"scaleout-{uuid.uuid4().hex[:8]}"
-        self.base = {k: v for k, v in os.environ.items() if not k.startswith(("DLSERVE_", "PROMETHEUS_"))}
+        self.base = {k: v for k, v in os.environ.items() if not k.startswith(("DLSERVE_", "PROMETHEUS_", "AWS_"))}
+        self.base.update(self.s3)
         self.base.update({
             "DLSERVE_DATABASE_URL": database_url, "DLSERVE_BROKER_URL": REDIS_URL, "DLSERVE_QUEUE": self.queue,
-            "DLSERVE_ARTIFACT_ROOT": str(self.artifact_root), "DLSERVE_ALIAS_POLL_INTERVAL_S": "0.2",
+            "DLSERVE_ARTIFACT_ROOT": self.artifact_root, "DLSERVE_S3_ADDRESSING_STYLE": "path",
+            # the large upload's object goes up in parts, so an upload left open would show in the bucket
+            "DLSERVE_S3_MULTIPART_BYTES": str(16 * 2**20), "DLSERVE_ALIAS_POLL_INTERVAL_S": "0.2",
             "DLSERVE_HEARTBEAT_INTERVAL_S": "0.5", "DLSERVE_HEARTBEAT_TIMEOUT_S": "4",
             "DLSERVE_PROGRESS_INTERVAL_S": "0.1", "DLSERVE_REAPER_INTERVAL_S": "1",
             "DLSERVE_TRAIN_THREADS": "1"})
@@ -107,7 +116,7 @@ class Cluster:
         return proc
 
     def wait_workers(self) -> None:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 90
         for i, proc in enumerate(self.workers):
             log = self.tmp / f"worker{i}.log"
             while "ready." not in log.read_text():
@@ -147,7 +156,7 @@ def _kill_group(proc: subprocess.Popen) -> None:
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory, pg_databases):
+def cluster(tmp_path_factory, pg_databases, s3_endpoint):
     if not REDIS_URL:
         _needed("DLSERVE_TEST_REDIS_URL", "replicas in separate homes share the job queue through Redis")
     if not shutil.which("nginx"):
@@ -155,11 +164,11 @@ def cluster(tmp_path_factory, pg_databases):
     tmp = tmp_path_factory.mktemp("scaleout")
     url = pg_databases.create() if PG_URL else f"sqlite:///{tmp / 'shared.db'}"
     migrate.upgrade(url)  # compose's `migrate` service: once, before the replicas
-    c = Cluster(tmp, url)
+    c = Cluster(tmp, url, s3_endpoint)
     try:
-        c.start_apis()
-        for i in range(2):
+        for i in range(2):  # first: they start (import torch) while the APIs do
             c.start_worker(f"worker{i}")
+        c.start_apis()
         c.url = c.start_nginx()
         c.wait_workers()
         created = re.findall(r"Created a local admin key .*: (dls_\S+)", c.logs("api"))
@@ -256,7 +265,9 @@ def test_a_job_streams_live_trains_on_either_worker_and_survives_losing_its_work
     while not killed:  # kill the worker training it once a checkpoint is in the store
         state = c.get(f"/v1/jobs/{job_id}").json()
         assert state["status"] not in TERMINAL, f"the job ended before its worker could be killed: {state}"
-        names = {a["name"] for a in c.get(f"/v1/jobs/{job_id}/artifacts").json()["items"]}
+        listing = c.get(f"/v1/jobs/{job_id}/artifacts")
+        assert listing.status_code == 200, listing.text
+        names = {a["name"] for a in listing.json()["items"]}
         if state["status"] == "running" and "last.pt" in names and (state.get("progress") or {}).get("epoch", 0) >= 1:
             pid = int(re.search(r":(\d+)$", state["worker"]).group(1))
             owner = next(w for w in cluster.workers if os.getpgid(pid) == w.pid)
@@ -295,3 +306,33 @@ def test_the_model_is_served_by_both_apis_and_an_alias_move_reaches_the_other(cl
         time.sleep(0.1)
     for d in direct:
         d.close()
+
+
+def test_the_bucket_holds_nothing_stray_or_half_written(cluster, monkeypatch):
+    """What issue 21's check does by hand after the run: every object belongs to a row (the sweep's own rule
+    for ownership, with no grace period), no multipart upload is left open, and the bytes are the rows'."""
+    for name, value in cluster.s3.items():
+        monkeypatch.setenv(name, value)
+    for name in S3_IGNORED:
+        monkeypatch.delenv(name, raising=False)
+    objects = S3Objects(cluster.artifact_root, addressing_style="path")
+    keys = sorted(o.key for o in objects.list())
+    assert keys and all(owner(k) is not None and not k.startswith(".staging/") for k in keys), keys
+    engine = make_engine(cluster.database_url)
+    try:
+        report = sweep(objects, make_sessionmaker(engine), grace_s=0)
+        assert (report.removed, report.aborted) == ([], []), "stray objects or open multipart uploads"
+        assert report.kept == len(keys)
+        with make_sessionmaker(engine)() as session:
+            datasets = session.scalars(select(Dataset)).all()
+            versions = session.scalars(select(ModelVersion)).all()
+    finally:
+        engine.dispose()
+    assert len(datasets) == 2 and len(versions) == 2
+    for d in datasets:  # each dataset is one object, the bytes as uploaded
+        assert [k for k in keys if k.startswith(f"{d.uri}/")] == [f"{d.uri}/upload"]
+        assert objects.stat(f"{d.uri}/upload").size == d.size_bytes
+    for v in versions:  # whole, and the registry's bytes (get_to_path checks the sha256)
+        objects.get_to_path(f"{v.artifact_uri}/model.onnx", cluster.tmp / "check.onnx", v.sha256)
+    runs = {k.split("/")[1] for k in keys if k.startswith("runs/")}
+    assert len(runs) == 1 and {f"runs/{r}/checkpoints/last.pt" for r in runs} <= set(keys)

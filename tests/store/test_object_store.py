@@ -85,6 +85,28 @@ def test_a_large_file_goes_up_in_parts_and_comes_back_whole(objects, tmp_path):
     assert objects.pending_uploads() == []  # the multipart upload was completed, nothing left in flight
 
 
+@pytest.mark.parametrize("size", [7, 11 * MIB], ids=["one-request", "in-ranges"])
+def test_an_object_put_again_while_it_is_read_is_read_again_not_refused(s3_uri, tmp_path, size):
+    """A run's checkpoint is put again every epoch while an API replica may be downloading it: the newer
+    checkpoint arriving between the HEAD that gives the recorded sha256 and the GET (or between the ranges of a
+    large download) is read again, never a 503 calling it altered."""
+    from app.store.s3 import S3Objects
+
+    reader, writer = (S3Objects(s3_uri, addressing_style="path", multipart_bytes=5 * MIB) for _ in range(2))
+    key = "runs/r/checkpoints/last.pt"
+    writer.put_file(key, _file(tmp_path / "epoch1", b"1" * size))
+    newer = _file(tmp_path / "epoch2", b"2" * size)
+
+    def another_worker_puts_the_next_epoch(**_):
+        if not newer.with_suffix(".put").exists():
+            newer.with_suffix(".put").touch()
+            writer.put_file(key, newer)
+
+    reader.client.meta.events.register("before-call.s3.GetObject", another_worker_puts_the_next_epoch)
+    reader.get_to_path(key, tmp_path / "got")
+    assert (tmp_path / "got").read_bytes() == newer.read_bytes()
+
+
 def _tamper(objects, key: str, data: bytes) -> None:
     if isinstance(objects, LocalObjects):
         (objects.root / key).write_bytes(data)
