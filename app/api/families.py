@@ -10,8 +10,8 @@ from pydantic import BaseModel, Field
 
 from app.api.deps import ReadKey, SettingsDep
 from app.api.openapi import Task
-from app.registry.triton import refusal
 from app.jobs.quantisation import tolerance
+from app.registry.triton import refusal
 from app.settings import Settings
 from models import FAMILIES, family
 from models.common.config_doc import describe
