@@ -76,7 +76,7 @@ def busy(base: str, rows: int) -> None:
 def test_a_versions_own_batching_options_override_the_settings(client, settings):
     """metadata.batching caps this version's batches (settings allow 32) and sets its delay."""
     upload(client, "dbl", onnx_models.doubler(), task="fraud",
-           metadata='{"batching": {"max_batch_size": 2, "max_queue_delay_ms": 300}}')
+           metadata='{"batching": {"max_batch_size": 2, "max_queue_delay_ms": 1000}}')
     client.put("/v1/models/dbl/aliases/production", json={"version": 1})
     xs = [np.full((1, 4), i, np.float32) for i in range(6)]
     with live_server(settings) as url:
@@ -86,7 +86,7 @@ def test_a_versions_own_batching_options_override_the_settings(client, settings)
     for x, r in zip(xs, answers, strict=True):
         np.testing.assert_array_equal(np.array(r.json()["outputs"][0]["data"]).reshape(1, 4), 2 * x)
     assert metric(text, 'dlserve_inference_batch_size_sum{model="dbl",version="1"}') == 2 + 6
-    # at most 2 rows a batch; the 300 ms delay lets each batch fill to 2 (1-row batches would be 4 or more)
+    # at most 2 rows a batch; the 1 s delay lets each batch fill to 2 on a loaded machine too (1-row batches: 4 or more)
     assert metric(text, 'dlserve_inference_batch_size_count{model="dbl",version="1"}') == 1 + 3
     assert 'dlserve_inference_batch_size_bucket{le="2.0",model="dbl",version="1"} 4.0' in text
 
