@@ -30,7 +30,7 @@ class RequestContext:
         self.metrics = metrics
         self.body_timeout_s = body_timeout_s
         self.body_min_rate = body_min_rate
-        # Only where the HTTP parser keeps the case it is given (h11); httptools lowercases every name.
+        # h11 keeps the case it is given; under httptools app/server.py's _ConventionalHead gives it.
         self.canonical_names = canonical_names
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -50,7 +50,7 @@ class RequestContext:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 headers = message.get("headers", ())
-                message["headers"] = ([(_canonical(k), v) for k, v in headers] if canonical else [*headers]) + \
+                message["headers"] = ([(canonical_name(k), v) for k, v in headers] if canonical else [*headers]) + \
                     [id_header]
             await send(message)
 
@@ -68,14 +68,15 @@ class RequestContext:
                                  time.perf_counter() - start)
 
 
-def _canonical(name: bytes) -> bytes:
+def canonical_name(name: bytes) -> bytes:
     # Header names are case-insensitive, but clients that keep headers in a plain dict look up
     # "Content-Type"; send the conventional form rather than the lowercase ASGI gives us.
     return _CANONICAL.get(name) or b"-".join(p.capitalize() for p in name.split(b"-"))
 
 
 _CANONICAL = {b"content-type": b"Content-Type", b"content-length": b"Content-Length", b"location": b"Location",
-              b"retry-after": b"Retry-After", b"www-authenticate": b"WWW-Authenticate"}
+              b"retry-after": b"Retry-After", b"www-authenticate": b"WWW-Authenticate",
+              b"x-request-id": b"X-Request-ID"}
 
 
 def _guarded(receive: Receive, start: float, limit: int, timeout_s: float, min_rate: int) -> Receive:

@@ -7,10 +7,11 @@ request's line and headers must be complete within `header_timeout_s` of the con
 the previous response, however they trickle in. The body has its own deadline in the ASGI layer
 (app/middleware.py), where a 408 problem+json can be answered.
 
-httptools (a C parser) costs the event loop a fraction of what h11 (pure Python) does per request; it
-sends response header names in lowercase, which HTTP/1.1 allows (RFC 9110 section 5.1: field names are
-case-insensitive) and every client tested reads (tests/e2e/test_header_case.py). `DLSERVE_HTTP_PARSER=h11`
-keeps their conventional case for a client that does not.
+httptools (a C parser) costs the event loop a fraction of what h11 (pure Python) does per request.
+uvicorn's httptools protocol writes response header names in lowercase, which HTTP/1.1 allows (RFC 9110
+section 5.1: field names are case-insensitive), but clients that copy the headers into a plain dict and
+look up "Content-Type" exist (a contract check of ours did): each response's head goes out through
+`_ConventionalHead`, which gives the names the case h11 sends (tests/app/test_header_case.py).
 
 `dlserve serve` passes the class itself (it must be importable by name: uvicorn's worker processes
 unpickle it) and it reads the settings from the environment; the test server passes `with_settings()`.
@@ -26,6 +27,7 @@ import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from app.middleware import canonical_name
 from app.settings import Settings, get_settings
 
 
@@ -106,12 +108,41 @@ class _Deadlines:
         raise NotImplementedError
 
 
+class _ConventionalHead:
+    """The transport one response cycle writes through: the response's head (status line and header lines,
+    which uvicorn writes in one call) leaves with the header names in their conventional case; the body, and
+    a 100 Continue, pass untouched."""
+
+    __slots__ = ("_transport", "_head_sent")
+
+    def __init__(self, transport: asyncio.Transport):
+        self._transport = transport
+        self._head_sent = False
+
+    def write(self, data: bytes) -> None:
+        if not self._head_sent and data.startswith(b"HTTP/1.1 ") and not data.startswith(b"HTTP/1.1 100 "):
+            self._head_sent = True
+            lines = data.split(b"\r\n")
+            for i in range(1, len(lines)):
+                name, sep, value = lines[i].partition(b": ")
+                if sep:
+                    lines[i] = canonical_name(name) + sep + value
+            data = b"\r\n".join(lines)
+        self._transport.write(data)
+
+    def __getattr__(self, name: str):
+        return getattr(self._transport, name)
+
+
 class DlserveHttptoolsProtocol(_Deadlines, HttpToolsProtocol):
     _in_body = False  # between a request's headers and the end of its body
 
     def on_headers_complete(self) -> None:
         self._in_body = True
+        before = self.cycle
         super().on_headers_complete()
+        if self.cycle is not None and self.cycle is not before:
+            self.cycle.transport = _ConventionalHead(self.transport)
 
     def on_message_complete(self) -> None:
         self._in_body = False

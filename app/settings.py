@@ -172,8 +172,8 @@ class Settings(BaseSettings):
     store_sweep_grace_s: float = Field(3600.0, ge=60, description="the sweep leaves objects and multipart uploads "
                                        "younger than this alone (an upload whose row is not committed yet)")
     http_parser: Literal["httptools", "h11"] = Field(
-        "httptools", description="the HTTP/1.1 parser of the API: httptools (C, the faster) sends response header "
-        "names in lowercase, as HTTP allows; h11 (pure Python) keeps their conventional case")
+        "httptools", description="the HTTP/1.1 parser of the API: httptools (C, the faster) or h11 (pure Python); "
+        "both send response header names in their conventional case (Content-Type)")
 
     @field_validator("providers", "preload_aliases", mode="before")
     @classmethod
