@@ -243,5 +243,6 @@ def test_the_model_memory_budget_is_shared_by_the_worker_processes(start):
         total = sum(values) / 2**20
         return total if 0 < total <= budget_mb else None  # evicted versions are freed in the background
 
-    total = until(total_mb, f"the loaded versions fitting the host's {budget_mb} MB")
+    # eviction runs in the background, slower on a loaded machine: CI saw 15 s pass once
+    total = until(total_mb, f"the loaded versions fitting the host's {budget_mb} MB", timeout=60)
     assert total >= 6  # at least one version in each process
