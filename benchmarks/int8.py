@@ -48,7 +48,8 @@ TASKS: dict[str, dict[str, Any]] = {
                        "config": {"arch": "mf", "epochs": 15, "factors": 32}},
     "fra-eng": {"task": "translation", "file": SHARED / "fra-eng/fra.txt", "format": "parallel",
                 "config": {"source_lang": "en", "target_lang": "fr", "columns": "en,fr", "d_model": 128, "layers": 2,
-                           "ffn": 256, "eval_beam_size": 1, "max_val": 400, "max_minutes": 10}},
+                           "ffn": 256, "tokenizer": "word", "vocab_size": 4000, "batch_size": 64, "lr": 3e-3,
+                           "warmup_steps": 100, "eval_beam_size": 1, "max_val": 400, "max_minutes": 10}},
 }
 
 
@@ -121,7 +122,9 @@ def op_profile(model: Path, feeds: dict, options, runs: int = 50) -> dict[str, f
 
 
 def mnist_serving(server: Server, home: Path, out: dict[str, Any], n_images: int | None, seconds: float) -> None:
-    """Accuracy by serving, the in-process ceilings and requests/s at c=32 of version 1 (fp32) and 2 (int8)."""
+    """Accuracy by serving, the in-process ceilings and requests/s at c=32 of version 1 (fp32) and 2 (int8).
+    The timings run in turns, fp32, int8, int8, fp32, and each version keeps its better turn: what else the
+    machine does weighs on both alike."""
     import numpy as np
 
     from app.inference.runtime import session_options
@@ -132,34 +135,43 @@ def mnist_serving(server: Server, home: Path, out: dict[str, Any], n_images: int
     with np.load(DATASETS["mnist"][0]) as d:
         x, y = d["x_test"][:n_images], [str(k) for k in d["y_test"][:n_images]]
     pngs = [base64.b64decode(png_b64(img)) for img in x[:512]]
+    bodies = [json.dumps({"inputs": [{"image": base64.b64encode(p).decode()}]}).encode() for p in pngs]
     port = int(server.base.rsplit(":", 1)[1])
-    for version, label in ((1, "fp32"), (2, "int8")):
-        v = server.http.get(f"/v1/models/mnist/versions/{version}").raise_for_status().json()
+    versions = {"fp32": 1, "int8": 2}
+    for label, version in versions.items():
         wait_served(server, "mnist", version, {"inputs": [{"image": png_b64(x[0])}]})
         t0 = time.monotonic()
         acc = predict_check(server, "mnist", x, y, version=version)
         print(f"{label}: served test accuracy {acc:.4f} on {len(y)} images ({time.monotonic() - t0:.0f} s)", flush=True)
+        out[label] = {"served_accuracy": acc, "served_images": len(y), "ceiling": {}, "served_c32": {}}
+    for turn, label in enumerate(("fp32", "int8", "int8", "fp32")):
+        version, mine = versions[label], out[label]
+        v = server.http.get(f"/v1/models/mnist/versions/{version}").raise_for_status().json()
         model = home / "artifacts/models/mnist" / str(version) / "model.onnx"
-        top = ceiling(model, pngs, seconds=seconds / 3, signature={"inputs": v["inputs"], "outputs": v["outputs"]},
+        top = ceiling(model, pngs, seconds=seconds / 4, signature={"inputs": v["inputs"], "outputs": v["outputs"]},
                       metadata=v["metadata"], batches=(1, settings.max_batch_size), options=session_options(settings))
-        print(f"{label}: in-process ceiling {top['by_batch']} images/s (batch: images/s)", flush=True)
-        pre = v["metadata"]["preprocessing"]
-        batch = ((x[:settings.max_batch_size, None].astype(np.float32) / 255 - pre["mean"][0]) / pre["std"][0])
-        profile = op_profile(model, {v["inputs"][0]["name"]: batch.astype(np.float32)}, session_options(settings))
-        print(f"{label}: microseconds per batch of {len(batch)} by op type: {profile}", flush=True)
-        bodies = [json.dumps({"inputs": [{"image": base64.b64encode(p).decode()}]}).encode() for p in pngs]
+        for b, ips in top["by_batch"].items():
+            mine["ceiling"][b] = max(mine["ceiling"].get(b, 0.0), ips)
+        print(f"turn {turn}: {label} in-process ceiling {top['by_batch']} images/s (batch: images/s)", flush=True)
+        if "op_profile_us" not in mine:
+            pre = v["metadata"]["preprocessing"]
+            batch = (x[:settings.max_batch_size, None].astype(np.float32) / 255 - pre["mean"][0]) / pre["std"][0]
+            mine["op_profile_us"] = op_profile(model, {v["inputs"][0]["name"]: batch.astype(np.float32)},
+                                               session_options(settings))
+            print(f"{label}: microseconds per batch of {len(batch)} by op type: {mine['op_profile_us']}", flush=True)
         reqs = loadgen.build_requests(f"/v1/models/mnist/predict?version={version}", bodies,
                                       {"Content-Type": "application/json", "Authorization": f"Bearer {KEY}"})
         loadgen.run("127.0.0.1", port, reqs, 8, warmup=0.5, duration=2)
-        res = loadgen.run("127.0.0.1", port, reqs, 32, duration=seconds)
-        print(f"{label}: served c=32 {res.throughput:.1f} req/s, p50 {res.p50_ms:.1f} ms, p99 {res.p99_ms:.1f} ms, "
-              f"statuses {res.statuses}", flush=True)
-        out[label] = {"served_accuracy": acc, "served_images": len(y), "ceiling": top, "op_profile_us": profile,
-                      "served_c32": {"requests_per_s": res.throughput, "p50_ms": res.p50_ms, "p99_ms": res.p99_ms,
-                                     "statuses": res.statuses}}
-    fp32_top = max(out["fp32"]["ceiling"]["by_batch"].values())
+        res = loadgen.run("127.0.0.1", port, reqs, 32, duration=seconds / 2)
+        print(f"turn {turn}: {label} served c=32 {res.throughput:.1f} req/s, p50 {res.p50_ms:.1f} ms, "
+              f"p99 {res.p99_ms:.1f} ms, statuses {res.statuses}", flush=True)
+        if res.throughput > mine["served_c32"].get("requests_per_s", 0.0):
+            mine["served_c32"] = {"requests_per_s": res.throughput, "p50_ms": res.p50_ms, "p99_ms": res.p99_ms,
+                                  "statuses": res.statuses}
+    fp32_top = max(out["fp32"]["ceiling"].values())
     out["summary"] = {"int8_served_over_fp32_ceiling": out["int8"]["served_c32"]["requests_per_s"] / fp32_top,
                       "fp32_served_over_fp32_ceiling": out["fp32"]["served_c32"]["requests_per_s"] / fp32_top,
+                      "int8_ceiling_over_fp32_ceiling": max(out["int8"]["ceiling"].values()) / fp32_top,
                       "accuracy_points_lost_served": 100 * (out["fp32"]["served_accuracy"]
                                                             - out["int8"]["served_accuracy"])}
     print(f"summary: {out['summary']}", flush=True)
