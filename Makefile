@@ -136,6 +136,7 @@ bench-int8: dev
 	$(BIN)/python benchmarks/int8.py --task creditcard --json var/bench-int8-creditcard.json
 	$(BIN)/python benchmarks/int8.py --task movielens-100k --json var/bench-int8-movielens.json
 	$(BIN)/python benchmarks/int8.py --task fra-eng --json var/bench-int8-fra-eng.json
+	$(BIN)/python benchmarks/int8.py --task mnist-detection --json var/bench-int8-mnist-detection.json
 
 # Resident memory of the API process with one production model of each family loaded (issue 3).
 bench-memory: dev
