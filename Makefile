@@ -15,7 +15,7 @@ QUIET := 2>&1 | { grep -v "^WARNING: Location '" || true; }
 
 .PHONY: run test install dev lint clean fuzz bench bench-serving bench-training bench-classification bench-detection \
 	bench-fraud bench-recommendation bench-translation bench-captioning bench-memory bench-overhead bench-dashboard \
-	bench-request-path
+	bench-request-path bench-int8
 
 # `make run PORT=8100 HOST=0.0.0.0`; DLSERVE_PORT / DLSERVE_HOST work too. Only values given on the
 # command line count: many shells export HOST (the machine's name) and some platforms PORT.
@@ -50,7 +50,7 @@ BENTO_VENV ?= .venv-bento
 RAY_VENV ?= .venv-ray
 
 bench: bench-serving bench-overhead bench-training bench-classification bench-detection bench-fraud bench-recommendation \
-	bench-translation bench-captioning bench-memory bench-dashboard
+	bench-translation bench-captioning bench-memory bench-dashboard bench-int8
 
 bench-training: dev
 	$(BIN)/python benchmarks/training.py --repeat 3
@@ -138,6 +138,17 @@ bench-captioning: dev
 		--json var/bench-captioning-canvases.json
 	$(BIN)/python benchmarks/captioning.py --task flickr8k --classifier-epochs 3 --threads 1 \
 		--json var/bench-captioning-flickr8k.json
+
+# int8 versions against their fp32 parents (issue 20, BENCHMARKS.md "int8 versions"): each trained through the
+# job API on its real data, then quantised by the quantisation job; MNIST is also served (accuracy, requests/s at
+# c=32 against the fp32 in-process ceiling); fra-eng served at 1, 8 and 32 sentences a request.
+bench-int8: dev
+	mkdir -p var
+	$(BIN)/python benchmarks/int8.py --task mnist --epochs 2 --json var/bench-int8-mnist.json
+	$(BIN)/python benchmarks/int8.py --task creditcard --json var/bench-int8-creditcard.json
+	$(BIN)/python benchmarks/int8.py --task movielens-100k --json var/bench-int8-movielens.json
+	$(BIN)/python benchmarks/int8.py --task fra-eng --json var/bench-int8-fra-eng.json
+	$(BIN)/python benchmarks/int8.py --task mnist-detection --json var/bench-int8-mnist-detection.json
 
 # Resident memory of the API process with one production model of each family loaded (issue 3).
 bench-memory: dev

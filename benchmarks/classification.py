@@ -73,8 +73,10 @@ def validation_images(dataset: str, config: dict, n: int | None):
     return val.x[:n], [loaded.labels[k] for k in val.y[:n]]
 
 
-def predict_check(server: Server, name: str, images, labels: list[str], batch: int = 64) -> float:
-    """Top-1 over HTTP (base64 PNGs, `batch` images a request), as a user would see them."""
+def predict_check(server: Server, name: str, images, labels: list[str], batch: int = 64,
+                  version: int | None = None) -> float:
+    """Top-1 over HTTP (base64 PNGs, `batch` images a request), as a user would see them (the `version`, or
+    what the model's predict serves by default)."""
     import numpy as np
     from PIL import Image
 
@@ -87,7 +89,8 @@ def predict_check(server: Server, name: str, images, labels: list[str], batch: i
             inputs.append({"image": base64.b64encode(buf.getvalue()).decode()})
         deadline = time.monotonic() + 120
         while True:  # 503 while the new version loads and warms
-            r = server.http.post(f"/v1/models/{name}/predict", json={"inputs": inputs, "parameters": {"top_k": 1}})
+            r = server.http.post(f"/v1/models/{name}/predict", json={"inputs": inputs, "parameters": {"top_k": 1}},
+                                 params={"version": version} if version else None)
             if r.status_code != 503 or time.monotonic() > deadline:
                 break
             time.sleep(1)

@@ -3,10 +3,12 @@ assumed"): a model of the family is trained (PyTorch, CPU), exported as the work
 both ways, each graph of a multi-file version alike (and each restricted to the matrix products, see
 METHODS):
 
-  static   onnxruntime.quantization.quantize_static (QDQ, int8 activations and weights, MinMax), calibrated
-           on the family's training.calibration_batches (training rows only; an encoder-decoder's decoder
-           step is fed the teacher-forced steps of models.common.calibration.decoder_steps)
-  dynamic  onnxruntime.quantization.quantize_dynamic (int8 weights, activations quantised per run)
+  static   QDQ, uint8 activations (MinMax) and int8 weights per channel, calibrated on the family's
+           training.calibration_batches (training rows only; an encoder-decoder's decoder step is fed the
+           teacher-forced steps of models.common.calibration.decoder_steps)
+  dynamic  int8 weights, activations quantised per run
+
+both by workers/int8.quantise, as a quantisation job does (weights in 7 bits; --full-range: 8).
 
 Each of fp32, static and dynamic is scored by the family's evaluation.evaluate_onnx (ONNX Runtime, CPU) on
 the validation split, never on the calibration rows, and timed: ms per validation row of that evaluation
@@ -23,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import shutil
 import statistics
 import sys
 import tempfile
@@ -39,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 
 from models import FAMILIES, family  # noqa: E402
-from models.common import calibration, onnx_eval  # noqa: E402
+from models.common import onnx_eval  # noqa: E402
 
 # the example files' family configs: short runs that still learn something
 EXAMPLES: dict[str, tuple[str, str, dict[str, Any]]] = {
@@ -58,47 +59,17 @@ EXAMPLES: dict[str, tuple[str, str, dict[str, Any]]] = {
 CALIBRATION_BATCHES, CALIBRATION_ROWS = 16, 32
 
 
-class Reader:
-    """A CalibrationDataReader over a list of feeds."""
-
-    def __init__(self, feeds: list[dict[str, np.ndarray]]):
-        self.feeds = iter(feeds)
-
-    def get_next(self) -> dict[str, np.ndarray] | None:
-        return next(self.feeds, None)
-
-    def rewind(self) -> None:  # one pass is all MinMax needs
-        pass
-
-
-def calibration_feeds(contract: Any, data: Any, fp32: Path) -> dict[str, list[dict[str, np.ndarray]]]:
-    """{graph file: its calibration feeds}: the training rows of calibration_batches."""
-    batches = list(contract.training.calibration_batches(data, CALIBRATION_BATCHES, CALIBRATION_ROWS))
-    if not contract.multi_file:
-        return {"model.onnx": batches}
-    encoder, decoder = (onnx_eval.session(fp32 / calibration.ENCODER), onnx_eval.session(fp32 / calibration.DECODER))
-    steps = [f for b in batches for f in calibration.decoder_steps(encoder, decoder, b)]
-    return {calibration.ENCODER: [b[calibration.ENCODER] for b in batches], calibration.DECODER: steps}
-
-
 # method -> the op types it quantises (None: ONNX Runtime's default for the method). The restricted ones
 # leave what follows the last matrix product (box decoding, log-softmax, embeddings' Gather) in float.
-METHODS = {"static": None, "dynamic": None, "static_conv_matmul": ["Conv", "MatMul", "Gemm"],
-           "dynamic_matmul": ["MatMul", "Gemm"]}
+METHODS = {"static": None, "dynamic": None, "static_conv_matmul": ("Conv", "MatMul", "Gemm"),
+           "dynamic_matmul": ("MatMul", "Gemm")}
 
 
-def quantise(method: str, fp32: Path, out: Path, feeds: dict[str, list[dict[str, np.ndarray]]]) -> None:
-    from onnxruntime.quantization import QuantType, quantize_dynamic, quantize_static
+def quantise(method: str, fp32: Path, out: Path, contract: Any, batches: list[dict[str, Any]]) -> None:
+    """What a quantisation job does (workers/int8.py: QDQ per channel, 7-bit weights unless --full-range)."""
+    from workers import int8
 
-    shutil.copytree(fp32, out)  # tokenizers and the like travel unchanged; the graphs are replaced
-    ops = METHODS[method]
-    for graph, graph_feeds in feeds.items():
-        src, dst = fp32 / graph, out / graph
-        if method.startswith("static"):
-            quantize_static(src, dst, Reader(graph_feeds), activation_type=QuantType.QInt8,
-                            weight_type=QuantType.QInt8, op_types_to_quantize=ops)
-        else:
-            quantize_dynamic(src, dst, weight_type=QuantType.QInt8, op_types_to_quantize=ops)
+    int8.quantise(fp32, out, method.split("_")[0], batches, contract.multi_file, METHODS[method])
 
 
 def batch_ms(folder: Path, feeds: dict[str, np.ndarray], repeat: int = 30) -> float:
@@ -157,11 +128,11 @@ def run_family(task: str, path: Path, fmt: str, config: dict[str, Any], work: Pa
     result: dict[str, Any] = {"config": config, "train_s": round(trained_s, 1), "gate": {
         "metric": gate.metric, "direction": gate.direction, "tolerance": gate.tolerance},
         "pytorch_metric": pytorch.get(gate.metric[4:]), "fp32": measure(contract, data, fp32, limit)}
-    feeds = calibration_feeds(contract, data, fp32)
-    result["calibration_feeds"] = {g: len(f) for g, f in feeds.items()}
+    batches = list(training.calibration_batches(data, CALIBRATION_BATCHES, CALIBRATION_ROWS))
+    result["calibration_batches"] = len(batches)
     for method in METHODS:
         try:
-            quantise(method, fp32, work / task / method, feeds)
+            quantise(method, fp32, work / task / method, contract, batches)
             m = measure(contract, data, work / task / method, limit)
             loss = (result["fp32"]["metric"] - m["metric"]) * (1 if gate.direction == "max" else -1)
             m.update(loss=loss, passes_gate=bool(loss <= gate.tolerance))
@@ -180,7 +151,13 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=None, help="validation rows scored (default all)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads for training")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--full-range", action="store_true", help="8-bit weights (ONNX Runtime's default), not the "
+                    "7 bits workers/int8.py quantises to (REDUCE_RANGE: the sums that saturate without VNNI)")
     args = ap.parse_args()
+    if args.full_range:
+        from workers import int8
+
+        int8.REDUCE_RANGE = False
     import torch
 
     torch.set_num_threads(args.threads)

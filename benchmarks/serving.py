@@ -51,21 +51,27 @@ def cifar_pngs(n: int) -> list[bytes]:
     return out
 
 
-def ceiling(model: Path, pngs: list[bytes], seconds: float = 4.0) -> dict:
-    sess = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
-    sig = {"inputs": [{"name": "input", "datatype": "FP32", "shape": [-1, 3, 32, 32]}],
-           "outputs": [{"name": "logits", "datatype": "FP32", "shape": [-1, 10]}]}
-    spec = serving.make_spec(sig, {"preprocessing": {"size": [32, 32], "channels": 3, "mean": MEAN, "std": STD}})
+def ceiling(model: Path, pngs: list[bytes], seconds: float = 4.0, signature: dict | None = None,
+            metadata: dict | None = None, batches: tuple[int, ...] = (1, 8, 16, 32, 64),
+            options: ort.SessionOptions | None = None) -> dict:
+    """Images/s of decode + preprocessing + ONNX Runtime + postprocessing in this process, at each batch size;
+    the reference ResNet's signature and preprocessing unless another version's are given."""
+    sess = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+    sig = signature or {"inputs": [{"name": "input", "datatype": "FP32", "shape": [-1, 3, 32, 32]}],
+                        "outputs": [{"name": "logits", "datatype": "FP32", "shape": [-1, 10]}]}
+    spec = serving.make_spec(sig, metadata or {"preprocessing": {"size": [32, 32], "channels": 3, "mean": MEAN,
+                                                                 "std": STD}})
+    name_in, name_out = sig["inputs"][0]["name"], sig["outputs"][0]["name"]
     params = serving.check_params({})
     items = [{"image": base64.b64encode(p).decode()} for p in pngs]
     results, cpu_ms = {}, {}
-    for batch in (1, 8, 16, 32, 64):
+    for batch in batches:
         done, k, start, cpu = 0, 0, time.perf_counter(), time.process_time()
         while time.perf_counter() - start < seconds:
-            feeds = [serving.preprocess(items[(k + i) % len(items)], i, params, spec)["input"] for i in range(batch)]
-            logits = sess.run(["logits"], {"input": np.concatenate(feeds)})[0]
+            feeds = [serving.preprocess(items[(k + i) % len(items)], i, params, spec)[name_in] for i in range(batch)]
+            logits = sess.run([name_out], {name_in: np.concatenate(feeds)})[0]
             for row in logits:
-                serving.postprocess({"logits": row}, params, spec)
+                serving.postprocess({name_out: row}, params, spec)
             done += batch
             k += batch
         results[batch] = done / (time.perf_counter() - start)

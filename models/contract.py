@@ -28,11 +28,14 @@ class QuantisationGate:
     evaluation.evaluate_onnx returns (the run metrics' name, e.g. "val_accuracy"), is measured for parent and
     int8 by the same ONNX Runtime evaluation on the held-out split; the int8 version is refused when it is
     worse by more than `tolerance` (settings may override it). `methods`: the ONNX Runtime quantisation
-    methods worth trying for this family ("static" with calibration batches, "dynamic")."""
+    methods worth trying for this family ("static" with calibration batches, "dynamic"). `op_types`: the ONNX
+    op types that either method quantises (e.g. ("Conv", "MatMul", "Gemm"): what follows the last matrix
+    product, a box decoding or a log-softmax, stays float); None: ONNX Runtime's default for the method."""
     metric: str
     direction: str  # "max" or "min": which is better
     tolerance: float
     methods: tuple[str, ...] = ("static", "dynamic")
+    op_types: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,8 @@ from tests.conftest import root_path
 from tests.live_server import free_port, serve_process
 
 ROOT = root_path()
-PAGES = [ROOT / "README.md", *sorted((ROOT / "docs" / "quickstart").glob("*.md"))]
+# docs/quantisation.md last: its quickstart quantises the classification quickstart's `corners`
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs" / "quickstart").glob("*.md")), ROOT / "docs" / "quantisation.md"]
 CURL = "#!/bin/sh\nexec {real} --fail-with-body --silent --show-error \"$@\"\n"
 
 pytestmark = pytest.mark.slow

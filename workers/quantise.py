@@ -121,6 +121,8 @@ def quantise(run: _Run, job: Claimed) -> None:
         lineage = {
             "parent_version": request.parent, "method": best["method"], "requested": request.method,
             "format": "QDQ" if best["method"] == "static" else "dynamic", "runtime": f"onnxruntime {ort.__version__}",
+            "op_types": list(gate.op_types) if gate.op_types is not None else None,
+            "weight_bits": 7 if int8.REDUCE_RANGE else 8,
             "calibration": {**source, "split": "train", "batches": len(batches), "batch_size": request.batch_size,
                             "rows": rows},
             "parity": {"metric": gate.metric, "direction": gate.direction, "split": "validation",
@@ -147,7 +149,7 @@ def _try(job: Claimed, method: str, parent: Path, out: Path, batches: list, cont
     """One method, quantised and scored; a method ONNX Runtime cannot apply to these graphs is an error in its
     entry (method auto goes on with the next)."""
     try:
-        int8.quantise(parent, out, method, batches, contract.multi_file)
+        int8.quantise(parent, out, method, batches, contract.multi_file, gate.op_types)
         scores = evaluation.evaluate_onnx(data, out)
     except Exception as e:
         log.warning("job %s: %s quantisation failed: %s: %s", job.id, method, type(e).__name__, e)

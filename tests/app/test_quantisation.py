@@ -111,6 +111,21 @@ def test_an_int8_version_within_the_gate_is_registered_with_its_lineage_and_serv
                    "version 1")
 
 
+def test_the_gate_s_op_types_are_all_that_is_quantised(toy, monkeypatch):
+    """A gate naming op types the toy's graph does not hold (its Linear is a MatMul) leaves the graph float:
+    what a family keeps float (a box decoding, a score's sigmoid) is its gate's to say."""
+    client, settings = toy
+    _train(client, settings)
+    gate = dataclasses.replace(tests.toyfamily.FAMILY.quantisation, op_types=("Conv",))
+    monkeypatch.setattr(tests.toyfamily, "FAMILY", dataclasses.replace(tests.toyfamily.FAMILY, quantisation=gate))
+    job = _quantise(client, settings, method="dynamic", calibration_batches=2, batch_size=8)
+    assert job["status"] == "succeeded", job["error"]
+    q = client.get("/v1/models/lines/versions/2").json()["metadata"]["quantisation"]
+    assert q["op_types"] == ["Conv"] and q["weight_bits"] == 7 and q["parity"]["delta"] == pytest.approx(0, abs=1e-6)
+    ops = {n.op_type for n in onnx.load(str(settings.resolved_artifact_root / "models/lines/2/model.onnx")).graph.node}
+    assert "MatMul" in ops and not ops & {"DynamicQuantizeLinear", "MatMulInteger", "QuantizeLinear"}, ops
+
+
 def test_a_gate_too_strict_fails_the_job_saying_why_and_registers_nothing(toy):
     client, settings = toy
     _train(client, settings)

@@ -16,6 +16,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
+from app.examples import png
 from tests.live_server import free_port
 from tests.workers import synthetic
 
@@ -132,3 +133,50 @@ def test_the_cli_uploads_trains_follows_and_lists(served, tmp_path):
     bad = subprocess.run([str(BIN / "dlserve"), "train", "--task", "classification", "--dataset", str(data),
                           "-c", "epochz=2"], capture_output=True, text=True, env=env, timeout=60)
     assert bad.returncode == 1 and "config.epochz: unknown key" in bad.stderr
+
+
+def test_a_trained_classifier_is_quantised_by_the_worker_and_its_int8_version_serves_the_same_top_1(served):
+    """Issue 20 on a real family with the worker process of `dlserve serve`: a classifier trained by a job is
+    quantised by a job, and the int8 version, registered next to its parent, answers /predict with the
+    parent's top-1 on fresh images."""
+    base, _, _ = served
+    api = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {KEY}"}, timeout=60)
+    r = api.post("/v1/datasets", files={"file": ("corners.zip", synthetic.imagefolder_zip(n=80, size=16, seed=3))},
+                 data={"task": "classification", "format": "imagefolder"})
+    assert r.status_code == 201, r.text
+    r = api.post("/v1/jobs", json={"task": "classification", "dataset_id": r.json()["id"], "alias": "production",
+                                   "register_as": "int8-corners", "config": {"epochs": 4, "batch_size": 8, "lr": 0.01}})
+    assert r.status_code == 202, r.text
+    assert _finished(api, r.json()["id"])["status"] == "succeeded"
+
+    r = api.post("/v1/models/int8-corners/versions/1/quantize",
+                 json={"method": "auto", "calibration_batches": 4, "batch_size": 8, "alias": "int8"})
+    assert r.status_code == 202, r.text
+    job = _finished(api, r.json()["id"])
+    assert job["status"] == "succeeded", job["error"]
+    assert job["kind"] == "quantisation" and job["model_version"] == {"name": "int8-corners", "version": 2}
+    v = api.get("/v1/models/int8-corners/versions/2").json()
+    lineage = v["metadata"]["quantisation"]
+    assert v["quantized_from"] == 1 and v["aliases"] == ["int8"] and lineage["method"] == "static"
+    parity = lineage["parity"]
+    assert parity["parent"] - parity["int8"] <= parity["tolerance"] == 0.005
+    assert parity["size_bytes"]["int8"] < parity["size_bytes"]["parent"]
+
+    x, _ = synthetic.images(8, 16, seed=11)
+    files = [("file", (f"{i}.png", png(img), "image/png")) for i, img in enumerate(x)]
+    answers = {}
+    for alias in ("production", "int8"):
+        r = api.post(f"/v1/models/int8-corners/predict?alias={alias}", files=files)
+        assert r.status_code == 200, r.text
+        answers[alias] = r.json()
+    assert answers["int8"]["version"] == 2 and answers["production"]["version"] == 1
+    top1 = {alias: [o["labels"][0]["label"] for o in a["outputs"]] for alias, a in answers.items()}
+    assert len(top1["int8"]) == 8 and top1["int8"] == top1["production"]
+
+
+def _finished(api: httpx.Client, job_id: str, timeout_s: float = 120) -> dict:
+    deadline = time.monotonic() + timeout_s
+    while (job := api.get(f"/v1/jobs/{job_id}").json())["status"] in ("queued", "running"):
+        assert time.monotonic() < deadline, job
+        time.sleep(0.2)
+    return job
