@@ -50,7 +50,7 @@ BENTO_VENV ?= .venv-bento
 RAY_VENV ?= .venv-ray
 
 bench: bench-serving bench-overhead bench-training bench-classification bench-detection bench-fraud bench-recommendation \
-	bench-translation bench-captioning bench-memory bench-dashboard bench-int8
+	bench-translation bench-captioning bench-memory bench-dashboard bench-int8 bench-request-path bench-distributed
 
 bench-training: dev
 	$(BIN)/python benchmarks/training.py --repeat 3
