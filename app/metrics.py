@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
 from app.private import private_dir
+from app.processes import alive
 from app.settings import Settings
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
@@ -77,18 +78,8 @@ def render(registry: CollectorRegistry, folder: Path | None = None) -> bytes:
         return generate_latest(registry)
     for f in folder.glob("gauge_live*.db"):
         m = _PID.search(f.name)
-        if m and not _alive(int(m.group(1))):
+        if m and not alive(int(m.group(1))):
             mark_process_dead(int(m.group(1)), str(folder))
     combined = CollectorRegistry()
     MultiProcessCollector(combined, str(folder))
     return generate_latest(combined)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

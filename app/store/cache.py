@@ -18,6 +18,7 @@ from itertools import count
 from pathlib import Path
 
 from app.errors import ServiceUnavailable
+from app.processes import alive
 
 log = logging.getLogger("dlserve.store")
 USED = ".used"
@@ -27,16 +28,6 @@ _serial = count()
 
 class CacheFull(ServiceUnavailable):
     """A 503 for the API (others' entries are in use: later it may fit), a failed job for a worker."""
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def folder_size(folder: Path) -> int:
@@ -72,7 +63,7 @@ class Cache:
     def pinned(self, entry: Path) -> bool:
         for p in entry.glob(".pin-*"):
             try:
-                if _alive(int(p.name.split("-")[1])):
+                if alive(int(p.name.split("-")[1])):
                     return True
             except (ValueError, IndexError):
                 continue
