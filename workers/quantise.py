@@ -130,7 +130,7 @@ def quantise(run: _Run, job: Claimed) -> None:
                        "tolerance": request.tolerance, "parent_ms_per_batch": parent_ms,
                        "int8_ms_per_batch": best["ms"],
                        "speedup": round(parent_ms / best["ms"], 3) if best["ms"] else None,
-                       "size_bytes": {"parent": int8.size_bytes(folder), "int8": int8.size_bytes(out)}},
+                       "size_bytes": {"parent": int8.size_bytes(folder), "int8": best["size_bytes"]}},
             "candidates": [{k: v for k, v in t.items() if k != "scores"} for t in tried],
         }
         metadata = {**{k: v for k, v in meta.items() if k not in NOT_INHERITED}, QUANTISATION: lineage}
@@ -156,11 +156,11 @@ def _try(job: Claimed, method: str, parent: Path, out: Path, batches: list, cont
         shutil.rmtree(out, ignore_errors=True)
         return {"method": method, "error": f"{type(e).__name__}: {str(e)[:500]}"}
     value = _metric(scores, gate, f"the {method} int8 version")
-    lost = loss(gate, parent_value, value)
+    lost, size = loss(gate, parent_value, value), int8.size_bytes(out)
     log.info("job %s: %s int8: %s %.6g (loses %.4g; tolerance %g), %d bytes", job.id, method, gate.metric, value,
-             lost, tolerance, int8.size_bytes(out))
-    return {"method": method, "value": value, "loss": lost, "passes": lost <= tolerance,
-            "size_bytes": int8.size_bytes(out), "scores": scores}
+             lost, tolerance, size)
+    return {"method": method, "value": value, "loss": lost, "passes": lost <= tolerance, "size_bytes": size,
+            "scores": scores}
 
 
 def _choose(tried: list[dict[str, Any]], gate: QuantisationGate, parent: float, tolerance: float,

@@ -65,19 +65,6 @@ def test_an_entry_that_cannot_fit_beside_the_pinned_ones_is_refused(tmp_path):
     assert _entries(cache) == ["datasets/a"] and not (cache.root / "datasets/b").exists()
 
 
-@pytest.fixture
-def api(tmp_path, database_url, s3_uri):
-    from fastapi.testclient import TestClient
-
-    from app.main import create_app
-    from tests.conftest import ADMIN_KEY
-
-    with TestClient(create_app(s3_settings(tmp_path / "api", database_url, s3_uri)),
-                    raise_server_exceptions=False) as c:
-        c.headers["Authorization"] = f"Bearer {ADMIN_KEY}"
-        yield c
-
-
 def test_a_dataset_is_one_object_that_a_worker_unpacks_into_its_own_cache(api, bucket, tmp_path, database_url,
                                                                            s3_uri):
     from app.datasets.service import dataset_path

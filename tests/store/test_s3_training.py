@@ -9,31 +9,21 @@ import base64
 import numpy as np
 import pytest
 import torch
-from fastapi.testclient import TestClient
 
 from app.datasets.service import dataset_path
 from app.db.session import make_engine, make_sessionmaker
 from app.db.tables import Dataset
 from app.examples import png
-from app.main import create_app
 from app.store import open_store
 from models.classification import training
 from models.classification.config import Config
-from tests.conftest import ADMIN_KEY, upload_dataset
+from tests.conftest import upload_dataset
 from tests.store.conftest import keys_in, s3_settings
 from tests.workers import synthetic
 from workers.runner import run_training
 
 # The subject is the store and the host's cache, not the database: one backend (tests/conftest.py).
 pytestmark = pytest.mark.one_backend
-
-
-@pytest.fixture
-def api(tmp_path, database_url, s3_uri):
-    with TestClient(create_app(s3_settings(tmp_path / "api", database_url, s3_uri)),
-                    raise_server_exceptions=False) as c:
-        c.headers["Authorization"] = f"Bearer {ADMIN_KEY}"
-        yield c
 
 
 def test_a_job_trains_from_the_bucket_and_the_api_serves_what_it_registered(api, bucket, tmp_path, database_url,

@@ -5,29 +5,17 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import pytest
-from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from app.db.session import make_engine, make_sessionmaker
 from app.db.tables import TrainingRun
-from app.main import create_app
 from app.store import open_store
 from app.store.sweep import sweep
-from tests.conftest import ADMIN_KEY, upload, upload_dataset
-from tests.store.conftest import keys_in, s3_settings
+from tests.conftest import upload, upload_dataset
+from tests.store.conftest import keys_in
 from tests.workers import synthetic
 
 LATER = datetime.now(UTC) + timedelta(hours=2)
-
-
-@pytest.fixture
-def api(tmp_path, database_url, s3_uri):
-    settings = s3_settings(tmp_path / "api", database_url, s3_uri)
-    with TestClient(create_app(settings), raise_server_exceptions=False) as c:
-        c.headers["Authorization"] = f"Bearer {ADMIN_KEY}"
-        c.settings = settings
-        yield c
 
 
 def _put(bucket, key: str, body: bytes = b"litter") -> None:
