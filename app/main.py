@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 from contextlib import asynccontextmanager
 
@@ -25,6 +26,7 @@ from app.api import (
     v2,
     web_session,
 )
+from app.api.hot_path import HotPaths
 from app.api.problems import install_error_handlers
 from app.auth import Authenticator
 from app.db.session import make_engine, make_sessionmaker
@@ -74,6 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="dlserve", version="0.1.0", lifespan=lifespan,
         description="Train deep-learning models and serve them with ONNX Runtime.",
         docs_url=None, redoc_url=None, swagger_ui_oauth2_redirect_url=None,  # /docs: app/dashboard, offline
+        **_telemetry(settings),
     )
     app.state.settings = settings
     app.state.engine = engine
@@ -114,9 +117,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 return getattr(settings, limit) + MULTIPART_SLACK
         return settings.max_request_bytes
 
+    # Innermost of these three: the inference routes' own lane (app/api/hot_path.py), inside the spooling
+    # (multipart predict bodies) and the request context (id, body limits and deadline, metrics).
+    app.add_middleware(HotPaths, routes=predict.HOT_ROUTES + v2.HOT_ROUTES)
     app.add_middleware(SpoolUnder, folder=store.staging_dir)
     app.add_middleware(RequestContext, body_limit=body_limit, metrics=HttpMetrics(app.state.metrics_registry),
                        body_timeout_s=settings.body_timeout_s, body_min_rate=settings.body_min_rate_bytes_s,
                        canonical_names=settings.http_parser == "h11")
     logging.getLogger("dlserve").setLevel(logging.INFO)
     return app
+
+
+def _telemetry(settings: Settings) -> dict:
+    """FastAPI's native OpenTelemetry (FastAPI >= 0.160), on only when asked for: left on, it asks for three
+    providers on every request, even where none is configured (benchmarks/request_path.py)."""
+    if "telemetry" not in inspect.signature(FastAPI.__init__).parameters:
+        return {}
+    on = settings.opentelemetry
+    return {"telemetry": {"tracing": on, "metrics": on, "logs": on}}

@@ -74,6 +74,9 @@ class Settings(BaseSettings):
     max_inputs_per_request: int = Field(256, ge=1, description="the most `inputs` in one predict request")
     inline_preprocess_bytes: int = Field(64 * 1024, ge=0, description="predict bodies up to this size are "
                                          "decoded on the event loop, larger ones in a thread")
+    inline_run_us: int = Field(200, ge=0, le=10_000, description="a batch whose version ran its recent batches "
+                               "in at most this many microseconds runs on the event loop: handing it to the "
+                               "batch thread and back would cost more (0: always the batch thread)")
 
     # HTTP server (`dlserve serve` and `make run`; --host/--port override)
     host: str = Field("127.0.0.1", description="the address `dlserve serve` listens on (`0.0.0.0`: every "
@@ -174,6 +177,12 @@ class Settings(BaseSettings):
     http_parser: Literal["httptools", "h11"] = Field(
         "httptools", description="the HTTP/1.1 parser of the API: httptools (C, the faster) or h11 (pure Python); "
         "both send response header names in their conventional case (Content-Type)")
+    access_log: bool = Field(False, description="one log line per request (uvicorn's access log); off by "
+                             "default: at thousands of requests a second it costs more CPU than a small model, "
+                             "and /metrics counts every request by route and status")
+    opentelemetry: bool = Field(False, description="FastAPI's native OpenTelemetry spans and metrics for every "
+                                "request, sent to the process's configured providers; off, it costs nothing (on, "
+                                "it looks the providers up on every request even when none is configured)")
 
     @field_validator("providers", "preload_aliases", mode="before")
     @classmethod

@@ -54,11 +54,18 @@ async def _principal(request: Request) -> Principal:
     return principal
 
 
+async def check_key(request: Request, scope: str) -> Principal:
+    """The caller's principal if its key (or signed-in session) has `scope`: the routes' dependencies, and
+    app/api/hot_path.py's inference routes."""
+    return require_scope(await _principal(request), scope)
+
+
 def _scoped(scope: str):
     # One dependency, not one on top of _principal: each level of dependencies costs FastAPI a solve.
     async def dependency(request: Request) -> Principal:
-        return require_scope(await _principal(request), scope)
+        return await check_key(request, scope)
 
+    dependency.scope = scope  # (tests/app/test_hot_path.py holds the hot routes to the documented ones)
     _KEYED.add(dependency)
     return dependency
 

@@ -21,6 +21,7 @@ from fastapi.responses import Response
 from app.api import predict_items
 from app.api.bodies import PredictByBodyForm, PredictByBodyRequest, PredictForm, PredictRequest, request_body
 from app.api.deps import PredictKey
+from app.api.hot_path import HotRoute
 from app.api.openapi import INT32_MAX, VersionQuery, problems
 from app.api.predict_doc import DESCRIPTION, PredictResponse
 from app.errors import Unprocessable, UnsupportedMediaType
@@ -63,6 +64,13 @@ async def predict_by_body(request: Request, _: PredictKey) -> Response:
         raise Unprocessable('field "alias" must be an alias name (a letter, then letters, digits, ".", "_" or "-")',
                             field="alias")
     return await _predict(request, name, version, alias, body)
+
+
+# The same two endpoints, reached without FastAPI's routing when there is no query string (version, alias).
+HOT_ROUTES = (
+    HotRoute("/v1/models/{name}/predict", "predict", lambda request, p, key: predict(p["name"], request, key)),
+    HotRoute("/predict", "predict", lambda request, p, key: predict_by_body(request, key)),
+)
 
 
 async def _predict(request, name, version, alias, body) -> Response:

@@ -14,6 +14,7 @@ from fastapi.responses import Response
 
 from app.api.bodies import InferenceRequest, RepositoryIndexRequest, RepositoryLoadRequest, request_body
 from app.api.deps import AdminKey, ManagerDep, PredictKey
+from app.api.hot_path import HotRoute
 from app.api.openapi import INT32_MAX, VersionPath, problems
 from app.api.problems import problem
 from app.errors import PayloadTooLarge, Unprocessable
@@ -46,6 +47,14 @@ async def infer(request: Request, name: str, _: PredictKey) -> Response:
              openapi_extra=request_body(InferenceRequest, octet_stream=True))
 async def infer_version(request: Request, name: str, version: VersionPath, _: PredictKey) -> Response:
     return await _infer(request, name, version)
+
+
+# The same two endpoints, reached without FastAPI's routing when no query string needs validating.
+HOT_ROUTES = (
+    HotRoute("/v2/models/{name}/infer", "predict", lambda request, p, key: infer(request, p["name"], key)),
+    HotRoute("/v2/models/{name}/versions/{version}/infer", "predict",
+             lambda request, p, key: infer_version(request, p["name"], p["version"], key), numbers=("version",)),
+)
 
 
 async def _infer(request: Request, name: str, version: int | None) -> Response:

@@ -95,7 +95,8 @@ def serve(
         # (app/server.py). On SIGTERM uvicorn stops accepting and lets the requests in flight finish, for
         # up to shutdown_timeout_s.
         uvicorn.run("app.main:create_app", factory=True, host=host, port=port, workers=workers,
-                    log_level="info", proxy_headers=False, http=PROTOCOLS[settings.http_parser],
+                    log_level="info", access_log=settings.access_log, proxy_headers=False,
+                    http=PROTOCOLS[settings.http_parser],
                     timeout_graceful_shutdown=settings.shutdown_timeout_s)
     finally:
         if supervisor is not None:

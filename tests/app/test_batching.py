@@ -259,3 +259,40 @@ def test_after_a_crowd_callers_arriving_one_by_one_still_share_a_batch(monkeypat
     assert sizes == [1, 4, 4, 1]
     assert first < 1.0 and lone < 1.0  # neither waited the 2 s delay
     assert gathered < 1.5  # the batch ran when the fourth caller came, not when the delay ran out
+
+
+def test_a_version_that_costs_microseconds_runs_on_the_event_loop_a_slow_one_never():
+    """Handing a batch to the batch thread and back costs more than a tiny model: once the version's last
+    batches all ran within inline_s, the next runs on the event loop's own thread; one slow batch sends the
+    following ones back to the batch thread, and a version that is slow from the start never leaves it."""
+    threads, delay = [], {"s": 0.0}
+
+    def run(feeds):
+        threads.append(threading.current_thread())
+        time.sleep(delay["s"])
+        return {"y": feeds["x"]}
+
+    async def calls(b, n):
+        for _ in range(n):
+            await b.submit({"x": np.zeros((1, 1), np.float32)}, 1, time.monotonic() + 10)
+
+    async def scenario():
+        loop_thread = threading.current_thread()
+        cheap = Batcher("cheap", run, max_batch=8, max_delay_s=0.0, max_queue=8, inline_s=0.05)
+        await calls(cheap, 12)
+        seen = [t is loop_thread for t in threads]
+        delay["s"] = 0.08  # the model turns slow: this batch ran inline, and was timed
+        await calls(cheap, 2)
+        after_slow = [t is loop_thread for t in threads[12:]]
+        await cheap.close()
+        threads.clear()
+        never = Batcher("never", run, max_batch=8, max_delay_s=0.0, max_queue=8, inline_s=0.0)
+        delay["s"] = 0.0
+        await calls(never, 12)
+        await never.close()
+        return seen, after_slow, [t is loop_thread for t in threads]
+
+    seen, after_slow, never = asyncio.run(scenario())
+    assert seen == [False] * 8 + [True] * 4  # eight timed runs on the batch thread, then on the loop
+    assert after_slow == [True, False]
+    assert never == [False] * 12

@@ -241,7 +241,9 @@ def test_a_job_streams_live_trains_on_either_worker_and_survives_losing_its_work
                 data={"task": "classification"})
     assert ds.status_code in (200, 201), ds.text
     job = c.post("/v1/jobs", json={"task": "classification", "dataset_id": ds.json()["id"], "register_as": "scaled",
-                                   "alias": "production", "config": {"epochs": 10, "batch_size": 16, "width": 4}})
+                                   "alias": "production", "config": {"epochs": 40, "batch_size": 16, "width": 4}})
+    # 40 epochs: an epoch of this tiny set takes about 0.1 s on a fast machine, and the worker must still be
+    # training when the loop below has seen its first checkpoint and kills it (with 10, it had finished).
     assert job.status_code == 202, job.text
     job_id = job.json()["id"]
     arrivals: list[tuple[float, str, dict]] = []
