@@ -15,6 +15,7 @@ from app.registry.triton import refusal
 from app.settings import Settings
 from models import FAMILIES, family
 from models.common.config_doc import describe
+from models.common.job_keys import JobKeys
 
 router = APIRouter(prefix="/v1/families", tags=["families"])
 
@@ -52,6 +53,8 @@ class QuantisationOut(BaseModel):
     tolerance: float = Field(description="the largest loss of the metric an int8 version may show (the family's, "
                                          "or DLSERVE_QUANTISATION_TOLERANCE's for its task)")
     methods: list[str] = Field(description="the ONNX Runtime methods a quantisation job with method auto tries")
+    op_types: list[str] | None = Field(description="the operator types quantised (the rest stays float, e.g. box "
+                                                    "decoding); none: every operator ONNX Runtime can quantise")
 
 
 class FamilyOut(BaseModel):
@@ -59,6 +62,9 @@ class FamilyOut(BaseModel):
     formats: list[FormatOut]
     config: list[ConfigFieldOut]
     best_metric: BestMetric | None = Field(description="the metric that ranks this family's runs")
+    distributed: bool = Field(description="whether its jobs may train in several processes (`devices` > 1)")
+    platform_keys: list[ConfigFieldOut] = Field(description="keys of a job's config that the platform takes, beside "
+                                                "the family's own (`devices`, for a distributed family)")
     triton: TritonOut = Field(description="what GET /v1/models/{name}/versions/{v}/export?format=triton gives")
     quantisation: QuantisationOut | None = Field(None, description="how its int8 versions are judged "
                                                  "(docs/quantisation.md); none: it has none")
@@ -71,11 +77,15 @@ def family_out(task: str, settings: Settings | None = None) -> FamilyOut | None:
     best, gate = contract.best_metric, contract.quantisation
     int8 = None if gate is None else QuantisationOut(
         metric=gate.metric, goal=gate.direction, methods=list(gate.methods),
+        op_types=None if gate.op_types is None else list(gate.op_types),
         tolerance=tolerance(settings, task, gate) if settings else gate.tolerance)
     return FamilyOut(
         task=task, formats=[FormatOut(name=k, description=v) for k, v in contract.formats.items()],
         config=[ConfigFieldOut(**f) for f in describe(contract.config)],
         best_metric=BestMetric(key=best[0], goal=best[1]) if best else None, quantisation=int8,
+        distributed=contract.distributed,
+        platform_keys=[ConfigFieldOut(**f) for f in describe(JobKeys)
+                       if contract.distributed or f["name"] != "devices"],
         triton=TritonOut(exported=refusal(task, contract.multi_file, contract.triton) is None, notes=contract.triton),
     )
 

@@ -68,3 +68,20 @@ def test_a_family_registered_by_setting_is_listed(settings):
         assert [f["name"] for f in toy["formats"]] == ["csv"]
     finally:
         models.unregister("regression")
+
+
+def test_a_distributed_family_offers_devices_and_each_gate_names_what_it_quantises(client):
+    described = {f["task"]: f for f in client.get("/v1/families").json()}
+    for task, f in described.items():
+        contract = family(task)
+        assert f["distributed"] is contract.distributed
+        keys = {k["name"]: k for k in f["platform_keys"]}
+        assert ("devices" in keys) is contract.distributed, task
+        if contract.quantisation is not None:
+            want = contract.quantisation.op_types
+            assert f["quantisation"]["op_types"] == (None if want is None else list(want)), task
+    devices = {k["name"]: k for k in described["classification"]["platform_keys"]}["devices"]
+    assert devices["kind"] == "integer" and devices["default"] == 1 and devices["maximum"] == 64
+    assert described["detection"]["quantisation"]["op_types"] == ["Conv", "MatMul", "Gemm"]
+    assert described["classification"]["quantisation"]["op_types"] is None
+    assert not described["fraud"]["distributed"] and described["fraud"]["platform_keys"] == []

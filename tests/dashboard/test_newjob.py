@@ -33,6 +33,7 @@ def test_a_job_is_submitted_from_a_generated_form(pages, stack, tmp_path):
     page.get_by_role("button", name="Start training").click()
     page.locator(".field", has=epochs).get_by_text("must be a whole number").wait_for()
 
+    assert page.get_by_label("devices", exact=True).count() == 0  # fraud trains in one process only
     epochs.fill("1")
     page.get_by_text("More settings").click()
     page.get_by_label("label_column", exact=True).fill("IsFraud")
@@ -60,3 +61,10 @@ def test_a_job_is_submitted_from_a_generated_form(pages, stack, tmp_path):
     row.get_by_role("link", name="Runs").click()
     page.wait_for_url(re.compile(r"/\?dataset_id=[0-9a-f]{32}"))
     page.locator("table[aria-label=Runs] tbody tr", has_text=job_id[:8]).wait_for()
+
+
+def test_a_distributed_familys_form_offers_devices(pages):
+    page = pages.open("/new?task=classification")
+    devices = page.get_by_label("devices", exact=True)
+    assert devices.input_value() == "1"  # the platform's key, from GET /v1/families' platform_keys
+    assert "torchrun" in page.locator(".field", has=devices).text_content()

@@ -42,7 +42,7 @@ export async function render(root, { query, allows }) {
   };
   const drawFamily = async () => {
     const fam = fams[task] || { config: [], formats: [] };
-    form = configForm(fam.config || []);
+    form = configForm([...(fam.config || []), ...(fam.platform_keys || [])]);  // devices: a distributed family's
     clear(configBox, form.el);
     clear(uploadBox, datasetUpload({ task, formats: fam.formats || [], canUpload: canTrain, onDone: async (ds) => {
       datasetId = ds.id;
