@@ -65,11 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.broker.ensure()
         reaper = reaper_loop(settings, app.state.sessions, app.state.broker)
         sweeper = sweeper_loop(settings, app.state.sessions, store)
-        # What start-up made (the app, its routes and schemas, SQLAlchemy, ONNX and numpy modules: about
-        # 170,000 objects) lives as long as the process: out of the collector's sight, a full collection walks
-        # only what was made since. Walking them all took about 160 ms with the event loop stopped, every few
-        # seconds under load: the predict path's p99 (BENCHMARKS.md, "p99 and the garbage collector").
-        gc.freeze()
+        _freeze_once()
         yield
         if sweeper is not None:
             sweeper.cancel()
@@ -141,3 +137,19 @@ def _telemetry(settings: Settings) -> dict:
         return {}
     on = settings.opentelemetry
     return {"telemetry": {"tracing": on, "metrics": on, "logs": on}}
+
+
+_frozen = False
+
+
+def _freeze_once() -> None:
+    """What start-up made (the app, its routes and schemas, SQLAlchemy, ONNX and numpy modules: about 170,000
+    objects) lives as long as the process: out of the collector's sight, a full collection walks only what was
+    made since. Walking them all took about 160 ms with the event loop stopped, every few seconds under load:
+    the predict path's p99 (BENCHMARKS.md). Collected first, so no garbage is frozen with them; once per
+    process, so a process that starts many apps (the tests) freezes only the first one's."""
+    global _frozen
+    if not _frozen:
+        _frozen = True
+        gc.collect()
+        gc.freeze()
