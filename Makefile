@@ -141,10 +141,11 @@ bench-captioning: dev
 
 # int8 versions against their fp32 parents (issue 20, BENCHMARKS.md "int8 versions"): each trained through the
 # job API on its real data, then quantised by the quantisation job; MNIST is also served (accuracy, requests/s at
-# c=32 against the fp32 in-process ceiling); fra-eng served at 1, 8 and 32 sentences a request.
+# c=32 against the fp32 in-process ceiling), and CIFAR-10 (arch=airbench) likewise; fra-eng served at 1, 8 and 32 sentences a request.
 bench-int8: dev
 	mkdir -p var
-	$(BIN)/python benchmarks/int8.py --task mnist --epochs 2 --json var/bench-int8-mnist.json
+	$(BIN)/python benchmarks/int8.py --task mnist --json var/bench-int8-mnist.json
+	$(BIN)/python benchmarks/int8.py --task cifar10 --json var/bench-int8-cifar10.json
 	$(BIN)/python benchmarks/int8.py --task creditcard --json var/bench-int8-creditcard.json
 	$(BIN)/python benchmarks/int8.py --task movielens-100k --json var/bench-int8-movielens.json
 	$(BIN)/python benchmarks/int8.py --task fra-eng --json var/bench-int8-fra-eng.json

@@ -10,6 +10,9 @@ version's metadata.quantisation.
                   (benchmarks/serving.ceiling: decode, preprocessing, ONNX Runtime with the serving's session
                   options, postprocessing; at the batcher's largest batch and at 1) and served requests/s at
                   c=32 (one PNG a request, benchmarks/loadgen) on the same server.
+  cifar10         ../shared/datasets/cifar10/cifar10-train.tar.gz, arch airbench (benchmarks/classification.py);
+                  served and timed as mnist, on the 5000 validation images the job held out (the family's own
+                  split, rebuilt by benchmarks/classification.validation_images)
   creditcard      fraud, ../shared/datasets/creditcard/creditcard_sample.csv, a short config
   movielens-100k  recommendation (mf), u.data
   mnist-detection detection, benchmarks/detection.py's MNIST canvases (2000 train, 200 val), 5 epochs
@@ -37,12 +40,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks import loadgen  # noqa: E402
-from benchmarks.classification import CONFIGS, DATASETS, predict_check  # noqa: E402
+from benchmarks.classification import CONFIGS, DATASETS, predict_check, validation_images  # noqa: E402
 from benchmarks.training import KEY, Server, follow  # noqa: E402
 
 SHARED = ROOT.parent / "shared/datasets"
 TASKS: dict[str, dict[str, Any]] = {
     "mnist": {"task": "classification", "file": DATASETS["mnist"][0], "format": "npz", "config": CONFIGS["mnist"]},
+    "cifar10": {"task": "classification", "file": DATASETS["cifar10"][0], "format": "imagefolder",
+                "config": CONFIGS["cifar10"]},
     "creditcard": {"task": "fraud", "file": SHARED / "creditcard/creditcard_sample.csv", "format": "csv",
                    "config": {"epochs": 20}},
     "movielens-100k": {"task": "recommendation", "file": SHARED / "movielens-100k/u.data", "format": "movielens",
@@ -130,7 +135,8 @@ def op_profile(model: Path, feeds: dict, options, runs: int = 50) -> dict[str, f
     return {k: round(v, 1) for k, v in sorted(by_op.items(), key=lambda kv: -kv[1])}
 
 
-def mnist_serving(server: Server, home: Path, out: dict[str, Any], n_images: int | None, seconds: float) -> None:
+def image_serving(server: Server, home: Path, out: dict[str, Any], name: str, n_images: int | None,
+                  seconds: float) -> None:
     """Accuracy by serving, the in-process ceilings and requests/s at c=32 of version 1 (fp32) and 2 (int8).
     The timings run in turns, fp32, int8, int8, fp32, and each version keeps its better turn: what else the
     machine does weighs on both alike."""
@@ -141,34 +147,33 @@ def mnist_serving(server: Server, home: Path, out: dict[str, Any], n_images: int
     from benchmarks.serving import ceiling
 
     settings = Settings()
-    with np.load(DATASETS["mnist"][0]) as d:
-        x, y = d["x_test"][:n_images], [str(k) for k in d["y_test"][:n_images]]
+    x, y = validation_images(name, out["config"], n_images)
     pngs = [base64.b64decode(png_b64(img)) for img in x[:512]]
     bodies = [json.dumps({"inputs": [{"image": base64.b64encode(p).decode()}]}).encode() for p in pngs]
     port = int(server.base.rsplit(":", 1)[1])
     versions = {"fp32": 1, "int8": 2}
     for label, version in versions.items():
-        wait_served(server, "mnist", version, {"inputs": [{"image": png_b64(x[0])}]})
+        wait_served(server, name, version, {"inputs": [{"image": png_b64(x[0])}]})
         t0 = time.monotonic()
-        acc = predict_check(server, "mnist", x, y, version=version)
-        print(f"{label}: served test accuracy {acc:.4f} on {len(y)} images ({time.monotonic() - t0:.0f} s)", flush=True)
+        acc = predict_check(server, name, x, y, version=version)
+        print(f"{label}: served held-out accuracy {acc:.4f} on {len(y)} images ({time.monotonic() - t0:.0f} s)",
+              flush=True)
         out[label] = {"served_accuracy": acc, "served_images": len(y), "ceiling": {}, "served_c32": {}}
     for turn, label in enumerate(("fp32", "int8", "int8", "fp32")):
         version, mine = versions[label], out[label]
-        v = server.http.get(f"/v1/models/mnist/versions/{version}").raise_for_status().json()
-        model = home / "artifacts/models/mnist" / str(version) / "model.onnx"
+        v = server.http.get(f"/v1/models/{name}/versions/{version}").raise_for_status().json()
+        model = home / "artifacts/models" / name / str(version) / "model.onnx"
         top = ceiling(model, pngs, seconds=seconds / 4, signature={"inputs": v["inputs"], "outputs": v["outputs"]},
                       metadata=v["metadata"], batches=(1, settings.max_batch_size), options=session_options(settings))
         for b, ips in top["by_batch"].items():
             mine["ceiling"][b] = max(mine["ceiling"].get(b, 0.0), ips)
         print(f"turn {turn}: {label} in-process ceiling {top['by_batch']} images/s (batch: images/s)", flush=True)
         if "op_profile_us" not in mine:
-            pre = v["metadata"]["preprocessing"]
-            batch = (x[:settings.max_batch_size, None].astype(np.float32) / 255 - pre["mean"][0]) / pre["std"][0]
+            batch = _normalised(x[:settings.max_batch_size], v["metadata"]["preprocessing"])
             mine["op_profile_us"] = op_profile(model, {v["inputs"][0]["name"]: batch.astype(np.float32)},
                                                session_options(settings))
             print(f"{label}: microseconds per batch of {len(batch)} by op type: {mine['op_profile_us']}", flush=True)
-        reqs = loadgen.build_requests(f"/v1/models/mnist/predict?version={version}", bodies,
+        reqs = loadgen.build_requests(f"/v1/models/{name}/predict?version={version}", bodies,
                                       {"Content-Type": "application/json", "Authorization": f"Bearer {KEY}"})
         loadgen.run("127.0.0.1", port, reqs, 8, warmup=0.5, duration=2)
         res = loadgen.run("127.0.0.1", port, reqs, 32, duration=seconds / 2)
@@ -184,6 +189,16 @@ def mnist_serving(server: Server, home: Path, out: dict[str, Any], n_images: int
                       "accuracy_points_lost_served": 100 * (out["fp32"]["served_accuracy"]
                                                             - out["int8"]["served_accuracy"])}
     print(f"summary: {out['summary']}", flush=True)
+
+
+def _normalised(images, pre: dict[str, Any]):
+    """uint8 images [N, H, W] or [N, H, W, C] as the graph takes them: [N, C, H, W], scaled and normalised."""
+    import numpy as np
+
+    x = images[:, None] if images.ndim == 3 else images.transpose(0, 3, 1, 2)
+    mean = np.asarray(pre["mean"], np.float32)[:, None, None]
+    std = np.asarray(pre["std"], np.float32)[:, None, None]
+    return (x.astype(np.float32) / 255 - mean) / std
 
 
 def translation_serving(server: Server, out: dict[str, Any], sentences: list[str]) -> None:
@@ -216,7 +231,7 @@ def main() -> None:
     ap.add_argument("--task", choices=sorted(TASKS), required=True)
     ap.add_argument("--epochs", type=int, default=None, help="over the config's epochs")
     ap.add_argument("--config", type=json.loads, default=None, help="JSON over the config")
-    ap.add_argument("--images", type=int, default=None, help="MNIST test images scored by serving (default all)")
+    ap.add_argument("--images", type=int, default=None, help="held-out images scored by serving (default all)")
     ap.add_argument("--seconds", type=float, default=20.0, help="seconds of each c=32 load run")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
@@ -228,8 +243,8 @@ def main() -> None:
         server = Server(home)
         try:
             out = train_and_quantise(server, args.task, spec, config)
-            if args.task == "mnist" and "lineage" in out:
-                mnist_serving(server, home, out, args.images, args.seconds)
+            if args.task in ("mnist", "cifar10") and "lineage" in out:
+                image_serving(server, home, out, args.task, args.images, args.seconds)
             if args.task == "fra-eng":
                 translation_serving(server, out, fra_sentences())
         finally:
