@@ -64,8 +64,13 @@ class Settings(BaseSettings):
     # Dynamic batching defaults (a model version may override them in metadata.batching)
     max_batch_size: int = Field(32, ge=1, description="the most requests run as one batch")
     max_queue_delay_ms: float = Field(2.0, ge=0, description="the longest a request waits for others to batch "
-                                      "with; only when the batches of the last second had company (a lone "
-                                      "request runs at once)")
+                                      "with (or DLSERVE_BATCH_WAIT_FRACTION of the last batch's run time, if "
+                                      "longer); only when the batches of the last second had company (a lone "
+                                      "request runs at once); 0: never waits")
+    batch_wait_fraction: float = Field(0.2, ge=0, le=1, description="for a slow model, the wait for the company "
+                                       "the batcher expects may last this fraction of the version's last batch's "
+                                       "run time: a caller that misses a long batch waits for all of it and then "
+                                       "its own")
     max_queue_size: int = Field(256, ge=1, description="requests queued per version; beyond, 429 with "
                                 "Retry-After")
     request_timeout_ms: int = Field(10_000, ge=1, description="a request still queued this long is answered 504 "

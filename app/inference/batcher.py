@@ -1,11 +1,14 @@
 """Dynamic batching for one model version.
 
 Requests queue up; one runner takes whatever is queued (up to max_batch rows) and runs it in its own
-thread so the event loop stays free. It waits for a fuller batch (at most max_delay after the oldest
-arrival or the end of the last batch) only when there is evidence that company is coming: around a
+thread so the event loop stays free. It waits for a fuller batch (counted from the later of the oldest
+arrival and the end of the last batch) only when there is evidence that company is coming: around a
 batch of the last second there were more rows in flight (the rows it ran plus those that queued while
-it ran) than are queued now. So a lone caller runs at once instead of waiting max_delay for nobody,
-while a crowd's batches still fill: the callers a batch has just answered come back within the delay.
+it ran) than are queued now. So a lone caller runs at once instead of waiting for nobody, while a
+crowd's batches still fill: the callers a batch has just answered come back within the wait. The wait
+lasts at most max_delay, or `wait_fraction` of the version's last batch's run time where that is
+longer: a caller that misses a batch that takes 150 ms waits for the whole of it and then its own, so
+for a slow model a few milliseconds more for the expected company is the cheaper side.
 Under load the queue refills while a batch runs, so batches grow by themselves.
 
 A batch runs in the batcher's thread, so the event loop stays free, unless the version's recent batches
@@ -77,7 +80,8 @@ class BatchStats:
 class Batcher:
     def __init__(self, name: str, run: Callable[[Feeds], Feeds], *, max_batch: int, max_delay_s: float,
                  max_queue: int, batchable: bool = True, stats: BatchStats | None = None,
-                 pad: dict[str, tuple[int, object]] | None = None, inline_s: float = 0.0):
+                 pad: dict[str, tuple[int, object]] | None = None, inline_s: float = 0.0,
+                 wait_fraction: float = 0.0):
         self.name = name
         self._run = run
         self.max_batch = max_batch if batchable else 1
@@ -87,6 +91,7 @@ class Batcher:
         self.stats = stats or BatchStats()
         self.pad = pad or {}
         self.inline_s = inline_s
+        self.wait_fraction = wait_fraction
         self._runs: deque[tuple[float, int]] = deque(maxlen=INLINE_EVIDENCE)  # (seconds, rows) of recent runs
         self._queue: deque[Request] = deque()
         self._live = 0  # queued requests not yet expired or taken
@@ -191,7 +196,8 @@ class Batcher:
         # Counted from the later of the oldest arrival and the end of the last batch: under load the
         # queued requests all arrived during that batch, and a short wait for the callers it just
         # answered to come back makes the next batch fuller.
-        wait = max(self._queue[0].enqueued, self._last_done) + self.max_delay_s - time.monotonic()
+        allowance = max(self.max_delay_s, self.wait_fraction * self._runs[-1][0] if self._runs else 0.0)
+        wait = max(self._queue[0].enqueued, self._last_done) + allowance - time.monotonic()
         if wait > 0:
             self._full.clear()
             try:

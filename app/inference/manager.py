@@ -228,6 +228,7 @@ class ModelManager:
             f"{info.name}-{info.version}", lm.run, max_batch=cfg.max_batch, max_delay_s=cfg.max_delay_s,
             max_queue=self.settings.max_queue_size, batchable=runtime.batchable(info.signature),
             inline_s=self.settings.inline_run_us / 1e6,
+            wait_fraction=self.settings.batch_wait_fraction,
             stats=self.metrics.batch_stats(info.name, info.version),
             pad=lm.family.batch_padding(lm.spec) if lm.spec is not None and family(info.task).batch_padding
             else None,

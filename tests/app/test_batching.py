@@ -296,3 +296,32 @@ def test_a_version_that_costs_microseconds_runs_on_the_event_loop_a_slow_one_nev
     assert seen == [False] * 8 + [True] * 4  # eight timed runs on the batch thread, then on the loop
     assert after_slow == [True, False]
     assert never == [False] * 12
+
+
+def test_for_a_slow_model_the_expected_company_is_waited_for_a_share_of_a_batchs_time():
+    """A batch takes 100 ms. Four callers come back 0, 8, 16 and 24 ms after it: with the 2 ms delay alone the
+    first runs by itself and the others wait for all of its 100 ms before theirs; allowed 0.4 of the last
+    batch's time, the four run together."""
+    def scenario(fraction: float) -> list[int]:
+        sizes = []
+
+        def run(feeds):
+            sizes.append(len(feeds["x"]))
+            time.sleep(0.1)
+            return {"y": feeds["x"]}
+
+        async def caller(b, delay):
+            await asyncio.sleep(delay)
+            await b.submit({"x": np.zeros((1, 1), np.float32)}, 1, time.monotonic() + 10)
+
+        async def go():
+            b = Batcher("t", run, max_batch=8, max_delay_s=0.002, max_queue=16, wait_fraction=fraction)
+            await asyncio.gather(*(caller(b, 0) for _ in range(4)))  # evidence: four in flight
+            await asyncio.gather(*(caller(b, 0.008 * k) for k in range(4)))
+            await b.close()
+
+        asyncio.run(go())
+        return sizes
+
+    assert scenario(0.0)[1:] == [1, 3]
+    assert scenario(0.4)[1:] == [4]
