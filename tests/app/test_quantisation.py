@@ -203,7 +203,7 @@ def test_the_setting_overrides_a_familys_tolerance_and_families_show_it(settings
             client.headers["Authorization"] = f"Bearer {ADMIN_KEY}"
             fams = {f["task"]: f for f in client.get("/v1/families").json()}
             assert fams["regression"]["quantisation"] == {"metric": "val_mse", "goal": "min", "tolerance": 0.01,
-                                                          "methods": ["static", "dynamic"]}
+                                                          "methods": ["static", "dynamic"], "op_types": None}
     finally:
         models.unregister("regression")
     with pytest.raises(ValueError, match="finite and >= 0"):
