@@ -16,7 +16,7 @@ version's metadata.quantisation.
   creditcard      fraud, ../shared/datasets/creditcard/creditcard_sample.csv, a short config
   movielens-100k  recommendation (mf), u.data
   mnist-detection detection, benchmarks/detection.py's MNIST canvases (2000 train, 200 val), 5 epochs
-  fra-eng         translation en->fr (a small Transformer, 10 minutes of training); and sentences/tokens per
+  fra-eng         translation en->fr (a small Transformer, 25 minutes of training); and sentences/tokens per
                   second served at batch 1, 8 and 32 (sentences a request, greedy) for fp32 and int8
 
     .venv/bin/python benchmarks/int8.py --task mnist [--epochs 2] [--json var/bench-int8-mnist.json]
@@ -58,7 +58,7 @@ TASKS: dict[str, dict[str, Any]] = {
     "fra-eng": {"task": "translation", "file": SHARED / "fra-eng/fra.txt", "format": "parallel",
                 "config": {"source_lang": "en", "target_lang": "fr", "columns": "en,fr", "d_model": 128, "layers": 2,
                            "ffn": 256, "tokenizer": "word", "vocab_size": 4000, "batch_size": 64, "lr": 3e-3,
-                           "warmup_steps": 100, "eval_beam_size": 1, "max_val": 400, "max_minutes": 10}},
+                           "warmup_steps": 100, "eval_beam_size": 1, "max_val": 400, "max_minutes": 25}},
 }
 
 
