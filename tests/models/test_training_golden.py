@@ -3,9 +3,11 @@ same steps, checkpoints at the same epochs and ends with the same metrics and we
 made before the training code was refactored (tests/models/golden/); and a run whose worker dies
 right after a checkpoint, resumed from that checkpoint, goes on exactly as the uninterrupted run did.
 
-Bit-for-bit equality holds for one torch build on one instruction set (one thread here): on another
-machine the golden comparison is skipped, saying why, and the resume test compares against an
-uninterrupted run made there instead."""
+Bit-for-bit equality holds for one torch build on one instruction set (one thread here). The records of
+golden/ were made on an AVX2 machine before the refactor; golden/avx512/ holds records made later on an
+AVX-512 machine (2026-12-04, from the code the AVX2 records had held to), so that a change on that kind of
+machine is caught too. On a machine matching neither, the golden comparison is skipped, saying why, and the
+resume test compares against an uninterrupted run made there instead."""
 
 from __future__ import annotations
 
