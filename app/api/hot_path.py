@@ -53,9 +53,10 @@ class HotRoute:
         params = m.groupdict()
         for name in self.numbers:
             value = params[name]
-            if not (value.isascii() and value.isdigit() and len(value) <= 10 and 1 <= int(value) <= INT32_MAX):
+            number = int(value) if value.isascii() and value.isdigit() and len(value) <= 10 else 0
+            if not 1 <= number <= INT32_MAX:
                 return None  # FastAPI's validation answers it, in its words
-            params[name] = int(value)
+            params[name] = number
         return params
 
 

@@ -158,8 +158,9 @@ class Batcher:
             if not batch:
                 continue
             self._running = True
+            rows = sum(r.rows for r in batch)
             try:
-                if self._cheap(sum(r.rows for r in batch)):
+                if self._cheap(rows):
                     results = self._execute(batch)
                 else:
                     results = await asyncio.get_running_loop().run_in_executor(self._executor, self._execute, batch)
@@ -168,7 +169,7 @@ class Batcher:
             finally:
                 self._running = False
                 self._last_done = time.monotonic()
-                self._recent.append((self._last_done, sum(r.rows for r in batch) + self._queued_rows()))
+                self._recent.append((self._last_done, rows + self._queued_rows()))
             for req, result in zip(batch, results, strict=True):
                 if req.future.done():
                     continue  # the caller went away
