@@ -6,18 +6,9 @@ import pytest
 from models import FAMILIES, family
 from models.common.job_keys import MAX_DEVICES
 from tests.conftest import assert_problem
-from tests.workers import synthetic
 
 # The subject is the family, the CLI or the job's checks, not the database: one backend (tests/conftest.py).
 pytestmark = pytest.mark.one_backend
-
-
-@pytest.fixture
-def dataset(client) -> dict:
-    r = client.post("/v1/datasets", files={"file": ("d.npz", synthetic.npz_bytes(n=16, size=8))},
-                    data={"task": "classification"})
-    assert r.status_code == 201, r.text
-    return r.json()
 
 
 def test_devices_is_kept_with_the_config_unless_it_is_the_default_one(client, dataset):

@@ -15,15 +15,6 @@ from app.jobs import service
 from app.jobs.broker import Broker, file_broker_dirs
 from app.main import create_app
 from tests.conftest import ADMIN_KEY, REDIS_URL, assert_problem
-from tests.workers import synthetic
-
-
-@pytest.fixture
-def dataset(client) -> dict:
-    r = client.post("/v1/datasets", files={"file": ("d.npz", synthetic.npz_bytes(n=16, size=8))},
-                    data={"task": "classification"})
-    assert r.status_code == 201, r.text
-    return r.json()
 
 
 def submit(client, dataset, **body):
