@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.app.test_jobs import dataset, submit  # noqa: F401 (a fixture)
+from tests.app.test_jobs import submit
 from tests.app.test_web_session import make_key
 from tests.conftest import assert_problem
 

@@ -8,7 +8,7 @@ from sqlalchemy import insert
 
 from app.db.session import make_engine, make_sessionmaker
 from app.db.tables import RunMetric, TrainingRun
-from tests.app.test_jobs import dataset, submit  # noqa: F401 (a fixture)
+from tests.app.test_jobs import submit
 from tests.conftest import assert_problem
 
 SPIKE = 7777

@@ -11,7 +11,7 @@ from sqlalchemy import text
 from app.db.session import make_engine, make_sessionmaker
 from app.db.tables import TrainingRun
 from app.jobs import logs
-from tests.app.test_jobs import dataset, submit  # noqa: F401 (a fixture)
+from tests.app.test_jobs import submit
 from tests.app.test_web_session import make_key
 from tests.conftest import assert_problem
 from workers.runlog import RunLog
