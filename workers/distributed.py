@@ -180,11 +180,13 @@ def _why(folder: Path, rc: int, devices: int) -> str:
     only that a peer went away; else the first rank's error to be written; else the end of torchrun's log."""
     started = {f.stem.removeprefix("rank") for f in folder.glob("rank*.pid")}
     errors = sorted(folder.glob("rank*.error"), key=lambda f: f.stat().st_mtime)
-    stopped = {f.stem.removeprefix("rank") for f in folder.glob("rank*.stopped")}
-    silent = sorted(started - stopped - {f.stem.removeprefix("rank") for f in errors}, key=int)
-    if silent and errors:
-        return (f"rank {silent[0]} of {devices} died without an error of its own (killed: out of memory, or a "
-                f"signal); then rank {errors[0].stem.removeprefix('rank')}: {errors[0].read_text().strip()}")
+    ended = {f.stem.removeprefix("rank") for pattern in ("rank*.stopped", "rank*.done") for f in folder.glob(pattern)}
+    silent = sorted(started - ended - {f.stem.removeprefix("rank") for f in errors}, key=int)
+    if silent:  # the peers may have written an error (a peer went away) or been stopped by torchrun first
+        cause = (f"rank {silent[0]} of {devices} died without an error of its own (killed: out of memory, or a "
+                 f"signal)")
+        return f"{cause}; then rank {errors[0].stem.removeprefix('rank')}: {errors[0].read_text().strip()}" \
+            if errors else cause
     if errors:
         rank = errors[0].stem.removeprefix("rank")
         return f"rank {rank} of {devices} failed: {errors[0].read_text().strip()}"
@@ -197,15 +199,16 @@ def _why(folder: Path, rc: int, devices: int) -> str:
 
 def rank_main(folder: Path) -> None:
     rank, local = int(os.environ["RANK"]), int(os.environ["LOCAL_RANK"])
-    (folder / f"rank{rank}.pid").write_text(str(os.getpid()))
 
     def stopped(signum, frame):  # torchrun stops the others when one fails: they are not the cause (_why)
         (folder / f"rank{rank}.stopped").touch()
         os._exit(128 + signum)
 
-    signal.signal(signal.SIGTERM, stopped)
+    signal.signal(signal.SIGTERM, stopped)  # before the pid file: a started rank always says how it ended
+    (folder / f"rank{rank}.pid").write_text(str(os.getpid()))
     try:
         _train(folder, rank, local)
+        (folder / f"rank{rank}.done").touch()  # a rank that ended well is never the one that died (_why)
     except BaseException as e:
         (folder / f"rank{rank}.error").write_text(f"{type(e).__name__}: {e}"[:4000])
         traceback.print_exc()

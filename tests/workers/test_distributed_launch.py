@@ -69,3 +69,20 @@ def test_the_host_must_have_the_devices_and_a_checkpoint_the_same_world():
         distributed.check(2, torch.device("cpu"), {"step": 3})
     distributed.check(2, torch.device("cpu"), {"step": 3, "world_size": 2})
     assert distributed.threads_per_rank(2, 8) == 4 and distributed.threads_per_rank(4, 2) == 1
+
+
+@pytest.mark.parametrize("left, expected", [
+    # the peer was stopped by torchrun before its collective call could fail (CI saw this order)
+    ({"rank0.stopped": ""}, "rank 1 of 2 died without an error of its own (killed: out of memory, or a signal)"),
+    ({"rank0.error": "RuntimeError: Connection closed by peer"},
+     "rank 1 of 2 died without an error of its own (killed: out of memory, or a signal); "
+     "then rank 0: RuntimeError: Connection closed by peer"),
+    # rank 1 ended well: rank 0's own error is the cause, not rank 1's silence
+    ({"rank1.done": "", "rank0.error": "ValueError: bad"}, "rank 0 of 2 failed: ValueError: bad"),
+])
+def test_the_cause_named_follows_what_each_rank_left(tmp_path, left, expected):
+    for rank in (0, 1):
+        (tmp_path / f"rank{rank}.pid").write_text("1")
+    for name in left:
+        (tmp_path / name).write_text(left[name])
+    assert distributed._why(tmp_path, 1, 2) == expected
