@@ -3,11 +3,13 @@ same steps, checkpoints at the same epochs and ends with the same metrics and we
 made before the training code was refactored (tests/models/golden/); and a run whose worker dies
 right after a checkpoint, resumed from that checkpoint, goes on exactly as the uninterrupted run did.
 
-Bit-for-bit equality holds for one torch build on one instruction set (one thread here). The records of
-golden/ were made on an AVX2 machine before the refactor; golden/avx512/ holds records made later on an
-AVX-512 machine (2026-12-04, from the code the AVX2 records had held to), so that a change on that kind of
-machine is caught too. On a machine matching neither, the golden comparison is skipped, saying why, and the
-resume test compares against an uninterrupted run made there instead."""
+Bit-for-bit equality holds for one torch build on one instruction set and one CPU vendor (MKL picks its
+kernels by vendor), one thread here. The records of golden/ were made on an AVX2 machine before the refactor
+(they carry no vendor and compare on every AVX2 machine); golden/<cpu>-<vendor>/ holds records made later on
+other machines (AVX-512 on an AMD EPYC 2026-12-04, on an Intel Xeon 2026-12-05, from the code the AVX2 records
+had held to), so that a change on those kinds of machine is caught too. On a machine matching none, the golden
+comparison is skipped, saying why, and the resume test compares against an uninterrupted run made there
+instead."""
 
 from __future__ import annotations
 
@@ -42,7 +44,7 @@ _uninterrupted: dict[str, dict[str, Any]] = {}
 def reference(case: R.Case, tmp_path) -> dict[str, Any]:
     """The golden record where this machine is the one it was made on, else an uninterrupted run here."""
     recorded = R.golden(case)
-    if recorded["environment"] == R.environment():
+    if R.matches(recorded["environment"], R.environment()):
         return recorded["record"]
     if case.name not in _uninterrupted:
         _uninterrupted[case.name] = R.run(case, tmp_path / "whole")[0]
@@ -52,7 +54,7 @@ def reference(case: R.Case, tmp_path) -> dict[str, Any]:
 @pytest.mark.parametrize("case", R.CASES, ids=lambda c: c.name)
 def test_a_seeded_run_matches_its_golden_record(case, tmp_path):
     recorded = R.golden(case)
-    if recorded["environment"] != R.environment():
+    if not R.matches(recorded["environment"], R.environment()):
         pytest.skip(f"recorded on {recorded['environment']}, this is {R.environment()}: bits may differ")
     record, _ = R.run(case, tmp_path)
     assert not (diff := _differences(record, recorded["record"])), "\n".join(diff)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import platform
 import sys
 import tempfile
 import time
@@ -279,10 +280,30 @@ def run(case: Case, folder: Path, interrupt_after: int | None = None,
 
 
 def environment() -> dict[str, str]:
-    """What bit-for-bit equality depends on besides the code: the same kernels on the same instructions."""
+    """What bit-for-bit equality depends on besides the code: the same kernels on the same instructions. The
+    capability torch reports is not enough: an Intel and an AMD AVX-512 machine differ in the last bit (seen
+    2026-12-05: a Xeon against the EPYC records of golden/avx512-authenticamd/), so the vendor and the vector
+    instruction flags the kernels may dispatch on are part of it."""
     import torch
 
-    return {"torch": torch.__version__, "numpy": np.__version__, "cpu": torch.backends.cpu.get_cpu_capability()}
+    vendor, flags = _cpuinfo()
+    return {"torch": torch.__version__, "numpy": np.__version__, "cpu": torch.backends.cpu.get_cpu_capability(),
+            "vendor": vendor, "isa": " ".join(sorted(f for f in flags if f.startswith(("avx", "amx", "fma"))))}
+
+
+def _cpuinfo() -> tuple[str, list[str]]:
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return platform.processor() or "unknown", []
+    first = {k.strip(): v.strip() for k, _, v in (line.partition(":") for line in lines[:40])}
+    return first.get("vendor_id", "unknown"), first.get("flags", "").split()
+
+
+def matches(recorded: dict[str, str], here: dict[str, str]) -> bool:
+    """A record holds the keys known when it was made: the AVX2 originals predate the vendor (they have
+    compared on every AVX2 machine CI has drawn so far), the AMD records the instruction flags."""
+    return all(here.get(k) == v for k, v in recorded.items())
 
 
 def canonical(value: Any) -> Any:
@@ -298,7 +319,7 @@ def canonical(value: Any) -> Any:
 
 def _record_files(case: Case) -> list[Path]:
     """golden/<case>.json (made on the AVX2 VM before the training code was refactored), then the records
-    made since on other instruction sets, golden/<cpu>/<case>.json."""
+    made since on other instruction sets and vendors, golden/<cpu>-<vendor>/<case>.json."""
     return [f for f in (GOLDEN / f"{case.name}.json", *sorted(GOLDEN.glob(f"*/{case.name}.json"))) if f.exists()]
 
 
@@ -306,7 +327,7 @@ def golden(case: Case) -> dict[str, Any]:
     """The record made where this machine's kernels are the same (environment()), else the original."""
     records = [json.loads(f.read_text()) for f in _record_files(case)]
     here = environment()
-    return next((r for r in records if r["environment"] == here), records[0])
+    return next((r for r in records if matches(r["environment"], here)), records[0])
 
 
 def write(names: list[str]) -> None:
@@ -317,8 +338,8 @@ def write(names: list[str]) -> None:
             record, _ = run(case, Path(tmp))
         # the original where it was made on these kernels (or there is none), else a record of this CPU's own
         original, here = GOLDEN / f"{case.name}.json", environment()
-        made_here = not original.exists() or json.loads(original.read_text())["environment"] == here
-        path = original if made_here else GOLDEN / here["cpu"].lower() / original.name
+        made_here = not original.exists() or matches(json.loads(original.read_text())["environment"], here)
+        path = original if made_here else GOLDEN / f"{here['cpu']}-{here['vendor']}".lower() / original.name
         path.parent.mkdir(exist_ok=True)
         path.write_text(json.dumps({"environment": here, "record": record}, indent=1) + "\n")
         print(f"{case.name}: {len(record['reports'])} reports, {time.monotonic() - started:.1f} s")
