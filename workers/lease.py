@@ -226,6 +226,20 @@ class Reporter:
                             self.run_id, type(e).__name__)
                 self.last_flush = time.monotonic()
 
+    def flush_for_checkpoint(self) -> bool:
+        """Every metric so far written before a checkpoint is kept: a run resumed from it does not repeat the
+        steps before it, so what was still pending would be lost with this process (seen: a worker killed
+        between an epoch's checkpoint and the next flush left its run 8 steps short). False while the
+        database is unavailable: that checkpoint is then not kept, and a resumed run repeats those steps."""
+        try:
+            self.flush()
+            return True
+        except (OperationalError, InterfaceError) as e:
+            log.warning("job %s: checkpoint at step %d not kept, its metrics could not be written (%s)",
+                        self.run_id, self.step, type(e).__name__)
+            self.last_flush = time.monotonic()
+            return False
+
     def progress(self, phase: str) -> dict[str, Any]:
         elapsed = time.monotonic() - self.started
         done = self.step - self.start_step

@@ -161,7 +161,7 @@ class _Run:
                  job.task, device, torch.get_num_threads(), report.total, cfg.epochs, cfg.batch_size)
         report.flush()
         started = time.monotonic()
-        model, train_metrics = train(cfg, data, device, report, checkpoint=self._save_checkpoint,
+        model, train_metrics = train(cfg, data, device, report, checkpoint=lambda s: self._save_checkpoint(s, report),
                                resume=resume, **({"init": init} if init is not None else {}))
         train_seconds = time.monotonic() - started
         log.info("job %s: trained in %.1f s; evaluating on the validation split", job.id, train_seconds)
@@ -286,7 +286,9 @@ class _Run:
 
     # -- checkpoints: plain dicts, written to a temporary file and renamed, so a kill mid-write
     # leaves the previous checkpoint intact.
-    def _save_checkpoint(self, state: dict[str, Any]) -> None:
+    def _save_checkpoint(self, state: dict[str, Any], report: Reporter) -> None:
+        if not report.flush_for_checkpoint():
+            return
         self.checkpoint_file.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.checkpoint_file.with_suffix(f".{os.getpid()}.tmp")
         torch.save(state, tmp)

@@ -15,7 +15,7 @@ from app.db.session import make_engine, make_sessionmaker
 from app.db.tables import TrainingRun
 from tests.workers import synthetic
 from workers.lease import worker_id
-from workers.runner import run_training
+from workers.runner import _Run, run_training
 
 EASY = {"epochs": 3, "batch_size": 16, "lr": 0.01, "width": 8}
 
@@ -117,6 +117,36 @@ def test_a_redelivered_run_resumes_from_its_checkpoint(client, settings, submit,
     assert done["attempts"] == 2 and done["progress"]["resumed_from"] == {"epoch": 1, "step": 9}
     steps = [m["step"] for m in client.get(f"/v1/jobs/{job['id']}/metrics", params={"key": "loss"}).json()["items"]]
     assert steps == list(range(10, 28))  # only what this attempt trained; nothing repeated
+
+
+class Died(BaseException):
+    """The worker process killed right after it kept a checkpoint (nothing of it runs on)."""
+
+
+@pytest.mark.one_backend
+def test_a_worker_killed_right_after_a_checkpoint_loses_no_metric(client, settings, submit, sessions, monkeypatch):
+    job = submit(config=EASY)
+    keep = _Run._save_checkpoint
+
+    def keep_then_die(self, state, report):
+        keep(self, state, report)
+        raise Died
+
+    monkeypatch.setattr(_Run, "_save_checkpoint", keep_then_die)
+    with pytest.raises(Died):  # an hour between flushes: only the checkpoint's own flush can write them
+        run_training(job["id"], settings.model_copy(update={"progress_interval_s": 3600}))
+    monkeypatch.undo()
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    with sessions() as s:
+        s.get(TrainingRun, job["id"]).worker = f"{worker_id().split(':')[0]}:{dead.pid}"
+        s.commit()
+
+    assert run_training(job["id"], settings) == "succeeded"
+    done = client.get(f"/v1/jobs/{job['id']}").json()
+    assert done["attempts"] == 2 and done["progress"]["resumed_from"] == {"epoch": 1, "step": 9}
+    steps = [m["step"] for m in client.get(f"/v1/jobs/{job['id']}/metrics", params={"key": "loss"}).json()["items"]]
+    assert steps == list(range(1, 28))  # the first attempt's 9 steps are there, and each step once
 
 
 def _sha(client, job):
