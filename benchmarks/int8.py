@@ -145,6 +145,7 @@ def image_serving(server: Server, home: Path, out: dict[str, Any], name: str, n_
     from app.inference.runtime import session_options
     from app.settings import Settings
     from benchmarks.serving import ceiling
+    from models.classification import serving
 
     settings = Settings()
     x, y = validation_images(name, out["config"], n_images)
@@ -169,7 +170,9 @@ def image_serving(server: Server, home: Path, out: dict[str, Any], name: str, n_
             mine["ceiling"][b] = max(mine["ceiling"].get(b, 0.0), ips)
         print(f"turn {turn}: {label} in-process ceiling {top['by_batch']} images/s (batch: images/s)", flush=True)
         if "op_profile_us" not in mine:
-            batch = _normalised(x[:settings.max_batch_size], v["metadata"]["preprocessing"])
+            spec = serving.make_spec({"inputs": v["inputs"], "outputs": v["outputs"]}, v["metadata"])
+            batch = np.concatenate([serving.image_tensor(img, spec.size, spec.mean, spec.std)
+                                    for img in x[:settings.max_batch_size]])
             mine["op_profile_us"] = op_profile(model, {v["inputs"][0]["name"]: batch.astype(np.float32)},
                                                session_options(settings))
             print(f"{label}: microseconds per batch of {len(batch)} by op type: {mine['op_profile_us']}", flush=True)
@@ -189,16 +192,6 @@ def image_serving(server: Server, home: Path, out: dict[str, Any], name: str, n_
                       "accuracy_points_lost_served": 100 * (out["fp32"]["served_accuracy"]
                                                             - out["int8"]["served_accuracy"])}
     print(f"summary: {out['summary']}", flush=True)
-
-
-def _normalised(images, pre: dict[str, Any]):
-    """uint8 images [N, H, W] or [N, H, W, C] as the graph takes them: [N, C, H, W], scaled and normalised."""
-    import numpy as np
-
-    x = images[:, None] if images.ndim == 3 else images.transpose(0, 3, 1, 2)
-    mean = np.asarray(pre["mean"], np.float32)[:, None, None]
-    std = np.asarray(pre["std"], np.float32)[:, None, None]
-    return (x.astype(np.float32) / 255 - mean) / std
 
 
 def translation_serving(server: Server, out: dict[str, Any], sentences: list[str]) -> None:
